@@ -50,9 +50,13 @@
 //! Helpers: [`Amount`] (u256 with checked arithmetic), [`quantity`] (Kubernetes quantities),
 //! [`Address`] (compared by bytes, so case-insensitively).
 
+// The generated bindings and export macros name this crate by path, also from inside it.
+extern crate self as grid_policy_sdk;
+
 pub mod address;
 pub mod amount;
 pub mod context;
+pub mod fixture;
 pub mod policy;
 pub mod quantity;
 pub mod types;
@@ -60,6 +64,7 @@ pub mod types;
 pub use address::{Address, AddressParseError};
 pub use amount::{Amount, AmountParseError};
 pub use context::{Context, Level};
+pub use fixture::{Call, Fixture, Outcome};
 pub use policy::{AuthorizationPolicy, PayeePolicy, Policy, PricingPolicy, parse_settings};
 pub use types::*;
 
@@ -68,8 +73,25 @@ pub mod prelude {
     pub use crate::quantity;
     pub use crate::{
         Address, Amount, AuthorizationPolicy, Context, Decision, Level, NodeInfo, Order,
-        OrderStatus, PayeePolicy, Policy, PriceLine, PricingPolicy, Quote, QuoteRequest,
+        OrderStatus, PayeePolicy, Policy, PriceLine, PricingPolicy, Quote, QuoteRequest, Refusal,
         RefusalKind, RequestMeta, Resources, SessionDecision, SessionGrant, SessionRequest,
         parse_settings,
     };
+}
+
+#[doc(hidden)]
+#[cfg(feature = "guest")]
+#[path = "glue.rs"]
+pub mod __glue;
+#[cfg(feature = "guest")]
+pub mod bindings;
+#[cfg(feature = "guest")]
+mod export;
+
+/// Runtime support the generated bindings refer to, re-exported so policy crates need no
+/// direct `wit-bindgen` dependency.
+#[doc(hidden)]
+#[cfg(feature = "guest")]
+pub mod __rt {
+    pub use wit_bindgen;
 }

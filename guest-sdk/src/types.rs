@@ -96,6 +96,17 @@ pub enum OrderStatus {
     Completed,
 }
 
+impl core::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            OrderStatus::Created => "created",
+            OrderStatus::Active => "active",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Completed => "completed",
+        })
+    }
+}
+
 /// An order as the Market contract holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,202 @@
+//! The `grid-gateway` binary: argument parsing and exit codes. Errors become `anyhow`
+//! only here, at the edge.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use grid_gateway::cli::policy::{self as policy_cmd, CommandError, PolicyOptions};
+use grid_gateway::policy::{Isolation, RuntimeLimits, World};
+
+#[derive(Parser)]
+#[command(
+    name = "grid-gateway",
+    version,
+    about = "Provider gateway of a decentralized compute market"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate, check and benchmark policies locally, without a running gateway.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Evaluate a policy on a fixture (or a directory of fixtures) and print the answers as JSON.
+    ///
+    /// Exit 0 when every fixture got an answer (matching its `expect`, if it has one);
+    /// 1 when the policy cannot be loaded or evaluated, or an answer differs from `expect`.
+    Run {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// A fixture file, or a directory whose *.json files (but settings.json) are fixtures.
+        #[arg(long)]
+        input: PathBuf,
+    },
+    /// Load a policy as the gateway would (compile, world, imports, settings) without evaluating.
+    Check {
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Evaluate a fixture many times and print p50/p99/mean per evaluation (µs).
+    Bench {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// The fixture to evaluate (the first one, for a directory).
+        #[arg(long)]
+        input: PathBuf,
+        /// Timed evaluations.
+        #[arg(long, default_value_t = 10_000)]
+        iterations: u32,
+        /// Untimed evaluations first (warm instances, caches).
+        #[arg(long, default_value_t = 200)]
+        warmup: u32,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WorldArg {
+    Pricing,
+    Payee,
+    Authorization,
+}
+
+impl From<WorldArg> for World {
+    fn from(w: WorldArg) -> Self {
+        match w {
+            WorldArg::Pricing => World::Pricing,
+            WorldArg::Payee => World::Payee,
+            WorldArg::Authorization => World::Authorization,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IsolationArg {
+    /// Reuse warm instances; discard after a failure or --max-uses evaluations.
+    Pooled,
+    /// A new instance per evaluation.
+    Fresh,
+}
+
+#[derive(Args)]
+struct PolicyArgs {
+    /// The world the policy implements (inferred from the fixture for run and bench).
+    #[arg(long, value_enum)]
+    world: Option<WorldArg>,
+    /// The component (.wasm); the built-in reference policy of the world when omitted.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The policy's settings (JSON).
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Deadline of one evaluation, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    deadline_ms: u64,
+    /// Memory cap of one instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+    /// How instances are reused.
+    #[arg(long, value_enum, default_value_t = IsolationArg::Pooled)]
+    isolation: IsolationArg,
+    /// With pooled isolation: evaluations one instance serves before it is replaced.
+    #[arg(long, default_value_t = 1000)]
+    max_uses: u32,
+}
+
+impl PolicyArgs {
+    fn options(&self) -> PolicyOptions {
+        PolicyOptions {
+            world: self.world.map(World::from),
+            policy: self.policy.clone(),
+            settings: self.settings.clone(),
+            limits: RuntimeLimits {
+                deadline: Duration::from_millis(self.deadline_ms),
+                memory_bytes: self.memory_mib.saturating_mul(1 << 20),
+                isolation: match self.isolation {
+                    IsolationArg::Pooled => Isolation::Pooled {
+                        max_uses: self.max_uses,
+                    },
+                    IsolationArg::Fresh => Isolation::Fresh,
+                },
+                ..RuntimeLimits::default()
+            },
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Run { policy, input } => match policy_cmd::run(&policy.options(), &input) {
+            Ok(results) => {
+                // One fixture: print its answer alone, the common case while iterating.
+                if let [single] = results.as_slice() {
+                    print_json(&single.outcome)
+                } else {
+                    print_json(&results)
+                }
+            }
+            Err((results, error)) => {
+                for r in &results {
+                    if let Some(diff) = &r.mismatch {
+                        eprintln!("{}: {diff}", r.fixture.display());
+                    }
+                }
+                if !results.is_empty() {
+                    print_json(&results)?;
+                }
+                Err(error.into())
+            }
+        },
+        PolicyCommand::Check { policy } => {
+            let options = policy.options();
+            if options.world.is_none() {
+                return Err(CommandError::NoWorld.into());
+            }
+            print_json(&policy_cmd::check(&options)?)
+        }
+        PolicyCommand::Bench {
+            policy,
+            input,
+            iterations,
+            warmup,
+        } => print_json(&policy_cmd::bench(
+            &policy.options(),
+            &input,
+            iterations,
+            warmup,
+        )?),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Policy(command) => policy_command(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

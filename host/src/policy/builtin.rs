@@ -1,0 +1,47 @@
+//! The reference policies embedded in the binary, so a gateway with an empty policy
+//! directory still prices, checks payees and authorizes (feature `builtin-policies`).
+
+use super::world::World;
+
+/// A policy compiled into the gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct BuiltinPolicy {
+    /// The world it serves.
+    pub world: World,
+    /// Its crate name under `policies/`.
+    pub name: &'static str,
+    /// The component bytes.
+    pub wasm: &'static [u8],
+}
+
+#[cfg(feature = "builtin-policies")]
+const BUILTIN: [BuiltinPolicy; 3] = [
+    BuiltinPolicy {
+        world: World::Pricing,
+        name: "pricing-linear",
+        wasm: include_bytes!(env!("GRID_WASM_PRICING_LINEAR")),
+    },
+    BuiltinPolicy {
+        world: World::Payee,
+        name: "payee-wallets",
+        wasm: include_bytes!(env!("GRID_WASM_PAYEE_WALLETS")),
+    },
+    BuiltinPolicy {
+        world: World::Authorization,
+        name: "authz-order-owner",
+        wasm: include_bytes!(env!("GRID_WASM_AUTHZ_ORDER_OWNER")),
+    },
+];
+
+#[cfg(not(feature = "builtin-policies"))]
+const BUILTIN: [BuiltinPolicy; 0] = [];
+
+/// The built-in policy of a world, if the binary carries one.
+pub fn builtin(world: World) -> Option<BuiltinPolicy> {
+    BUILTIN.iter().copied().find(|b| b.world == world)
+}
+
+/// Every built-in policy.
+pub fn all() -> &'static [BuiltinPolicy] {
+    &BUILTIN
+}

@@ -1,0 +1,163 @@
+//! The one wasmtime engine of the gateway: configuration, the pre-linked imports every
+//! policy gets, and the epoch ticker that enforces deadlines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::host;
+use super::limits::{LimitsError, RuntimeLimits};
+use super::metrics::PolicyMetrics;
+use super::state::PolicyState;
+
+/// Why the engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The limits are not usable.
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
+    /// wasmtime refused the configuration (e.g. the pooling allocator could not reserve
+    /// its address space).
+    #[error("cannot configure the WebAssembly engine: {0}")]
+    Config(String),
+}
+
+/// Builds a [`PolicyEngine`]; `build` checks the limits before anything is allocated.
+#[derive(Default)]
+pub struct PolicyEngineBuilder {
+    limits: RuntimeLimits,
+    metrics: Option<PolicyMetrics>,
+}
+
+impl PolicyEngineBuilder {
+    /// Uses these limits instead of the defaults.
+    pub fn limits(mut self, limits: RuntimeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Records into these metrics (shared with the gateway's registry) instead of a
+    /// private set.
+    pub fn metrics(mut self, metrics: PolicyMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Creates the engine, its linker and its epoch ticker thread.
+    pub fn build(self) -> Result<PolicyEngine, EngineError> {
+        let limits = self.limits;
+        limits.validate()?;
+        let config_err = |e: wasmtime::Error| EngineError::Config(format!("{e:#}"));
+
+        let mut pool = PoolingAllocationConfig::default();
+        // A Rust wasm32-wasip2 component instantiates a handful of core modules (its code
+        // plus small shims from componentization) with one memory; 8 core instances and
+        // tables per component leave headroom without reserving much.
+        pool.total_component_instances(limits.max_instances)
+            .total_core_instances(limits.max_instances.saturating_mul(8))
+            .total_tables(limits.max_instances.saturating_mul(8))
+            .total_memories(limits.max_instances.saturating_mul(2))
+            .max_memory_size(limits.memory_bytes);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            // Epochs, not fuel: an epoch check is a load and compare at loop headers and
+            // function entries, while fuel counts every instruction (measurably slower).
+            // The price is coarser precision: a deadline lands within one tick.
+            .epoch_interruption(true)
+            // The pooling allocator makes instantiation cheap (pre-reserved slots, memory
+            // reset with madvise) and caps the number of live instances.
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(config_err)?;
+
+        let mut linker = Linker::<PolicyState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(config_err)?;
+        host::add_to_linker::<PolicyState, HasSelf<PolicyState>>(&mut linker, |state| state)
+            .map_err(config_err)?;
+
+        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick);
+        Ok(PolicyEngine {
+            inner: Arc::new(EngineInner {
+                engine,
+                linker,
+                limits,
+                metrics: self.metrics.unwrap_or_default(),
+                _ticker: ticker,
+            }),
+        })
+    }
+}
+
+/// The shared engine: cheap to clone.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<PolicyState>,
+    pub(crate) limits: RuntimeLimits,
+    pub(crate) metrics: PolicyMetrics,
+    _ticker: EpochTicker,
+}
+
+impl PolicyEngine {
+    /// A builder with default limits.
+    pub fn builder() -> PolicyEngineBuilder {
+        PolicyEngineBuilder::default()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.inner.limits
+    }
+
+    /// The metrics this engine records into.
+    pub fn metrics(&self) -> &PolicyMetrics {
+        &self.inner.metrics
+    }
+}
+
+/// Advances the engine's epoch every tick on a background thread, stopped on drop.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: std::time::Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("policy-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        if thread.is_none() {
+            // Without the ticker no deadline would ever fire; a gateway that cannot start
+            // a thread is in no state to run anyway, but say so loudly.
+            tracing::error!(
+                "cannot start the policy epoch thread: policy deadlines are not enforced"
+            );
+        }
+        EpochTicker { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! What can go wrong loading or evaluating a policy. Every failure of a policy ends here
+//! as a value; none of them panics or hangs the gateway.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::world::World;
+
+/// Why a policy version could not be put into service. The previous version (if any)
+/// keeps serving; the error is kept for `/_grid/v1/node` and the logs.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// The `.wasm` or settings file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+    /// The bytes are not a valid WebAssembly component (or are a core module).
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    /// The component needs imports the gateway does not provide (a policy gets the
+    /// `grid:policy/host` interface and an empty WASI, nothing else).
+    #[error("the component imports something the gateway does not provide: {0}")]
+    Imports(String),
+    /// The component does not export the world it is loaded as.
+    #[error("the component does not implement the {expected} world ({wit}): {detail}", wit = expected.wit_id())]
+    WrongWorld {
+        /// The world it was loaded as.
+        expected: World,
+        /// What is missing or mistyped.
+        detail: String,
+    },
+    /// The settings file is not UTF-8 text.
+    #[error("the settings file is not UTF-8 text")]
+    SettingsNotText,
+    /// The policy's `validate-settings` refused the settings.
+    #[error("the policy rejected its settings: {0}")]
+    SettingsRejected(String),
+    /// `validate-settings` itself failed (trap, deadline, memory).
+    #[error("validating settings failed: {0}")]
+    SettingsEvaluation(#[source] EvalError),
+}
+
+impl LoadError {
+    /// A stable snake_case code for metrics, logs and the node endpoint.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoadError::Read { .. } => "read_failed",
+            LoadError::Compile(_) => "invalid_component",
+            LoadError::Imports(_) => "unsupported_imports",
+            LoadError::WrongWorld { .. } => "wrong_world",
+            LoadError::SettingsNotText => "settings_not_text",
+            LoadError::SettingsRejected(_) => "settings_rejected",
+            LoadError::SettingsEvaluation(_) => "settings_evaluation_failed",
+        }
+    }
+}
+
+/// Why one evaluation gave no answer. The caller turns it into a refusal of the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// The policy ran past its deadline and was interrupted.
+    #[error("the policy ran past its {0:?} deadline")]
+    Deadline(Duration),
+    /// The policy tried to grow its memory past the cap.
+    #[error("the policy exceeded its memory limit of {0} bytes")]
+    Memory(usize),
+    /// The policy trapped (a panic, an unreachable, a stack overflow …).
+    #[error("the policy trapped: {0}")]
+    Trap(String),
+    /// The policy answered something that is not a valid answer (a price that is not a
+    /// number, say).
+    #[error("the policy returned an invalid answer: {0}")]
+    InvalidOutput(String),
+    /// A new instance could not be created (the instance pool is exhausted, or the
+    /// component's start-up failed).
+    #[error("the policy could not be instantiated: {0}")]
+    Instantiate(String),
+    /// The call belongs to another world than the policy's (a fixture for the wrong
+    /// policy, say).
+    #[error("a {call} call cannot be evaluated by a {policy} policy")]
+    WrongCall {
+        /// The world of the call.
+        call: World,
+        /// The world of the policy.
+        policy: World,
+    },
+    /// The evaluation was handed to the blocking pool and that pool is gone (shutdown).
+    #[error("the evaluation was cancelled")]
+    Cancelled,
+}
+
+impl EvalError {
+    /// A stable snake_case label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EvalError::Deadline(_) => "deadline",
+            EvalError::Memory(_) => "memory",
+            EvalError::Trap(_) => "trap",
+            EvalError::InvalidOutput(_) => "invalid_output",
+            EvalError::Instantiate(_) => "instantiate",
+            EvalError::WrongCall { .. } => "wrong_call",
+            EvalError::Cancelled => "cancelled",
+        }
+    }
+}

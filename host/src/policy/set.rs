@@ -1,0 +1,237 @@
+//! The policy versions in service, one per world, swapped atomically, and the async entry
+//! points the rest of the gateway calls.
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+use grid_policy_sdk as sdk;
+
+use super::compiled::{CompiledPolicy, PolicyInfo, rfc3339};
+use super::engine::PolicyEngine;
+use super::error::{EvalError, LoadError};
+use super::metrics::ReloadLabels;
+use super::world::World;
+
+/// Why a policy question got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// No version of the world's policy is in service (the operator's file failed to load
+    /// at start and there is no earlier version). The gateway fails closed.
+    #[error("no {0} policy is loaded")]
+    NotLoaded(World),
+    /// The policy gave no answer.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
+
+/// The last failed load of a world, kept until a later load succeeds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LoadFailure {
+    /// Stable code ([`LoadError::code`]).
+    pub code: &'static str,
+    /// What went wrong.
+    pub message: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Fingerprint of the rejected files, so an unchanged bad file is not retried.
+    #[serde(skip)]
+    pub(crate) fingerprint: String,
+}
+
+/// One world's state, for `/_grid/v1/node`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WorldStatus {
+    /// The world.
+    pub world: World,
+    /// The version in service, if any.
+    pub current: Option<PolicyInfo>,
+    /// The last failed load since that version, if any.
+    pub last_error: Option<LoadFailure>,
+}
+
+struct Slot {
+    current: ArcSwapOption<CompiledPolicy>,
+    last_error: Mutex<Option<LoadFailure>>,
+}
+
+/// The policies in service.
+pub struct PolicySet {
+    engine: PolicyEngine,
+    slots: [Slot; 3],
+}
+
+impl PolicySet {
+    /// An empty set on this engine.
+    pub fn new(engine: PolicyEngine) -> Self {
+        let slot = || Slot {
+            current: ArcSwapOption::empty(),
+            last_error: Mutex::new(None),
+        };
+        PolicySet {
+            engine,
+            slots: [slot(), slot(), slot()],
+        }
+    }
+
+    /// The engine policies are compiled on.
+    pub fn engine(&self) -> &PolicyEngine {
+        &self.engine
+    }
+
+    fn slot(&self, world: World) -> &Slot {
+        &self.slots[world.index()]
+    }
+
+    /// The version in service for `world`.
+    pub fn current(&self, world: World) -> Option<Arc<CompiledPolicy>> {
+        self.slot(world).current.load_full()
+    }
+
+    /// Puts `policy` into service for its world. Evaluations already running keep the
+    /// version they started with (they hold an `Arc` to it).
+    pub fn install(&self, policy: CompiledPolicy) {
+        let world = policy.world();
+        let info = policy.info().clone();
+        let slot = self.slot(world);
+        slot.current.store(Some(Arc::new(policy)));
+        *slot.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.count_reload(world, "ok");
+        tracing::info!(
+            world = %world,
+            policy = %info.name,
+            sha256 = %info.sha256,
+            settings_sha256 = %info.settings_sha256,
+            "policy loaded"
+        );
+    }
+
+    /// Records a failed load; the version in service (if any) stays.
+    pub fn record_failure(&self, world: World, error: &LoadError, fingerprint: String) {
+        self.count_reload(world, error.code());
+        let serving = self.current(world).map(|p| p.info().name.clone());
+        tracing::error!(
+            world = %world,
+            code = error.code(),
+            error = %error,
+            still_serving = serving.as_deref().unwrap_or("nothing"),
+            "policy load failed; keeping the previous version"
+        );
+        *self
+            .slot(world)
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(LoadFailure {
+            code: error.code(),
+            message: error.to_string(),
+            at: rfc3339(std::time::SystemTime::now()),
+            fingerprint,
+        });
+    }
+
+    /// The fingerprint of the last failed load of `world`, if the last attempt failed.
+    pub(crate) fn failed_fingerprint(&self, world: World) -> Option<String> {
+        self.slot(world)
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|f| f.fingerprint.clone())
+    }
+
+    fn count_reload(&self, world: World, result: &str) {
+        self.engine
+            .metrics()
+            .reloads
+            .get_or_create(&ReloadLabels {
+                world: world.name().into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Every world's state.
+    pub fn status(&self) -> Vec<WorldStatus> {
+        World::ALL
+            .into_iter()
+            .map(|world| WorldStatus {
+                world,
+                current: self.current(world).map(|p| p.info().clone()),
+                last_error: self
+                    .slot(world)
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            })
+            .collect()
+    }
+
+    /// True when every world has a policy in service.
+    pub fn all_loaded(&self) -> bool {
+        World::ALL.into_iter().all(|w| self.current(w).is_some())
+    }
+
+    fn require(&self, world: World) -> Result<Arc<CompiledPolicy>, PolicyError> {
+        self.current(world).ok_or(PolicyError::NotLoaded(world))
+    }
+
+    /// pricing: quotes a request.
+    pub async fn quote(
+        &self,
+        request: sdk::QuoteRequest,
+        node: sdk::NodeInfo,
+    ) -> Result<sdk::Quote, PolicyError> {
+        let policy = self.require(World::Pricing)?;
+        Ok(off_reactor(move || policy.quote(&request, &node)).await??)
+    }
+
+    /// payee: checks an order.
+    pub async fn check_payee(
+        &self,
+        order: sdk::Order,
+        node: sdk::NodeInfo,
+    ) -> Result<sdk::Decision, PolicyError> {
+        let policy = self.require(World::Payee)?;
+        Ok(off_reactor(move || policy.check(&order, &node)).await??)
+    }
+
+    /// authorization: decides a session.
+    pub async fn authorize_session(
+        &self,
+        request: sdk::SessionRequest,
+    ) -> Result<sdk::SessionDecision, PolicyError> {
+        let policy = self.require(World::Authorization)?;
+        Ok(off_reactor(move || policy.authorize_session(&request)).await??)
+    }
+
+    /// authorization: decides one request.
+    pub async fn authorize_request(
+        &self,
+        request: sdk::RequestMeta,
+    ) -> Result<sdk::Decision, PolicyError> {
+        let policy = self.require(World::Authorization)?;
+        Ok(off_reactor(move || policy.authorize_request(&request)).await??)
+    }
+}
+
+/// Runs a blocking evaluation without stalling the async reactor: on a multi-threaded
+/// runtime the worker hands its other tasks to the rest of the pool while this one blocks
+/// (`block_in_place`, no thread hop: the common, cheap path); on a current-thread runtime
+/// it moves to the blocking pool; outside a runtime it just runs.
+///
+/// It must never run directly on a worker thread: besides stalling other tasks, WASI's
+/// synchronous bindings enter the runtime (`block_on`), which is refused there.
+pub(crate) async fn off_reactor<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, EvalError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(tokio::task::block_in_place(f))
+        }
+        Ok(_) => tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|_| EvalError::Cancelled),
+        Err(_) => Ok(f()),
+    }
+}

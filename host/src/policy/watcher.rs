@@ -1,0 +1,278 @@
+//! Hot reload: a policy directory holds, per world, an optional `<world>.wasm` and an
+//! optional `<world>.settings.json`. A world without a `.wasm` runs the built-in reference
+//! policy (with the directory's settings file, if any).
+//!
+//! The watcher listens to the directory itself, not to single files, so editor saves,
+//! atomic renames and a Kubernetes ConfigMap's `..data` symlink swap are all seen; events
+//! are debounced, and a periodic rescan catches what events miss (network filesystems,
+//! overlay mounts). A rescan is cheap: files are hashed and only a changed fingerprint is
+//! compiled, on a blocking thread, then validated and swapped in.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+
+use super::builtin;
+use super::compiled::{PolicySource, sha256_hex};
+use super::error::LoadError;
+use super::set::PolicySet;
+use super::world::World;
+
+/// How the watcher behaves; every default explained.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Quiet time after the last file event before rescanning: editors and `cp` write in
+    /// several steps; 50 ms joins them without slowing a reload noticeably.
+    #[serde(with = "ms", rename = "debounce_ms")]
+    pub debounce: Duration,
+    /// Rescan this often even without events. 2 s bounds how stale a policy can be on a
+    /// filesystem without change events, at the cost of hashing a few hundred KB.
+    #[serde(with = "ms", rename = "poll_interval_ms")]
+    pub poll_interval: Duration,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            debounce: Duration::from_millis(50),
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+mod ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// The files a world's policy is made of, read from disk.
+struct Candidate {
+    name: String,
+    source: PolicySource,
+    wasm: Vec<u8>,
+    settings: String,
+    fingerprint: String,
+}
+
+/// The `.wasm` file of a world in a policy directory.
+pub fn wasm_path(dir: &Path, world: World) -> PathBuf {
+    dir.join(format!("{}.wasm", world.name()))
+}
+
+/// The settings file of a world in a policy directory.
+pub fn settings_path(dir: &Path, world: World) -> PathBuf {
+    dir.join(format!("{}.settings.json", world.name()))
+}
+
+/// Reads a file, `None` when it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LoadError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LoadError::Read {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// What should serve `world` according to `dir` (`None` for no directory): the file, else
+/// the built-in. `Ok(None)` when there is neither.
+fn candidate(dir: Option<&Path>, world: World) -> Result<Option<Candidate>, LoadError> {
+    let settings = match dir {
+        Some(dir) => match read_optional(&settings_path(dir, world))? {
+            Some(bytes) => String::from_utf8(bytes).map_err(|_| LoadError::SettingsNotText)?,
+            None => String::new(),
+        },
+        None => String::new(),
+    };
+    let file = match dir {
+        Some(dir) => {
+            read_optional(&wasm_path(dir, world))?.map(|wasm| (wasm, wasm_path(dir, world)))
+        }
+        None => None,
+    };
+    let (name, source, wasm) = match file {
+        Some((wasm, path)) => {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, PolicySource::File(path), wasm)
+        }
+        None => match builtin::builtin(world) {
+            Some(b) => (
+                format!("builtin:{}", b.name),
+                PolicySource::Builtin,
+                b.wasm.to_vec(),
+            ),
+            None => return Ok(None),
+        },
+    };
+    let fingerprint = format!("{}:{}", sha256_hex(&wasm), sha256_hex(settings.as_bytes()));
+    Ok(Some(Candidate {
+        name,
+        source,
+        wasm,
+        settings,
+        fingerprint,
+    }))
+}
+
+/// What one rescan did for one world.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The files match the version in service (or a version that already failed).
+    Unchanged,
+    /// A new version is in service.
+    Loaded,
+    /// The new files were refused; the previous version (if any) stays.
+    Failed(String),
+    /// No file and no built-in policy for this world.
+    Missing,
+}
+
+/// Rescans `dir` once and loads what changed. Compilation runs on the blocking pool.
+pub async fn reload(set: &Arc<PolicySet>, dir: Option<&Path>) -> Vec<(World, ReloadOutcome)> {
+    let mut outcomes = Vec::new();
+    for world in World::ALL {
+        let outcome = reload_world(set, dir, world).await;
+        outcomes.push((world, outcome));
+    }
+    outcomes
+}
+
+async fn reload_world(set: &Arc<PolicySet>, dir: Option<&Path>, world: World) -> ReloadOutcome {
+    let candidate = match candidate(dir, world) {
+        Ok(Some(c)) => c,
+        Ok(None) => return ReloadOutcome::Missing,
+        Err(e) => {
+            // An unreadable file has no fingerprint; record it once per distinct message.
+            let fingerprint = format!("unreadable:{e}");
+            if set.failed_fingerprint(world).as_deref() != Some(fingerprint.as_str()) {
+                set.record_failure(world, &e, fingerprint);
+            }
+            return ReloadOutcome::Failed(e.to_string());
+        }
+    };
+    let serving = set
+        .current(world)
+        .map(|p| format!("{}:{}", p.info().sha256, p.info().settings_sha256));
+    if serving.as_deref() == Some(candidate.fingerprint.as_str())
+        || set.failed_fingerprint(world).as_deref() == Some(candidate.fingerprint.as_str())
+    {
+        return ReloadOutcome::Unchanged;
+    }
+    let engine = set.engine().clone();
+    let Candidate {
+        name,
+        source,
+        wasm,
+        settings,
+        fingerprint,
+    } = candidate;
+    let loaded =
+        tokio::task::spawn_blocking(move || engine.load(world, &name, source, &wasm, &settings))
+            .await;
+    match loaded {
+        Ok(Ok(policy)) => {
+            set.install(policy);
+            ReloadOutcome::Loaded
+        }
+        Ok(Err(e)) => {
+            let message = e.to_string();
+            set.record_failure(world, &e, fingerprint);
+            ReloadOutcome::Failed(message)
+        }
+        Err(join) => ReloadOutcome::Failed(format!("the compile task failed: {join}")),
+    }
+}
+
+/// A running watcher; dropping it (or calling [`WatcherHandle::stop`]) stops it.
+pub struct WatcherHandle {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl WatcherHandle {
+    /// Stops the watcher and waits for its task to end.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for WatcherHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Watches `dir` and reloads policies as its files change. Call [`reload`] first for the
+/// initial load; this only reacts to later changes.
+pub fn spawn_watcher(set: Arc<PolicySet>, dir: PathBuf, config: WatchConfig) -> WatcherHandle {
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<()>();
+    // The notify watcher lives inside the task so it stops with it. If the platform
+    // watcher cannot start (inotify limits, say), polling alone keeps reload working.
+    let fs_watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = events_tx.send(());
+        }
+    })
+    .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|_| w));
+    let fs_watcher = match fs_watcher {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the policy directory; polling only");
+            None
+        }
+    };
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let _keep_alive = fs_watcher;
+        let mut poll = tokio::time::interval(config.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll.tick().await; // the first tick fires at once; the initial load was done
+        // Closed when the platform watcher could not start: polling carries on alone.
+        let mut events_open = true;
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                event = events_rx.recv(), if events_open => {
+                    if event.is_none() {
+                        events_open = false;
+                        continue;
+                    }
+                    // Debounce: wait until events stop arriving for `debounce`.
+                    loop {
+                        match tokio::time::timeout(config.debounce, events_rx.recv()).await {
+                            Ok(Some(())) => continue,
+                            _ => break,
+                        }
+                    }
+                }
+                _ = poll.tick() => {}
+            }
+            reload(&set, Some(&dir)).await;
+        }
+    });
+    WatcherHandle {
+        stop,
+        task: Some(task),
+    }
+}
