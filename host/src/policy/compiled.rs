@@ -365,7 +365,16 @@ impl CompiledPolicy {
             .set_epoch_deadline(self.engine.limits.deadline_ticks());
         instance.store.data_mut().begin_evaluation(now);
         let result = call(&instance.exports, &mut instance.store);
-        instance.store.data_mut().end_evaluation();
+        let dropped = instance.store.data_mut().end_evaluation();
+        if dropped > 0 {
+            self.engine
+                .metrics
+                .log_lines_dropped
+                .get_or_create(&WorldLabels {
+                    world: self.world().name().into(),
+                })
+                .inc_by(u64::from(dropped));
+        }
         instance.uses = instance.uses.saturating_add(1);
         result.map_err(|e| self.classify(&instance.store, e))
     }

@@ -55,6 +55,8 @@ pub struct PolicyMetrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Instances created, by world (instantiations; with pooling, misses of the warm pool).
     pub instantiations: Family<WorldLabels, Counter>,
+    /// Policy log lines dropped by the per-evaluation budget, by world.
+    pub log_lines_dropped: Family<WorldLabels, Counter>,
 }
 
 /// Latency buckets from 2 µs to 50 ms: evaluations sit in the microseconds, a deadline
@@ -75,6 +77,7 @@ impl Default for PolicyMetrics {
             traps: Family::default(),
             reloads: Family::default(),
             instantiations: Family::default(),
+            log_lines_dropped: Family::default(),
         }
     }
 }
@@ -127,6 +130,15 @@ impl PolicyMetrics {
             .get_or_create(&TrapLabels {
                 world: world.into(),
                 kind: kind.into(),
+            })
+            .get()
+    }
+
+    /// Log lines dropped in a world.
+    pub fn log_lines_dropped(&self, world: &str) -> u64 {
+        self.log_lines_dropped
+            .get_or_create(&WorldLabels {
+                world: world.into(),
             })
             .get()
     }

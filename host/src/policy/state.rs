@@ -68,8 +68,9 @@ impl PolicyState {
         self.limiter.denied = false;
     }
 
-    /// Reports log lines dropped by the budget during the last evaluation.
-    pub(crate) fn end_evaluation(&mut self) {
+    /// Reports log lines dropped by the budget during the last evaluation, and returns
+    /// how many.
+    pub(crate) fn end_evaluation(&mut self) -> u32 {
         if self.log_lines_dropped > 0 {
             tracing::warn!(
                 policy = %self.label,
@@ -78,6 +79,7 @@ impl PolicyState {
                 "policy log lines dropped: over the per-evaluation budget"
             );
         }
+        self.log_lines_dropped
     }
 }
 

@@ -9,7 +9,7 @@
 //! - `"garbage"`: returns a price that is not a number;
 //! - `"count"`: returns as price how many evaluations this instance has served, to observe
 //!   when the host recycles instances;
-//! - `"log-flood"`: logs 100 000 lines (the host must bound what it keeps);
+//! - `"log-flood"`: logs 10 000 lines (the host must bound what it keeps);
 //! - anything else: an acceptable quote of price 1.
 //!
 //! Settings: `{"validate": "loop"}` spins in `validate-settings`; `{"validate": "reject"}`
@@ -66,7 +66,7 @@ impl Guest for Hostile {
             Some("garbage") => ok("a lot of money".into()),
             Some("count") => ok(served.to_string()),
             Some("log-flood") => {
-                for i in 0..100_000 {
+                for i in 0..10_000 {
                     host::log(host::Level::Info, &format!("flood line {i}"));
                 }
                 ok("1".into())

@@ -1,0 +1,219 @@
+//! Hostile and broken policies: each yields a clean, typed error (no panic, no hang), and
+//! the runtime keeps serving other evaluations — on the same policy and on others.
+
+mod support;
+
+use std::sync::Arc;
+
+use grid_gateway::policy::{EvalError, Isolation, PolicySource, World};
+use grid_policy_sdk::prelude::*;
+use support::*;
+
+fn request(mode: &str) -> QuoteRequest {
+    QuoteRequest {
+        resources: Resources {
+            cpu_millis: 1000,
+            memory_bytes: 1 << 30,
+            gpu_model: Some(mode.into()),
+            ..Default::default()
+        },
+        duration_secs: 3600,
+        payment: Amount::from(1000),
+        order: None,
+    }
+}
+
+fn node() -> NodeInfo {
+    let r = Resources {
+        cpu_millis: 8000,
+        memory_bytes: 8 << 30,
+        ..Default::default()
+    };
+    NodeInfo {
+        wallet: Address([0x11; 20]),
+        chain_id: 31337,
+        total: r.clone(),
+        free: r,
+    }
+}
+
+fn price(policy: &grid_gateway::policy::CompiledPolicy, mode: &str) -> Result<String, EvalError> {
+    policy
+        .quote(&request(mode), &node())
+        .map(|q| q.price.to_string())
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_by_the_deadline_and_the_policy_keeps_serving() {
+    let engine = engine(Isolation::default());
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    assert!(matches!(
+        price(&policy, "loop"),
+        Err(EvalError::Deadline(_))
+    ));
+    assert_eq!(price(&policy, "fine").unwrap(), "1");
+    assert_eq!(engine.metrics().trap_count("pricing", "deadline"), 1);
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_by_the_memory_cap() {
+    let engine = engine(Isolation::default());
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    let err = price(&policy, "oom").unwrap_err();
+    assert!(
+        matches!(err, EvalError::Memory(limit) if limit == 16 << 20),
+        "{err:?}"
+    );
+    assert_eq!(price(&policy, "fine").unwrap(), "1");
+    assert_eq!(engine.metrics().trap_count("pricing", "memory"), 1);
+}
+
+#[test]
+fn a_panic_is_a_trap_not_a_crash() {
+    let engine = engine(Isolation::default());
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    let err = price(&policy, "trap").unwrap_err();
+    assert!(matches!(err, EvalError::Trap(_)), "{err:?}");
+    assert_eq!(price(&policy, "fine").unwrap(), "1");
+    assert_eq!(engine.metrics().trap_count("pricing", "other"), 1);
+}
+
+#[test]
+fn a_garbage_answer_is_an_invalid_output() {
+    let engine = engine(Isolation::default());
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    let err = price(&policy, "garbage").unwrap_err();
+    assert!(
+        matches!(&err, EvalError::InvalidOutput(m) if m.contains("price")),
+        "{err:?}"
+    );
+    assert_eq!(
+        engine
+            .metrics()
+            .evaluation_count("pricing", "hostile_policy.wasm", "invalid_output"),
+        1
+    );
+}
+
+#[test]
+fn a_log_flood_is_bounded_and_the_answer_still_arrives() {
+    let engine = engine(Isolation::default());
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    assert_eq!(price(&policy, "log-flood").unwrap(), "1");
+    let kept = u64::from(grid_gateway::policy::RuntimeLimits::default().log_lines_per_evaluation);
+    assert_eq!(engine.metrics().log_lines_dropped("pricing"), 10_000 - kept);
+}
+
+#[test]
+fn a_component_of_another_world_is_refused_at_load() {
+    let engine = engine(Isolation::default());
+    let err = engine
+        .load(
+            World::Pricing,
+            "payee-as-pricing",
+            PolicySource::File(PAYEE_WALLETS.into()),
+            &wasm(PAYEE_WALLETS),
+            "",
+        )
+        .err()
+        .expect("a payee component is not a pricing policy");
+    assert_eq!(err.code(), "wrong_world");
+    assert!(
+        err.to_string().contains("grid:policy/pricing@0.1.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bytes_that_are_not_a_component_are_refused_at_load() {
+    let engine = engine(Isolation::default());
+    for bytes in [
+        b"not wasm at all".to_vec(),
+        b"\0asm\x01\0\0\0".to_vec(),
+        wasm(PRICING_LINEAR)[..1000].to_vec(),
+    ] {
+        let err = engine
+            .load(World::Pricing, "junk", PolicySource::Builtin, &bytes, "")
+            .err()
+            .expect("junk must be refused");
+        assert_eq!(err.code(), "invalid_component", "{err}");
+    }
+}
+
+#[test]
+fn settings_the_policy_rejects_and_a_validator_that_loops_are_refused() {
+    let engine = engine(Isolation::default());
+    let err = engine
+        .load(
+            World::Pricing,
+            "hostile",
+            PolicySource::Builtin,
+            &wasm(HOSTILE),
+            r#"{"validate":"reject"}"#,
+        )
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "settings_rejected");
+    assert!(err.to_string().contains("rejected on purpose"), "{err}");
+    let err = engine
+        .load(
+            World::Pricing,
+            "hostile",
+            PolicySource::Builtin,
+            &wasm(HOSTILE),
+            r#"{"validate":"loop"}"#,
+        )
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "settings_evaluation_failed");
+    assert!(err.to_string().contains("deadline"), "{err}");
+}
+
+#[test]
+fn pooled_instances_are_reused_until_a_failure_or_max_uses() {
+    let engine = engine(Isolation::Pooled { max_uses: 3 });
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    // One instance serves evaluations 1, 2, 3, then is replaced.
+    let counts: Vec<String> = (0..5).map(|_| price(&policy, "count").unwrap()).collect();
+    assert_eq!(counts, ["1", "2", "3", "1", "2"]);
+    // A trap discards the instance: the next evaluation starts on a clean one.
+    assert!(price(&policy, "trap").is_err());
+    assert_eq!(price(&policy, "count").unwrap(), "1");
+}
+
+#[test]
+fn fresh_isolation_never_shares_an_instance() {
+    let engine = engine(Isolation::Fresh);
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    for _ in 0..3 {
+        assert_eq!(price(&policy, "count").unwrap(), "1");
+    }
+}
+
+#[test]
+fn concurrent_failures_never_reach_other_evaluations() {
+    let engine = engine(Isolation::default());
+    let hostile = Arc::new(load(&engine, World::Pricing, HOSTILE, ""));
+    let linear = Arc::new(load(&engine, World::Pricing, PRICING_LINEAR, ""));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (hostile, linear) = (hostile.clone(), linear.clone());
+            std::thread::spawn(move || {
+                for i in 0..30 {
+                    let mode = ["trap", "oom", "fine", "garbage", "loop"][(t + i) % 5];
+                    let result = price(&hostile, mode);
+                    match mode {
+                        "fine" => assert_eq!(result.unwrap(), "1"),
+                        _ => assert!(result.is_err(), "{mode} must fail"),
+                    }
+                    // The well-behaved policy on the same engine is unaffected.
+                    let quote = linear.quote(&request("nvidia-a100"), &node()).unwrap();
+                    assert!(!quote.price.is_zero());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}

@@ -1,0 +1,360 @@
+//! Hot reload: file changes switch decisions; bad files keep the last good version and
+//! report why; evaluations running across reloads never fail.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use grid_gateway::policy::{
+    Isolation, PolicySet, PolicySource, ReloadOutcome, WatchConfig, World, reload, spawn_watcher,
+};
+use grid_policy_sdk::prelude::*;
+use support::*;
+
+fn request() -> QuoteRequest {
+    QuoteRequest {
+        resources: Resources {
+            cpu_millis: 1000,
+            memory_bytes: 1 << 30,
+            ..Default::default()
+        },
+        duration_secs: 100,
+        payment: Amount::MAX,
+        order: None,
+    }
+}
+
+fn node() -> NodeInfo {
+    let r = Resources {
+        cpu_millis: 8000,
+        memory_bytes: 8 << 30,
+        ..Default::default()
+    };
+    NodeInfo {
+        wallet: Address([0x11; 20]),
+        chain_id: 31337,
+        total: r.clone(),
+        free: r,
+    }
+}
+
+/// pricing-linear settings charging `cpu` per core-second and nothing else: the price of
+/// `request()` is then 100 × cpu.
+fn cpu_only(cpu: u64) -> String {
+    format!(
+        r#"{{"cpu_core_per_second":"{cpu}","memory_gib_per_second":"0","storage_gib_per_second":"0"}}"#
+    )
+}
+
+fn current_price(set: &PolicySet) -> String {
+    set.current(World::Pricing)
+        .unwrap()
+        .quote(&request(), &node())
+        .unwrap()
+        .price
+        .to_string()
+}
+
+fn new_set() -> Arc<PolicySet> {
+    Arc::new(PolicySet::new(engine(Isolation::default())))
+}
+
+fn outcome(outcomes: &[(World, ReloadOutcome)], world: World) -> ReloadOutcome {
+    outcomes
+        .iter()
+        .find(|(w, _)| *w == world)
+        .unwrap()
+        .1
+        .clone()
+}
+
+/// Waits until `f` holds, failing the test after a generous bound (not a timing assertion:
+/// the bound only keeps a broken watcher from hanging the suite).
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Writes a file atomically (temp file + rename), as deploy tools do.
+fn write_atomic(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_directory_serves_the_builtin_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = new_set();
+    let outcomes = reload(&set, Some(dir.path())).await;
+    assert!(
+        outcomes.iter().all(|(_, o)| *o == ReloadOutcome::Loaded),
+        "{outcomes:?}"
+    );
+    assert!(set.all_loaded());
+    let status = set.status();
+    assert_eq!(
+        status[0].current.as_ref().unwrap().name,
+        "builtin:pricing-linear"
+    );
+    assert_eq!(
+        status[0].current.as_ref().unwrap().source,
+        PolicySource::Builtin
+    );
+    // A second scan with nothing changed compiles nothing.
+    let outcomes = reload(&set, Some(dir.path())).await;
+    assert!(
+        outcomes.iter().all(|(_, o)| *o == ReloadOutcome::Unchanged),
+        "{outcomes:?}"
+    );
+    assert_eq!(set.engine().metrics().reload_count("pricing", "ok"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_settings_or_the_component_switches_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = new_set();
+    std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(3)).unwrap();
+    reload(&set, Some(dir.path())).await;
+    assert_eq!(current_price(&set), "300");
+
+    std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(5)).unwrap();
+    assert_eq!(
+        outcome(&reload(&set, Some(dir.path())).await, World::Pricing),
+        ReloadOutcome::Loaded
+    );
+    assert_eq!(current_price(&set), "500");
+
+    // A component of the operator's replaces the built-in one.
+    std::fs::copy(HOSTILE, dir.path().join("pricing.wasm")).unwrap();
+    std::fs::write(dir.path().join("pricing.settings.json"), "").unwrap();
+    reload(&set, Some(dir.path())).await;
+    assert_eq!(current_price(&set), "1");
+    assert_eq!(
+        set.status()[0].current.as_ref().unwrap().name,
+        "pricing.wasm"
+    );
+
+    // Removing it falls back to the built-in.
+    std::fs::remove_file(dir.path().join("pricing.wasm")).unwrap();
+    reload(&set, Some(dir.path())).await;
+    assert_eq!(
+        set.status()[0].current.as_ref().unwrap().name,
+        "builtin:pricing-linear"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_or_wrong_world_file_keeps_the_last_good_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = new_set();
+    std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(7)).unwrap();
+    reload(&set, Some(dir.path())).await;
+    let good_sha = set.current(World::Pricing).unwrap().info().sha256.clone();
+
+    std::fs::write(dir.path().join("pricing.wasm"), b"\0asm garbage").unwrap();
+    let o = outcome(&reload(&set, Some(dir.path())).await, World::Pricing);
+    assert!(matches!(o, ReloadOutcome::Failed(_)), "{o:?}");
+    assert_eq!(
+        current_price(&set),
+        "700",
+        "the last good version keeps serving"
+    );
+    assert_eq!(set.current(World::Pricing).unwrap().info().sha256, good_sha);
+    let error = set.status()[0].last_error.clone().unwrap();
+    assert_eq!(error.code, "invalid_component");
+
+    // The same bad file is not recompiled on every scan.
+    assert_eq!(
+        outcome(&reload(&set, Some(dir.path())).await, World::Pricing),
+        ReloadOutcome::Unchanged
+    );
+    assert_eq!(
+        set.engine()
+            .metrics()
+            .reload_count("pricing", "invalid_component"),
+        1
+    );
+
+    std::fs::copy(PAYEE_WALLETS, dir.path().join("pricing.wasm")).unwrap();
+    reload(&set, Some(dir.path())).await;
+    assert_eq!(
+        set.status()[0].last_error.clone().unwrap().code,
+        "wrong_world"
+    );
+    assert_eq!(current_price(&set), "700");
+
+    // Settings the policy rejects are reported the same way.
+    std::fs::remove_file(dir.path().join("pricing.wasm")).unwrap();
+    std::fs::write(
+        dir.path().join("pricing.settings.json"),
+        r#"{"min_duration_secs":9,"max_duration_secs":1}"#,
+    )
+    .unwrap();
+    reload(&set, Some(dir.path())).await;
+    assert_eq!(
+        set.status()[0].last_error.clone().unwrap().code,
+        "settings_rejected"
+    );
+    assert_eq!(current_price(&set), "700");
+
+    // A good file again clears the error.
+    std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(8)).unwrap();
+    reload(&set, Some(dir.path())).await;
+    assert_eq!(current_price(&set), "800");
+    assert!(set.status()[0].last_error.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evaluation_holding_a_version_finishes_on_it_after_a_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = new_set();
+    std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(1)).unwrap();
+    reload(&set, Some(dir.path())).await;
+    let in_flight = set.current(World::Pricing).unwrap();
+    std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(2)).unwrap();
+    reload(&set, Some(dir.path())).await;
+    assert_eq!(
+        in_flight
+            .quote(&request(), &node())
+            .unwrap()
+            .price
+            .to_string(),
+        "100"
+    );
+    assert_eq!(current_price(&set), "200");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_sees_writes_atomic_renames_and_configmap_symlink_swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = new_set();
+    reload(&set, Some(dir.path())).await;
+    let config = WatchConfig {
+        debounce: Duration::from_millis(20),
+        poll_interval: Duration::from_secs(3600),
+    };
+    let watcher = spawn_watcher(set.clone(), dir.path().to_owned(), config);
+
+    std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(11)).unwrap();
+    eventually("a plain write", || current_price(&set) == "1100").await;
+
+    write_atomic(
+        &dir.path().join("pricing.settings.json"),
+        cpu_only(12).as_bytes(),
+    );
+    eventually("an atomic rename", || current_price(&set) == "1200").await;
+
+    // Kubernetes mounts a ConfigMap as `name -> ..data/name` with `..data` a symlink to a
+    // timestamped directory, swapped atomically on update.
+    std::fs::remove_file(dir.path().join("pricing.settings.json")).unwrap();
+    let v1 = dir.path().join("..2026_v1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::write(v1.join("pricing.settings.json"), cpu_only(13)).unwrap();
+    std::os::unix::fs::symlink("..2026_v1", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink(
+        "..data/pricing.settings.json",
+        dir.path().join("pricing.settings.json"),
+    )
+    .unwrap();
+    eventually("a ConfigMap mount", || current_price(&set) == "1300").await;
+
+    let v2 = dir.path().join("..2026_v2");
+    std::fs::create_dir(&v2).unwrap();
+    std::fs::write(v2.join("pricing.settings.json"), cpu_only(14)).unwrap();
+    std::os::unix::fs::symlink("..2026_v2", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    eventually("a ConfigMap update", || current_price(&set) == "1400").await;
+
+    watcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_reloads_when_no_events_arrive() {
+    // The directory does not exist yet, so no filesystem watch can be set up: only the
+    // periodic rescan can notice it appearing.
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("policies");
+    let set = new_set();
+    reload(&set, Some(&dir)).await;
+    assert!(set.all_loaded(), "a missing directory means built-ins");
+    let config = WatchConfig {
+        debounce: Duration::from_millis(20),
+        poll_interval: Duration::from_millis(100),
+    };
+    let watcher = spawn_watcher(set.clone(), dir.clone(), config);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("pricing.settings.json"), cpu_only(21)).unwrap();
+    eventually("the poll to pick the file up", || {
+        current_price(&set) == "2100"
+    })
+    .await;
+    watcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn evaluations_across_repeated_reloads_all_succeed_on_the_old_or_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = new_set();
+    std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(1)).unwrap();
+    reload(&set, Some(dir.path())).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut evaluators = Vec::new();
+    for _ in 0..3 {
+        let (set, stop) = (set.clone(), stop.clone());
+        evaluators.push(tokio::spawn(async move {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut count = 0u32;
+            while !stop.load(Ordering::Relaxed) || count == 0 {
+                let quote = set
+                    .quote(request(), node())
+                    .await
+                    .expect("no evaluation may fail during reloads");
+                let price = quote.price.to_string();
+                assert!(
+                    price == "100" || price == "200" || price == "1",
+                    "unexpected price {price}"
+                );
+                seen.insert(price);
+                count += 1;
+                tokio::task::yield_now().await;
+            }
+            (count, seen)
+        }));
+    }
+    // Alternate between two settings and two components while they run.
+    for i in 0..12 {
+        match i % 3 {
+            0 => std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(2)).unwrap(),
+            1 => {
+                std::fs::copy(HOSTILE, dir.path().join("pricing.wasm")).unwrap();
+                std::fs::write(dir.path().join("pricing.settings.json"), "").unwrap();
+            }
+            _ => {
+                std::fs::remove_file(dir.path().join("pricing.wasm")).unwrap();
+                std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(1)).unwrap();
+            }
+        }
+        let o = outcome(&reload(&set, Some(dir.path())).await, World::Pricing);
+        assert_eq!(o, ReloadOutcome::Loaded);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for e in evaluators {
+        let (count, seen) = e.await.unwrap();
+        total += count;
+        assert!(!seen.is_empty());
+    }
+    assert!(total > 0);
+    assert_eq!(set.engine().metrics().reload_count("pricing", "ok"), 13);
+}

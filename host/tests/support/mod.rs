@@ -1,0 +1,61 @@
+//! Shared helpers of the host's integration tests: the real wasm components build.rs
+//! built, fixtures, engines with test limits.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use grid_gateway::policy::{
+    CompiledPolicy, Isolation, PolicyEngine, PolicySource, RuntimeLimits, World,
+};
+
+pub const PRICING_LINEAR: &str = env!("GRID_WASM_PRICING_LINEAR");
+pub const PAYEE_WALLETS: &str = env!("GRID_WASM_PAYEE_WALLETS");
+pub const AUTHZ_ORDER_OWNER: &str = env!("GRID_WASM_AUTHZ_ORDER_OWNER");
+pub const HOSTILE: &str = env!("GRID_WASM_HOSTILE");
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn fixtures_of(policy: &str) -> PathBuf {
+    workspace().join("policies").join(policy).join("fixtures")
+}
+
+pub fn wasm(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Limits for tests: a short deadline and small memory so hostile cases end quickly.
+pub fn test_limits(isolation: Isolation) -> RuntimeLimits {
+    RuntimeLimits {
+        deadline: Duration::from_millis(50),
+        memory_bytes: 16 << 20,
+        max_instances: 64,
+        isolation,
+        ..RuntimeLimits::default()
+    }
+}
+
+pub fn engine(isolation: Isolation) -> PolicyEngine {
+    PolicyEngine::builder()
+        .limits(test_limits(isolation))
+        .build()
+        .unwrap()
+}
+
+pub fn load(engine: &PolicyEngine, world: World, path: &str, settings: &str) -> CompiledPolicy {
+    engine
+        .load(
+            world,
+            Path::new(path).file_name().unwrap().to_str().unwrap(),
+            PolicySource::File(path.into()),
+            &wasm(path),
+            settings,
+        )
+        .unwrap_or_else(|e| panic!("loading {path}: {e}"))
+}
