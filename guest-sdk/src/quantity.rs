@@ -37,7 +37,7 @@ pub fn parse_bytes(input: &str) -> Result<u64, QuantityError> {
 
 /// Formats millicores the way Kubernetes prints them: whole cores without a suffix, else `m`.
 pub fn format_cpu_millis(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
@@ -55,7 +55,7 @@ pub fn format_bytes(bytes: u64) -> String {
         ("Ki", 1 << 10),
     ];
     for (suffix, unit) in SUFFIXES {
-        if bytes != 0 && bytes % unit == 0 {
+        if bytes != 0 && bytes.is_multiple_of(unit) {
             return format!("{}{suffix}", bytes / unit);
         }
     }

@@ -1,1 +1,120 @@
-fn main() {}
+//! Policy runtime benchmarks: one evaluation per world, the isolation modes, compiling a
+//! component, and a reload (file written → new version serving).
+//!
+//! Run: `cargo bench -p grid-gateway --bench policy_eval`. Numbers and how to read them:
+//! `host/benches/README.md`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use grid_gateway::policy::{
+    CompiledPolicy, Isolation, PolicyEngine, PolicySet, PolicySource, RuntimeLimits, WatchConfig, World, reload,
+    spawn_watcher,
+};
+use grid_policy_sdk::fixture::{Fixture, load_dir};
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn engine(isolation: Isolation) -> PolicyEngine {
+    PolicyEngine::builder().limits(RuntimeLimits { isolation, ..RuntimeLimits::default() }).build().unwrap()
+}
+
+/// A reference policy loaded with its fixtures' settings, and the named fixture.
+fn policy_and_fixture(engine: &PolicyEngine, world: World, wasm: &str, policy: &str, fixture: &str) -> (CompiledPolicy, Fixture) {
+    let (settings, fixtures) = load_dir(&workspace().join("policies").join(policy).join("fixtures")).unwrap();
+    let fixture = fixtures.into_iter().find(|(n, _)| n == fixture).unwrap().1;
+    let bytes = std::fs::read(wasm).unwrap();
+    let compiled = engine.load(world, policy, PolicySource::Builtin, &bytes, &settings).unwrap();
+    (compiled, fixture)
+}
+
+fn cases() -> [(&'static str, World, &'static str, &'static str, &'static str); 4] {
+    [
+        ("pricing/quote", World::Pricing, env!("GRID_WASM_PRICING_LINEAR"), "pricing-linear", "accept-gpu-by-model.json"),
+        ("payee/check", World::Payee, env!("GRID_WASM_PAYEE_WALLETS"), "payee-wallets", "allow-configured-payee.json"),
+        ("authorization/authorize_session", World::Authorization, env!("GRID_WASM_AUTHZ_ORDER_OWNER"), "authz-order-owner", "session-grant-capped-by-lifetime.json"),
+        ("authorization/authorize_request", World::Authorization, env!("GRID_WASM_AUTHZ_ORDER_OWNER"), "authz-order-owner", "request-allow.json"),
+    ]
+}
+
+fn evaluation(c: &mut Criterion) {
+    for (isolation_name, isolation) in [("pooled", Isolation::default()), ("fresh", Isolation::Fresh)] {
+        let engine = engine(isolation);
+        let mut group = c.benchmark_group(format!("evaluate_{isolation_name}"));
+        for (name, world, wasm, policy, fixture) in cases() {
+            let (compiled, fixture) = policy_and_fixture(&engine, world, wasm, policy, fixture);
+            group.bench_function(name, |b| {
+                b.iter(|| compiled.evaluate_call(&fixture.call, fixture.now).unwrap());
+            });
+        }
+        group.finish();
+    }
+}
+
+/// The async entry point the gateway's handlers use (block_in_place on a multi-thread
+/// runtime), to show what it adds over a direct call.
+fn async_entry(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let set = Arc::new(PolicySet::new(engine(Isolation::default())));
+    runtime.block_on(reload(&set, None));
+    let (_, fixture) = policy_and_fixture(set.engine(), World::Authorization, env!("GRID_WASM_AUTHZ_ORDER_OWNER"), "authz-order-owner", "request-allow.json");
+    let grid_policy_sdk::Call::AuthorizeRequest { request } = fixture.call else { unreachable!() };
+    c.bench_function("policy_set/authorize_request_async", |b| {
+        b.to_async(&runtime).iter(|| {
+            let (set, request) = (set.clone(), request.clone());
+            async move { set.authorize_request(request).await.unwrap() }
+        });
+    });
+}
+
+fn compile(c: &mut Criterion) {
+    let engine = engine(Isolation::default());
+    let bytes = std::fs::read(env!("GRID_WASM_PRICING_LINEAR")).unwrap();
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    group.bench_function("pricing_linear_compile_and_validate", |b| {
+        b.iter(|| engine.load(World::Pricing, "p", PolicySource::Builtin, &bytes, "").unwrap());
+    });
+    group.finish();
+}
+
+/// File written → new version serving, through the watcher (debounce included) as an
+/// operator experiences it.
+fn reload_latency(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let set = Arc::new(PolicySet::new(engine(Isolation::default())));
+    runtime.block_on(reload(&set, Some(dir.path())));
+    let _watcher = runtime.block_on(async {
+        spawn_watcher(set.clone(), dir.path().to_owned(), WatchConfig::default())
+    });
+    let settings = dir.path().join("pricing.settings.json");
+    let mut n: u64 = 0;
+    let mut group = c.benchmark_group("reload");
+    group.sample_size(10);
+    group.bench_function("settings_write_to_serving_via_watcher", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                n += 1;
+                let before = set.current(World::Pricing).unwrap().info().settings_sha256.clone();
+                let started = Instant::now();
+                std::fs::write(&settings, format!(r#"{{"min_duration_secs":{n}}}"#)).unwrap();
+                while set.current(World::Pricing).unwrap().info().settings_sha256 == before {
+                    std::thread::sleep(Duration::from_micros(200));
+                    assert!(started.elapsed() < Duration::from_secs(10), "reload never happened");
+                }
+                total += started.elapsed();
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, evaluation, async_entry, compile, reload_latency);
+criterion_main!(benches);

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks to build and test grid-gateway. Idempotent: on a
+# machine that has everything it only checks.
+#   - the wasm32-wasip2 Rust target (policies are built for it)
+#   - the npm tooling pinned in package-lock.json (solc-js for the contracts, anvil for
+#     the local chain), when the repository has it
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "bootstrap: cargo is missing; install Rust with rustup first" >&2
+  exit 1
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  echo "bootstrap: adding the wasm32-wasip2 target"
+  rustup target add wasm32-wasip2
+fi
+
+if [ -f package-lock.json ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: installing Node.js and npm (Debian packages)"
+    apt-get update -qq && apt-get install -y -qq nodejs npm
+  fi
+  # npm ci installs exactly the lock file; skip it when node_modules is newer than the lock.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "bootstrap: npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+fi
+
