@@ -108,10 +108,10 @@ impl SignerTask {
             });
         }
 
-        if let Some(entry) = journaled {
-            if let Some(resent) = self.resume(id, &entry).await? {
-                return Ok(resent);
-            }
+        if let Some(entry) = journaled
+            && let Some(resent) = self.resume(id, &entry).await?
+        {
+            return Ok(resent);
         }
 
         self.send_new(id).await
