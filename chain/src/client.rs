@@ -208,16 +208,15 @@ impl ChainClient {
         }
     }
 
-    /// Receipts carry no revert data, so the call is replayed on the state before its block
-    /// to recover the custom error.
+    /// Receipts carry no revert data, so the call is replayed to recover the custom error.
+    /// It is replayed on the state *after* its block: what made a simulated-fine lock revert
+    /// is a transaction mined before it (often in the same block), whose effect shows there.
     async fn replay_revert(&self, id: OrderId, block: Option<u64>) -> String {
         let request = TransactionRequest::default()
             .from(self.wallet)
             .to(self.config.market)
             .input(Bytes::from(Market::activateCall { id: id.0 }.abi_encode()).into());
-        let at = block
-            .map(|b| BlockId::number(b.saturating_sub(1)))
-            .unwrap_or_else(BlockId::latest);
+        let at = block.map(BlockId::number).unwrap_or_else(BlockId::latest);
         match rpc::bounded(
             self.config.rpc_timeout(),
             "eth_call replay",

@@ -133,6 +133,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// The node wallet could not sign a transaction (nothing was sent).
+    #[error("cannot sign the transaction: {reason}")]
+    Signing {
+        /// Why.
+        reason: String,
+    },
+
     /// The local store (redb) failed: the journal or the event cursor could not be read or written.
     #[error("chain store: {0}")]
     Store(#[from] redb::Error),

@@ -188,8 +188,8 @@ impl SignerTask {
         let envelope =
             NetworkWallet::<alloy::network::Ethereum>::sign_request(&self.wallet, request)
                 .await
-                .map_err(|e| Error::Config {
-                    reason: format!("signing the lock transaction: {e}"),
+                .map_err(|e| Error::Signing {
+                    reason: e.to_string(),
                 })?;
         let raw = Bytes::from(envelope.encoded_2718());
         let tx_hash = *envelope.tx_hash();

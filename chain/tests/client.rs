@@ -635,3 +635,64 @@ async fn follower_waits_for_confirmations() {
         vec![(1, "created")]
     );
 }
+
+#[tokio::test]
+async fn a_lock_that_reverts_after_simulation_is_reported_with_its_custom_error() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = ChainClient::new(
+        config(&chain),
+        open_db(&dir.path().join("s.redb")),
+        node_wallet(),
+    )
+    .expect("client");
+    let id = OrderId(
+        chain
+            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
+            .await,
+    );
+
+    // Mining paused: the lock is simulated (fine: the order is Created), journaled and sent…
+    chain
+        .rpc("evm_setAutomine", serde_json::json!([false]))
+        .await;
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.activate(id).await }
+    });
+    let mut journaled = None;
+    for _ in 0..400 {
+        if let Some(entry) = client.journal_entry(id).expect("journal") {
+            journaled = Some(entry.tx_hash);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let hash = journaled.expect("journaled");
+    // …then the user's cancel, paying a far higher tip, is mined ahead of it in the same block.
+    let _pending = chain
+        .market(USER_KEY)
+        .cancel(id.0)
+        .max_priority_fee_per_gas(100_000_000_000)
+        .max_fee_per_gas(200_000_000_000)
+        .send()
+        .await
+        .expect("cancel");
+    chain.mine().await;
+    chain
+        .rpc("evm_setAutomine", serde_json::json!([true]))
+        .await;
+
+    let err = call.await.expect("task").expect_err("the lock reverted");
+    match &err {
+        Error::Reverted { reason, tx_hash } => {
+            assert_eq!(*tx_hash, Some(hash));
+            assert!(reason.starts_with("NotCreated("), "{reason}");
+            assert!(reason.contains("Cancelled"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The failed lock was a real transaction; the journal forgets it so nothing re-sends it.
+    assert_eq!(chain.tx_count(address(PROVIDER_KEY)).await, 1);
+    assert_eq!(client.journal_entry(id).expect("journal"), None);
+}
