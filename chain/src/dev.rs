@@ -148,5 +148,19 @@ mod tests {
         assert!(text.starts_with("[chain]\nrpc_url = \"http://127.0.0.1:8545\"\n"));
         assert!(text.contains("chain_id = 31337\n"));
         assert!(text.contains(&format!("market = \"{}\"", Address::repeat_byte(0x11))));
+
+        // Pasted under a gateway config, the lines read back as a `ChainConfig`.
+        #[derive(serde::Deserialize)]
+        struct GatewayConfig {
+            chain: crate::ChainConfig,
+        }
+        let parsed: GatewayConfig = toml::from_str(&text).expect("valid TOML");
+        assert_eq!(parsed.chain.market, Address::repeat_byte(0x11));
+        assert_eq!(parsed.chain.token, Some(Address::repeat_byte(0x22)));
+        assert_eq!(
+            (parsed.chain.chain_id, parsed.chain.start_block),
+            (31337, 3)
+        );
+        assert_eq!(parsed.chain.rpc_url, "http://127.0.0.1:8545");
     }
 }
