@@ -12,6 +12,7 @@ use alloy::sol_types::SolCall;
 use grid_policy_sdk::Order;
 use redb::Database;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::bindings::Market;
 use crate::follower::{ChainEvent, EventFollower};
@@ -76,6 +77,7 @@ impl ChainClient {
             chain_id: config.chain_id,
             timeout: config.rpc_timeout(),
             journal: journal.clone(),
+            replace_after: config.replace_after(),
             next_nonce: None,
             chain_checked: false,
         });
@@ -130,42 +132,71 @@ impl ChainClient {
     }
 
     async fn activate_once(&self, id: OrderId) -> Result<Activation> {
-        match self.signer.submit(id).await? {
-            Submission::AlreadyActive { tx_hash } => {
-                if let Some(hash) = tx_hash {
-                    // Our journaled lock may have been mined just now: let it reach the
-                    // configured depth, as a fresh one would, before calling it done.
-                    let receipt = self.wait_confirmed(hash).await?;
-                    if receipt.status() {
-                        self.journal.mark_confirmed(id, hash)?;
+        let deadline = Instant::now() + self.config.receipt_timeout();
+        loop {
+            match self.signer.submit(id).await? {
+                Submission::AlreadyActive { tx_hash } => {
+                    if let Some(hash) = tx_hash {
+                        // Our journaled lock may have been mined just now: let it reach the
+                        // configured depth, as a fresh one would, before calling it done.
+                        let Some((_, receipt)) = self.wait_confirmed(&[hash], deadline).await?
+                        else {
+                            return Err(Error::TxPending { tx_hash: hash });
+                        };
+                        if receipt.status() {
+                            self.journal.mark_confirmed(id, hash)?;
+                        }
                     }
-                }
-                Ok(Activation {
-                    order_id: id,
-                    tx_hash,
-                    already_active: true,
-                })
-            }
-            Submission::Sent { tx_hash } => {
-                let receipt = self.wait_confirmed(tx_hash).await?;
-                if receipt.status() {
-                    self.journal.mark_confirmed(id, tx_hash)?;
                     return Ok(Activation {
                         order_id: id,
-                        tx_hash: Some(tx_hash),
-                        already_active: false,
+                        tx_hash,
+                        already_active: true,
                     });
                 }
-                // Mined but reverted (the state changed after our simulation). Forget it so a
-                // later call simulates afresh, and say why it failed.
-                self.journal.remove_if(id, tx_hash)?;
-                let reason = self.replay_revert(id, receipt.block_number).await;
-                Err(Error::Reverted {
-                    reason,
-                    tx_hash: Some(tx_hash),
-                })
+                Submission::Sent { hashes } => {
+                    // Wait in rounds of `replace_after`: after each, submitting again lets the
+                    // signer replace a transaction stuck on low fees.
+                    let round_end = match self.config.replace_after() {
+                        Some(after) => deadline.min(Instant::now() + after),
+                        None => deadline,
+                    };
+                    match self.wait_confirmed(&hashes, round_end).await? {
+                        Some((hash, receipt)) => return self.finish(id, hash, receipt).await,
+                        None if Instant::now() < deadline => continue,
+                        None => {
+                            return Err(Error::TxPending {
+                                tx_hash: hashes.first().copied().unwrap_or_default(),
+                            });
+                        }
+                    }
+                }
             }
         }
+    }
+
+    /// Turns the lock's confirmed receipt into the outcome.
+    async fn finish(
+        &self,
+        id: OrderId,
+        tx_hash: TxHash,
+        receipt: TransactionReceipt,
+    ) -> Result<Activation> {
+        if receipt.status() {
+            self.journal.mark_confirmed(id, tx_hash)?;
+            return Ok(Activation {
+                order_id: id,
+                tx_hash: Some(tx_hash),
+                already_active: false,
+            });
+        }
+        // Mined but reverted (the state changed after our simulation). Forget it so a later
+        // call simulates afresh, and say why it failed.
+        self.journal.remove_if(id, tx_hash)?;
+        let reason = self.replay_revert(id, receipt.block_number).await;
+        Err(Error::Reverted {
+            reason,
+            tx_hash: Some(tx_hash),
+        })
     }
 
     /// The journal's record of the order's lock transaction, if this node sent one.
@@ -179,30 +210,36 @@ impl ChainClient {
         EventFollower::new(&self.config, self.db.clone(), sender)
     }
 
-    /// Polls for the receipt until it has the configured confirmations. A receipt that
+    /// Polls the receipts of `hashes` (transactions at one nonce: at most one gets mined)
+    /// until one has the configured confirmations, or `until` passes (`None`). A receipt that
     /// disappears (reorg) is simply waited for again.
-    async fn wait_confirmed(&self, tx_hash: TxHash) -> Result<TransactionReceipt> {
+    async fn wait_confirmed(
+        &self,
+        hashes: &[TxHash],
+        until: Instant,
+    ) -> Result<Option<(TxHash, TransactionReceipt)>> {
         let timeout = self.config.rpc_timeout();
-        let deadline = tokio::time::Instant::now() + self.config.receipt_timeout();
         loop {
-            let receipt = rpc::bounded(
-                timeout,
-                "eth_getTransactionReceipt",
-                self.provider.get_transaction_receipt(tx_hash),
-            )
-            .await?;
-            if let Some(receipt) = receipt
-                && let Some(mined_in) = receipt.block_number
-            {
+            for hash in hashes {
+                let receipt = rpc::bounded(
+                    timeout,
+                    "eth_getTransactionReceipt",
+                    self.provider.get_transaction_receipt(*hash),
+                )
+                .await?;
+                let Some(receipt) = receipt else { continue };
+                let Some(mined_in) = receipt.block_number else {
+                    continue;
+                };
                 let head =
                     rpc::bounded(timeout, "eth_blockNumber", self.provider.get_block_number())
                         .await?;
                 if head.saturating_sub(mined_in) + 1 >= self.config.confirmations() {
-                    return Ok(receipt);
+                    return Ok(Some((*hash, receipt)));
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::TxPending { tx_hash });
+            if Instant::now() >= until {
+                return Ok(None);
             }
             tokio::time::sleep(self.config.poll_interval().min(Duration::from_secs(5))).await;
         }

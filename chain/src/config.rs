@@ -41,6 +41,11 @@ pub struct ChainConfig {
     /// `TxPending` (the journal keeps it; calling again resumes). Default 300 s.
     #[serde(default = "defaults::receipt_timeout_secs")]
     pub receipt_timeout_secs: u64,
+    /// A lock transaction still unmined after this many seconds is replaced at its nonce
+    /// with fees at least 12.5 % higher (checked while `activate` waits, and on every later
+    /// call). Default 120; 0 never replaces, only re-sends the same bytes.
+    #[serde(default = "defaults::replace_after_secs")]
+    pub replace_after_secs: u64,
     /// Attempts for an operation that fails because the chain is unreachable, the first
     /// included. Default 4. Only transport errors are retried: a revert will not change.
     #[serde(default = "defaults::retry_attempts")]
@@ -83,6 +88,9 @@ mod defaults {
     pub fn receipt_timeout_secs() -> u64 {
         300
     }
+    pub fn replace_after_secs() -> u64 {
+        120
+    }
     pub fn retry_attempts() -> u32 {
         4
     }
@@ -106,6 +114,7 @@ impl ChainConfig {
             rpc_timeout_ms: defaults::rpc_timeout_ms(),
             poll_interval_ms: defaults::poll_interval_ms(),
             receipt_timeout_secs: defaults::receipt_timeout_secs(),
+            replace_after_secs: defaults::replace_after_secs(),
             retry_attempts: defaults::retry_attempts(),
             retry_backoff_ms: defaults::retry_backoff_ms(),
             log_block_range: defaults::log_block_range(),
@@ -130,6 +139,11 @@ impl ChainConfig {
     /// How long `activate` waits for confirmations.
     pub fn receipt_timeout(&self) -> Duration {
         Duration::from_secs(self.receipt_timeout_secs)
+    }
+
+    /// After how long a pending lock is replaced with higher fees; `None` for never.
+    pub fn replace_after(&self) -> Option<Duration> {
+        (self.replace_after_secs > 0).then(|| Duration::from_secs(self.replace_after_secs))
     }
 
     /// Confirmations, where 0 is read as 1 (a transaction counts once mined, never before).

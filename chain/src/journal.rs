@@ -41,10 +41,35 @@ pub struct JournalEntry {
     pub nonce: u64,
     /// Its hash.
     pub tx_hash: TxHash,
-    /// The signed EIP-2718 bytes, exactly as broadcast.
+    /// The signed EIP-2718 bytes, exactly as broadcast; emptied once confirmed.
     pub raw_tx: Bytes,
     /// Where it is.
     pub state: JournalState,
+    /// Its gas limit, reused by a replacement.
+    #[serde(default)]
+    pub gas_limit: u64,
+    /// Its EIP-1559 fee cap, so a replacement can outbid it.
+    #[serde(default)]
+    pub max_fee_per_gas: u128,
+    /// Its EIP-1559 tip cap, so a replacement can outbid it.
+    #[serde(default)]
+    pub max_priority_fee_per_gas: u128,
+    /// Unix seconds when it was signed, to tell when it has been pending too long.
+    #[serde(default)]
+    pub signed_at: u64,
+    /// Earlier transactions at the same nonce that this one replaced (fee bump). Any one of
+    /// them may be the one that gets mined, so all are watched.
+    #[serde(default)]
+    pub replaced: Vec<TxHash>,
+}
+
+impl JournalEntry {
+    /// Every transaction this entry stands for: the current one first, then those it replaced.
+    pub fn hashes(&self) -> Vec<TxHash> {
+        std::iter::once(self.tx_hash)
+            .chain(self.replaced.iter().copied())
+            .collect()
+    }
 }
 
 /// The journal table in the host's shared redb database.
@@ -88,7 +113,8 @@ impl Journal {
         tx.commit().map_err(store)
     }
 
-    /// Removes the order's entry if it still is for `tx_hash` (a newer entry is left alone).
+    /// Removes the order's entry if `tx_hash` is one of its transactions (an entry signed
+    /// later for the same order is left alone).
     pub(crate) fn remove_if(&self, id: OrderId, tx_hash: TxHash) -> Result<()> {
         let key = id.to_string();
         let tx = self.db.begin_write().map_err(store)?;
@@ -98,19 +124,24 @@ impl Journal {
                 Some(v) => Some(decode(&key, v.value())?),
                 None => None,
             };
-            if current.is_some_and(|e| e.tx_hash == tx_hash) {
+            if current.is_some_and(|e| e.hashes().contains(&tx_hash)) {
                 table.remove(key.as_str()).map_err(store)?;
             }
         }
         tx.commit().map_err(store)
     }
 
-    /// Marks the order's entry confirmed if it still is for `tx_hash`.
+    /// Marks the order's entry confirmed with `tx_hash` (one of its transactions) as the one
+    /// mined. The signed bytes are dropped: nothing will send them again.
     pub(crate) fn mark_confirmed(&self, id: OrderId, tx_hash: TxHash) -> Result<()> {
         if let Some(mut entry) = self.get(id)?
-            && entry.tx_hash == tx_hash
+            && entry.hashes().contains(&tx_hash)
             && entry.state != JournalState::Confirmed
         {
+            let others = entry.hashes().into_iter().filter(|h| *h != tx_hash);
+            entry.replaced = others.collect();
+            entry.tx_hash = tx_hash;
+            entry.raw_tx = Bytes::new();
             entry.state = JournalState::Confirmed;
             self.put(&entry)?;
         }
@@ -153,6 +184,11 @@ mod tests {
             tx_hash: TxHash::repeat_byte(hash),
             raw_tx: Bytes::from_static(b"\x02raw"),
             state: JournalState::Sent,
+            gas_limit: 60_000,
+            max_fee_per_gas: 2,
+            max_priority_fee_per_gas: 1,
+            signed_at: 1,
+            replaced: Vec::new(),
         }
     }
 
@@ -182,5 +218,23 @@ mod tests {
         j.remove_if(OrderId::from(1), TxHash::repeat_byte(0xaa))
             .expect("remove");
         assert_eq!(j.get(OrderId::from(1)).expect("get"), None);
+    }
+
+    #[test]
+    fn a_replaced_transaction_can_be_the_one_confirmed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Arc::new(Database::create(dir.path().join("s.redb")).expect("db"));
+        let j = Journal::open(db).expect("open");
+        let mut e = entry(3, 5, 0xbb);
+        e.replaced = vec![TxHash::repeat_byte(0xaa)];
+        j.put(&e).expect("put");
+        // The older one was mined after all.
+        j.mark_confirmed(OrderId::from(3), TxHash::repeat_byte(0xaa))
+            .expect("confirm");
+        let got = j.get(OrderId::from(3)).expect("get").expect("entry");
+        assert_eq!(got.state, JournalState::Confirmed);
+        assert_eq!(got.tx_hash, TxHash::repeat_byte(0xaa));
+        assert_eq!(got.replaced, vec![TxHash::repeat_byte(0xbb)]);
+        assert!(got.raw_tx.is_empty());
     }
 }

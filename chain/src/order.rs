@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use alloy::eips::BlockId;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider as _;
 use alloy::rpc::types::TransactionRequest;
@@ -63,15 +64,21 @@ pub(crate) async fn read_order(
     let tx = TransactionRequest::default()
         .to(market)
         .input(Bytes::from(call.abi_encode()).into());
-    let out = rpc::bounded(timeout, "eth_call getOrder", provider.call(tx))
-        .await
-        .map_err(|e| match e {
-            // The Market reverts with OrderNotFound for an id no order has.
-            Error::Reverted { reason, .. } if reason.starts_with("OrderNotFound") => {
-                Error::OrderNotFound { id: id.to_string() }
-            }
-            other => other,
-        })?;
+    // Explicitly `latest`: with no block some nodes (anvil) answer from the pending block,
+    // where a lock still in the mempool already looks Active.
+    let out = rpc::bounded(
+        timeout,
+        "eth_call getOrder",
+        provider.call(tx).block(BlockId::latest()),
+    )
+    .await
+    .map_err(|e| match e {
+        // The Market reverts with OrderNotFound for an id no order has.
+        Error::Reverted { reason, .. } if reason.starts_with("OrderNotFound") => {
+            Error::OrderNotFound { id: id.to_string() }
+        }
+        other => other,
+    })?;
     if out.is_empty() {
         // No code at the address answers an empty success: the config points at no Market.
         return Err(Error::InvalidResponse {

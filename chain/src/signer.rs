@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use alloy::eips::Encodable2718;
+use alloy::eips::{BlockId, Encodable2718};
 use alloy::network::{EthereumWallet, NetworkWallet, TransactionBuilder};
 use alloy::primitives::{Address, Bytes, TxHash};
 use alloy::providers::Provider as _;
@@ -35,8 +35,9 @@ pub(crate) enum Submission {
     /// The order is already Active with this node as provider: nothing was sent. `tx_hash` is
     /// the journaled lock transaction when this node sent it.
     AlreadyActive { tx_hash: Option<TxHash> },
-    /// The lock transaction (new, or the journaled one sent again) is broadcast.
-    Sent { tx_hash: TxHash },
+    /// The lock transaction (new, re-sent or replaced) is out. `hashes` are every transaction
+    /// at its nonce, the newest first: whichever is mined is the lock.
+    Sent { hashes: Vec<TxHash> },
 }
 
 struct Request {
@@ -80,6 +81,9 @@ pub(crate) struct SignerTask {
     pub(crate) chain_id: u64,
     pub(crate) timeout: Duration,
     pub(crate) journal: Journal,
+    /// A journaled transaction still unmined after this long is replaced at its nonce with
+    /// higher fees; `None` never replaces (it is only sent again).
+    pub(crate) replace_after: Option<Duration>,
     /// The next nonce to use; `None` means "ask the chain".
     pub(crate) next_nonce: Option<u64>,
     /// Whether the endpoint's chain id was checked against the config.
@@ -103,9 +107,12 @@ impl SignerTask {
         let order = read_order(&self.provider, self.market, id, self.timeout).await?;
         let journaled = self.journal.get(id)?.filter(|e| e.from == self.from);
         if order.status == OrderStatus::Active && order.provider == to_sdk_address(self.from) {
-            return Ok(Submission::AlreadyActive {
-                tx_hash: journaled.map(|e| e.tx_hash),
-            });
+            let tx_hash = match journaled {
+                Some(e) if e.state == JournalState::Confirmed => Some(e.tx_hash),
+                Some(e) => self.mined_among(&e.hashes()).await?,
+                None => None,
+            };
+            return Ok(Submission::AlreadyActive { tx_hash });
         }
 
         if let Some(entry) = journaled
@@ -117,29 +124,29 @@ impl SignerTask {
         self.send_new(id).await
     }
 
-    /// Picks up a journaled transaction: if it is mined, the caller waits on it; if its nonce
-    /// is still free, the same signed bytes go out again. `None` when its nonce was taken by
-    /// another transaction, so it can never be mined and a new one is needed.
+    /// Picks up a journaled transaction: if one of its transactions is mined, the caller
+    /// waits on it; if its nonce is still free, the same signed bytes go out again (or, once
+    /// pending longer than `replace_after`, a replacement with higher fees at the same nonce).
+    /// `None` when its nonce was taken by another transaction, so it can never be mined and a
+    /// new one is needed.
     async fn resume(&mut self, id: OrderId, entry: &JournalEntry) -> Result<Option<Submission>> {
-        // Nonce before receipt: if ours is mined between the two reads, the receipt shows it,
+        // Nonce before receipts: if ours is mined between the reads, a receipt shows it,
         // rather than the nonce looking taken by someone else.
         let mined = self.mined_nonce().await?;
-        let receipt = rpc::bounded(
-            self.timeout,
-            "eth_getTransactionReceipt",
-            self.provider.get_transaction_receipt(entry.tx_hash),
-        )
-        .await?;
-        if receipt.is_some() {
-            return Ok(Some(Submission::Sent {
-                tx_hash: entry.tx_hash,
-            }));
+        if let Some(hash) = self.mined_among(&entry.hashes()).await? {
+            return Ok(Some(Submission::Sent { hashes: vec![hash] }));
         }
         if mined <= entry.nonce {
+            let stale = self
+                .replace_after
+                .is_some_and(|after| unix_now().saturating_sub(entry.signed_at) >= after.as_secs());
+            if stale {
+                return self.replace(id, entry).await.map(Some);
+            }
             tracing::info!(order = %id, tx = %entry.tx_hash, nonce = entry.nonce, "re-sending journaled lock transaction");
             self.broadcast(&entry.raw_tx).await?;
             return Ok(Some(Submission::Sent {
-                tx_hash: entry.tx_hash,
+                hashes: entry.hashes(),
             }));
         }
         tracing::warn!(order = %id, tx = %entry.tx_hash, nonce = entry.nonce, "journaled lock transaction was superseded at its nonce; signing a new one");
@@ -147,20 +154,80 @@ impl SignerTask {
         Ok(None)
     }
 
+    /// The first of `hashes` that has a receipt.
+    async fn mined_among(&self, hashes: &[TxHash]) -> Result<Option<TxHash>> {
+        for hash in hashes {
+            let receipt = rpc::bounded(
+                self.timeout,
+                "eth_getTransactionReceipt",
+                self.provider.get_transaction_receipt(*hash),
+            )
+            .await?;
+            if receipt.is_some() {
+                return Ok(Some(*hash));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Signs the same call at the same nonce with fees at least 12.5 % higher (nodes want
+    /// 10 % more to accept a replacement), journals it, then broadcasts it. If the node still
+    /// refuses it, the journal goes back to the previous transaction, which is sent again.
+    async fn replace(&mut self, id: OrderId, entry: &JournalEntry) -> Result<Submission> {
+        let fees = rpc::bounded(
+            self.timeout,
+            "fee estimation",
+            self.provider.estimate_eip1559_fees(),
+        )
+        .await?;
+        let bump = |old: u128| old.saturating_add(old / 8).saturating_add(1);
+        let tip = fees
+            .max_priority_fee_per_gas
+            .max(bump(entry.max_priority_fee_per_gas));
+        let cap = fees
+            .max_fee_per_gas
+            .max(bump(entry.max_fee_per_gas))
+            .max(tip);
+        let (raw, tx_hash) = self
+            .sign(id, entry.nonce, entry.gas_limit, cap, tip)
+            .await?;
+        let replacement = JournalEntry {
+            tx_hash,
+            raw_tx: raw.clone(),
+            max_fee_per_gas: cap,
+            max_priority_fee_per_gas: tip,
+            signed_at: unix_now(),
+            replaced: entry.hashes(),
+            ..entry.clone()
+        };
+        self.journal.put(&replacement)?;
+        tracing::info!(order = %id, old = %entry.tx_hash, new = %tx_hash, nonce = entry.nonce, "replacing a stuck lock transaction with higher fees");
+        match self.broadcast(&raw).await {
+            Ok(()) => Ok(Submission::Sent {
+                hashes: replacement.hashes(),
+            }),
+            Err(e) if e.is_unavailable() => Err(e),
+            Err(e) => {
+                tracing::warn!(order = %id, error = %e, "replacement refused; keeping the previous transaction");
+                self.journal.put(entry)?;
+                self.broadcast(&entry.raw_tx).await?;
+                Ok(Submission::Sent {
+                    hashes: entry.hashes(),
+                })
+            }
+        }
+    }
+
     /// Simulates, signs, journals, then broadcasts a new `activate(id)`.
     async fn send_new(&mut self, id: OrderId) -> Result<Submission> {
-        let input = Market::activateCall { id: id.0 }.abi_encode();
-        let request = TransactionRequest::default()
-            .from(self.from)
-            .to(self.market)
-            .input(Bytes::from(input).into());
-
         // eth_call first: a lock that would revert (not our order, no longer Created) is
         // reported with its custom error and costs no gas and no nonce.
         rpc::bounded(
             self.timeout,
             "eth_call activate",
-            self.provider.call(request.clone()),
+            self.provider
+                .call(self.activate_request(id))
+                .block(BlockId::latest()),
         )
         .await?;
 
@@ -169,30 +236,26 @@ impl SignerTask {
         let gas = rpc::bounded(
             self.timeout,
             "eth_estimateGas",
-            self.provider.estimate_gas(request.clone()),
+            self.provider.estimate_gas(self.activate_request(id)),
         )
         .await?;
+        // A margin over the estimate: state can shift between estimate and inclusion.
+        let gas_limit = gas.saturating_add(gas / 5);
         let fees = rpc::bounded(
             self.timeout,
             "fee estimation",
             self.provider.estimate_eip1559_fees(),
         )
         .await?;
-        let request = request
-            .with_nonce(nonce)
-            .with_chain_id(self.chain_id)
-            // A margin over the estimate: state can shift between estimate and inclusion.
-            .with_gas_limit(gas.saturating_add(gas / 5))
-            .with_max_fee_per_gas(fees.max_fee_per_gas)
-            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
-        let envelope =
-            NetworkWallet::<alloy::network::Ethereum>::sign_request(&self.wallet, request)
-                .await
-                .map_err(|e| Error::Signing {
-                    reason: e.to_string(),
-                })?;
-        let raw = Bytes::from(envelope.encoded_2718());
-        let tx_hash = *envelope.tx_hash();
+        let (raw, tx_hash) = self
+            .sign(
+                id,
+                nonce,
+                gas_limit,
+                fees.max_fee_per_gas,
+                fees.max_priority_fee_per_gas,
+            )
+            .await?;
 
         // Journal first, broadcast second: a crash in between leaves signed bytes that the
         // next attempt sends again, never a second transaction for the same order.
@@ -203,11 +266,18 @@ impl SignerTask {
             tx_hash,
             raw_tx: raw.clone(),
             state: JournalState::Sent,
+            gas_limit,
+            max_fee_per_gas: fees.max_fee_per_gas,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+            signed_at: unix_now(),
+            replaced: Vec::new(),
         })?;
         self.next_nonce = Some(nonce + 1);
 
         match self.broadcast(&raw).await {
-            Ok(()) => Ok(Submission::Sent { tx_hash }),
+            Ok(()) => Ok(Submission::Sent {
+                hashes: vec![tx_hash],
+            }),
             // Maybe it arrived, maybe not: the journal keeps it and a retry sends it again.
             Err(e) if e.is_unavailable() => Err(e),
             // The node refused it outright (funds, nonce): nothing is pending, forget it.
@@ -216,6 +286,38 @@ impl SignerTask {
                 Err(e)
             }
         }
+    }
+
+    fn activate_request(&self, id: OrderId) -> TransactionRequest {
+        TransactionRequest::default()
+            .from(self.from)
+            .to(self.market)
+            .input(Bytes::from(Market::activateCall { id: id.0 }.abi_encode()).into())
+    }
+
+    /// Signs `activate(id)` as an EIP-1559 transaction; returns its bytes and hash.
+    async fn sign(
+        &self,
+        id: OrderId,
+        nonce: u64,
+        gas_limit: u64,
+        max_fee_per_gas: u128,
+        max_priority_fee_per_gas: u128,
+    ) -> Result<(Bytes, TxHash)> {
+        let request = self
+            .activate_request(id)
+            .with_nonce(nonce)
+            .with_chain_id(self.chain_id)
+            .with_gas_limit(gas_limit)
+            .with_max_fee_per_gas(max_fee_per_gas)
+            .with_max_priority_fee_per_gas(max_priority_fee_per_gas);
+        let envelope =
+            NetworkWallet::<alloy::network::Ethereum>::sign_request(&self.wallet, request)
+                .await
+                .map_err(|e| Error::Signing {
+                    reason: e.to_string(),
+                })?;
+        Ok((Bytes::from(envelope.encoded_2718()), *envelope.tx_hash()))
     }
 
     /// The nonce for a new transaction. When not known, it is read from the chain, and every
@@ -304,4 +406,11 @@ fn is_already_known(message: &str) -> bool {
     ]
     .iter()
     .any(|needle| m.contains(needle))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

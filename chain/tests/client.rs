@@ -696,3 +696,64 @@ async fn a_lock_that_reverts_after_simulation_is_reported_with_its_custom_error(
     assert_eq!(chain.tx_count(address(PROVIDER_KEY)).await, 1);
     assert_eq!(client.journal_entry(id).expect("journal"), None);
 }
+
+#[tokio::test]
+async fn a_stuck_lock_is_replaced_at_the_same_nonce_and_only_one_is_mined() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(&chain);
+    cfg.replace_after_secs = 1;
+    let client =
+        ChainClient::new(cfg, open_db(&dir.path().join("s.redb")), node_wallet()).expect("client");
+    let id = OrderId(
+        chain
+            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
+            .await,
+    );
+
+    // Nothing gets mined, so the lock looks stuck to the waiting client.
+    chain
+        .rpc("evm_setAutomine", serde_json::json!([false]))
+        .await;
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.activate(id).await }
+    });
+    let mut replacement = None;
+    for _ in 0..800 {
+        if let Some(entry) = client.journal_entry(id).expect("journal")
+            && !entry.replaced.is_empty()
+        {
+            replacement = Some(entry);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    if replacement.is_none() && call.is_finished() {
+        panic!("activate ended before replacing: {:?}", call.await);
+    }
+    let replacement = replacement.expect("the stuck lock was replaced");
+    assert_eq!(replacement.nonce, 0);
+    assert_eq!(replacement.replaced.len(), 1);
+    assert_ne!(replacement.replaced[0], replacement.tx_hash);
+
+    chain.mine().await;
+    chain
+        .rpc("evm_setAutomine", serde_json::json!([true]))
+        .await;
+    let outcome = call.await.expect("task").expect("activate");
+    // One of the two (the node keeps the better-paying one) is the lock; one transaction in all.
+    assert!(
+        replacement
+            .hashes()
+            .contains(&outcome.tx_hash.expect("hash"))
+    );
+    assert_eq!(chain.tx_count(address(PROVIDER_KEY)).await, 1);
+    assert_eq!(
+        client.order(id).await.expect("order").status,
+        OrderStatus::Active
+    );
+    let entry = client.journal_entry(id).expect("journal").expect("entry");
+    assert_eq!(entry.state, grid_chain::JournalState::Confirmed);
+    assert_eq!(Some(entry.tx_hash), outcome.tx_hash);
+}
