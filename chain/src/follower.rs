@@ -167,8 +167,10 @@ impl EventFollower {
         })
     }
 
-    /// Follows until the receiver is dropped (`Ok`) or the store fails (`Err`). While the
-    /// chain is unreachable it logs, backs off (up to 30 s) and keeps trying.
+    /// Follows until the receiver is dropped (`Ok`) or the store fails (`Err`). Any chain
+    /// trouble (unreachable, an RPC error such as a provider's log-range cap, an odd answer)
+    /// is logged and retried with backoff (up to 30 s): the follower must outlive a bad
+    /// minute at the RPC provider.
     pub async fn run(mut self) -> Result<()> {
         let mut backoff = self.backoff;
         loop {
@@ -180,12 +182,12 @@ impl EventFollower {
                 }
                 // More blocks may be waiting: go on without sleeping.
                 Ok(Poll::Scanned { .. }) => backoff = self.backoff,
-                Err(e) if e.is_unavailable() => {
-                    tracing::warn!(error = %e, "event follower: chain unavailable");
+                Err(e @ (Error::Store(_) | Error::CorruptRecord { .. })) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "event follower: chain error, backing off");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
-                Err(e) => return Err(e),
             }
         }
     }
