@@ -49,28 +49,52 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
-        .args(["build", "--target", TARGET, "--profile", PROFILE])
+        // By the time a build script runs the outer cargo has settled Cargo.lock; the
+        // nested build must not change it.
+        .args([
+            "build",
+            "--locked",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     for (package, _, _) in GUESTS {
         cmd.args(["-p", package]);
     }
-    // Keep CARGO_HOME and the toolchain selection; drop everything the outer build set
-    // for itself.
+    // Drop what cargo sets for this build script and what would change the nested build's
+    // target, flags or compiler (clippy's wrapper, say); keep the user's cargo settings
+    // (CARGO_HOME, registries, proxies, network) and the jobserver (CARGO_MAKEFLAGS), so
+    // the nested build shares the outer build's job slots.
     for (key, _) in env::vars_os() {
         let Some(key) = key.to_str() else { continue };
-        let outer_only =
-            (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE")
-                || matches!(
-                    key,
-                    "RUSTFLAGS"
-                        | "RUSTC_WRAPPER"
-                        | "RUSTC_WORKSPACE_WRAPPER"
-                        | "RUSTDOCFLAGS"
-                        | "RUSTC"
-                        | "RUSTDOC"
-                );
-        if outer_only {
+        let set_for_build_script = [
+            "CARGO_PKG_",
+            "CARGO_CFG_",
+            "CARGO_FEATURE_",
+            "CARGO_MANIFEST_",
+            "CARGO_PROFILE_",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix));
+        let changes_the_build = matches!(
+            key,
+            "CARGO_ENCODED_RUSTFLAGS"
+                | "CARGO_TARGET_DIR"
+                | "CARGO_BUILD_TARGET"
+                | "CARGO_BUILD_TARGET_DIR"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_CRATE_NAME"
+                | "RUSTFLAGS"
+                | "RUSTDOCFLAGS"
+                | "RUSTC_WRAPPER"
+                | "RUSTC_WORKSPACE_WRAPPER"
+                | "RUSTC"
+                | "RUSTDOC"
+        );
+        if set_for_build_script || changes_the_build {
             cmd.env_remove(key);
         }
     }

@@ -26,9 +26,9 @@ for r in json.load(sys.stdin):
         verdict = "acceptable" if o["refusal"] is None else o["refusal"]["kind"] + ": " + o["refusal"]["reason"]
         line = f"price {o[\"price\"]:>9}  {verdict}"
     elif o.get("decision") == "grant":
-        line = f"grant until {o[\"value\"][\"expires_at\"]} scopes {o[\"value\"][\"scopes\"]}"
+        line = f"grant until {o[\"expires_at\"]} scopes {o[\"scopes\"]}"
     else:
-        line = o["decision"] + (": " + (o.get("reason") or o.get("value") or "") if o["decision"] != "allow" else "")
+        line = o["decision"] + (": " + o["reason"] if o["decision"] == "deny" else "")
     mark = "ok " if r["expect_matched"] else "BAD"
     print(f"  [{mark}] {name:<40} {line}")
 '

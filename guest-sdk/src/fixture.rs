@@ -119,8 +119,15 @@ impl Fixture {
         serde_json::from_str(text)
     }
 
+    /// The fixture's clock, or the real one, as the gateway would give it.
     fn context(&self) -> Context {
-        Context::at(self.now.unwrap_or(0))
+        let now = self.now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
+        Context::at(now)
     }
 
     /// Runs a pricing fixture natively.
@@ -188,31 +195,46 @@ impl Fixture {
 /// The name of the settings file beside a policy's fixtures; it is not a fixture.
 pub const SETTINGS_FILE: &str = "settings.json";
 
-/// Reads every `*.json` fixture in `dir` (except [`SETTINGS_FILE`]), sorted by file name,
-/// and the settings text beside them ("" when there is none).
+/// The fixture files in `dir`: every `*.json` but [`SETTINGS_FILE`], sorted by name.
+pub fn files_in(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(".json") && name != SETTINGS_FILE {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads and parses one fixture file; the error names the problem.
+pub fn read_file(path: &std::path::Path) -> Result<Fixture, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    Fixture::from_json(&text).map_err(|e| e.to_string())
+}
+
+/// Reads every fixture in `dir` (see [`files_in`]) and the settings text beside them
+/// ("" when there is none); errors name the file.
 pub fn load_dir(dir: &std::path::Path) -> Result<(String, Vec<(String, Fixture)>), String> {
     let settings = match std::fs::read_to_string(dir.join(SETTINGS_FILE)) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("{}: {e}", dir.join(SETTINGS_FILE).display())),
     };
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let files = files_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut fixtures = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|e| e.to_string())?.path();
+    for path in files {
+        let fixture = read_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let name = path
             .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        if !name.ends_with(".json") || name == SETTINGS_FILE {
-            continue;
-        }
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let fixture = Fixture::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         fixtures.push((name, fixture));
     }
-    fixtures.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((settings, fixtures))
 }

@@ -89,7 +89,7 @@ macro_rules! world_glue {
             pub fn decision_out(d: sdk::Decision) -> wit::Decision {
                 match d {
                     sdk::Decision::Allow => wit::Decision::Allow,
-                    sdk::Decision::Deny(reason) => wit::Decision::Deny(reason),
+                    sdk::Decision::Deny { reason } => wit::Decision::Deny(reason),
                 }
             }
         }
@@ -247,7 +247,7 @@ pub fn authorize_session<P: AuthorizationPolicy>(
                 expires_at: g.expires_at,
                 scopes: g.scopes,
             }),
-            sdk::SessionDecision::Deny(reason) => wit::SessionDecision::Deny(reason),
+            sdk::SessionDecision::Deny { reason } => wit::SessionDecision::Deny(reason),
         },
     })
 }

@@ -85,7 +85,8 @@ fn parse_scaled(input: &str, factor: u64) -> Result<u64, QuantityError> {
         return Err(err("expected a number first"));
     }
     let (int_part, frac_part) = match number.split_once('.') {
-        Some((i, f)) => (i, f),
+        // Trailing zeros of a fraction change nothing but would overflow the mantissa.
+        Some((i, f)) => (i, f.trim_end_matches('0')),
         None => (number, ""),
     };
     if frac_part.contains('.') {
@@ -165,6 +166,8 @@ mod tests {
         assert_eq!(parse_cpu_millis("100u").unwrap(), 1);
         assert_eq!(parse_cpu_millis("0").unwrap(), 0);
         assert_eq!(parse_cpu_millis("2e3").unwrap(), 2_000_000);
+        let long_zeros = format!("1.{}", "0".repeat(60));
+        assert_eq!(parse_cpu_millis(&long_zeros).unwrap(), 1000);
     }
 
     #[test]

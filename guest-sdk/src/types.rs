@@ -245,20 +245,26 @@ impl Quote {
     }
 }
 
-/// A yes or no, with the reason for a no.
+/// A yes or no, with the reason for a no. JSON: `{"decision":"allow"}` or
+/// `{"decision":"deny","reason":"…"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "decision", content = "reason", rename_all = "snake_case")]
+#[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     /// Allowed.
     Allow,
-    /// Denied, and why.
-    Deny(String),
+    /// Denied.
+    Deny {
+        /// Why, in words the user sees.
+        reason: String,
+    },
 }
 
 impl Decision {
     /// A denial with a reason.
     pub fn deny(reason: impl Into<String>) -> Self {
-        Decision::Deny(reason.into())
+        Decision::Deny {
+            reason: reason.into(),
+        }
     }
 
     /// True for [`Decision::Allow`].
@@ -280,7 +286,6 @@ pub struct SessionRequest {
 
 /// A granted session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SessionGrant {
     /// Unix time the session ends (the gateway may cap it further).
     pub expires_at: u64,
@@ -289,14 +294,27 @@ pub struct SessionGrant {
     pub scopes: Option<Vec<String>>,
 }
 
-/// The authorization world's session answer.
+/// The authorization world's session answer. JSON:
+/// `{"decision":"grant","expires_at":…,"scopes":…}` or `{"decision":"deny","reason":"…"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "decision", content = "value", rename_all = "snake_case")]
+#[serde(tag = "decision", rename_all = "snake_case")]
 pub enum SessionDecision {
     /// A session is granted on these terms.
     Grant(SessionGrant),
-    /// No session, and why.
-    Deny(String),
+    /// No session.
+    Deny {
+        /// Why, in words the user sees.
+        reason: String,
+    },
+}
+
+impl SessionDecision {
+    /// A denial with a reason.
+    pub fn deny(reason: impl Into<String>) -> Self {
+        SessionDecision::Deny {
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A request on its way through the gateway, for per-request authorization.
@@ -382,8 +400,17 @@ mod tests {
             scopes: None,
         });
         assert_eq!(
-            serde_json::to_value(grant).unwrap(),
-            serde_json::json!({"decision":"grant","value":{"expires_at":10,"scopes":null}})
+            serde_json::to_value(&grant).unwrap(),
+            serde_json::json!({"decision":"grant","expires_at":10,"scopes":null})
         );
+        assert_eq!(
+            serde_json::to_value(SessionDecision::deny("no")).unwrap(),
+            serde_json::json!({"decision":"deny","reason":"no"})
+        );
+        let back: SessionDecision = serde_json::from_value(
+            serde_json::json!({"decision":"grant","expires_at":10,"scopes":null}),
+        )
+        .unwrap();
+        assert_eq!(back, grant);
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use grid_gateway::policy::{
-    CompiledPolicy, Isolation, PolicyEngine, PolicySet, PolicySource, RuntimeLimits, WatchConfig, World, reload,
-    spawn_watcher,
+    CompiledPolicy, Isolation, PolicyEngine, PolicySet, PolicySource, RuntimeLimits, WatchConfig,
+    World, reload, spawn_watcher,
 };
 use grid_policy_sdk::fixture::{Fixture, load_dir};
 
@@ -20,29 +20,77 @@ fn workspace() -> &'static Path {
 }
 
 fn engine(isolation: Isolation) -> PolicyEngine {
-    PolicyEngine::builder().limits(RuntimeLimits { isolation, ..RuntimeLimits::default() }).build().unwrap()
+    PolicyEngine::builder()
+        .limits(RuntimeLimits {
+            isolation,
+            ..RuntimeLimits::default()
+        })
+        .build()
+        .unwrap()
 }
 
 /// A reference policy loaded with its fixtures' settings, and the named fixture.
-fn policy_and_fixture(engine: &PolicyEngine, world: World, wasm: &str, policy: &str, fixture: &str) -> (CompiledPolicy, Fixture) {
-    let (settings, fixtures) = load_dir(&workspace().join("policies").join(policy).join("fixtures")).unwrap();
+fn policy_and_fixture(
+    engine: &PolicyEngine,
+    world: World,
+    wasm: &str,
+    policy: &str,
+    fixture: &str,
+) -> (CompiledPolicy, Fixture) {
+    let (settings, fixtures) =
+        load_dir(&workspace().join("policies").join(policy).join("fixtures")).unwrap();
     let fixture = fixtures.into_iter().find(|(n, _)| n == fixture).unwrap().1;
     let bytes = std::fs::read(wasm).unwrap();
-    let compiled = engine.load(world, policy, PolicySource::Builtin, &bytes, &settings).unwrap();
+    let compiled = engine
+        .load(world, policy, PolicySource::Builtin, &bytes, &settings)
+        .unwrap();
     (compiled, fixture)
 }
 
-fn cases() -> [(&'static str, World, &'static str, &'static str, &'static str); 4] {
+fn cases() -> [(
+    &'static str,
+    World,
+    &'static str,
+    &'static str,
+    &'static str,
+); 4] {
     [
-        ("pricing/quote", World::Pricing, env!("GRID_WASM_PRICING_LINEAR"), "pricing-linear", "accept-gpu-by-model.json"),
-        ("payee/check", World::Payee, env!("GRID_WASM_PAYEE_WALLETS"), "payee-wallets", "allow-configured-payee.json"),
-        ("authorization/authorize_session", World::Authorization, env!("GRID_WASM_AUTHZ_ORDER_OWNER"), "authz-order-owner", "session-grant-capped-by-lifetime.json"),
-        ("authorization/authorize_request", World::Authorization, env!("GRID_WASM_AUTHZ_ORDER_OWNER"), "authz-order-owner", "request-allow.json"),
+        (
+            "pricing/quote",
+            World::Pricing,
+            env!("GRID_WASM_PRICING_LINEAR"),
+            "pricing-linear",
+            "accept-gpu-by-model.json",
+        ),
+        (
+            "payee/check",
+            World::Payee,
+            env!("GRID_WASM_PAYEE_WALLETS"),
+            "payee-wallets",
+            "allow-configured-payee.json",
+        ),
+        (
+            "authorization/authorize_session",
+            World::Authorization,
+            env!("GRID_WASM_AUTHZ_ORDER_OWNER"),
+            "authz-order-owner",
+            "session-grant-capped-by-lifetime.json",
+        ),
+        (
+            "authorization/authorize_request",
+            World::Authorization,
+            env!("GRID_WASM_AUTHZ_ORDER_OWNER"),
+            "authz-order-owner",
+            "request-allow.json",
+        ),
     ]
 }
 
 fn evaluation(c: &mut Criterion) {
-    for (isolation_name, isolation) in [("pooled", Isolation::default()), ("fresh", Isolation::Fresh)] {
+    for (isolation_name, isolation) in [
+        ("pooled", Isolation::default()),
+        ("fresh", Isolation::Fresh),
+    ] {
         let engine = engine(isolation);
         let mut group = c.benchmark_group(format!("evaluate_{isolation_name}"));
         for (name, world, wasm, policy, fixture) in cases() {
@@ -58,11 +106,23 @@ fn evaluation(c: &mut Criterion) {
 /// The async entry point the gateway's handlers use (block_in_place on a multi-thread
 /// runtime), to show what it adds over a direct call.
 fn async_entry(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let set = Arc::new(PolicySet::new(engine(Isolation::default())));
     runtime.block_on(reload(&set, None));
-    let (_, fixture) = policy_and_fixture(set.engine(), World::Authorization, env!("GRID_WASM_AUTHZ_ORDER_OWNER"), "authz-order-owner", "request-allow.json");
-    let grid_policy_sdk::Call::AuthorizeRequest { request } = fixture.call else { unreachable!() };
+    let (_, fixture) = policy_and_fixture(
+        set.engine(),
+        World::Authorization,
+        env!("GRID_WASM_AUTHZ_ORDER_OWNER"),
+        "authz-order-owner",
+        "request-allow.json",
+    );
+    let grid_policy_sdk::Call::AuthorizeRequest { request } = fixture.call else {
+        unreachable!()
+    };
     c.bench_function("policy_set/authorize_request_async", |b| {
         b.to_async(&runtime).iter(|| {
             let (set, request) = (set.clone(), request.clone());
@@ -77,7 +137,11 @@ fn compile(c: &mut Criterion) {
     let mut group = c.benchmark_group("load");
     group.sample_size(10);
     group.bench_function("pricing_linear_compile_and_validate", |b| {
-        b.iter(|| engine.load(World::Pricing, "p", PolicySource::Builtin, &bytes, "").unwrap());
+        b.iter(|| {
+            engine
+                .load(World::Pricing, "p", PolicySource::Builtin, &bytes, "")
+                .unwrap()
+        });
     });
     group.finish();
 }
@@ -85,7 +149,11 @@ fn compile(c: &mut Criterion) {
 /// File written → new version serving, through the watcher (debounce included) as an
 /// operator experiences it.
 fn reload_latency(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let set = Arc::new(PolicySet::new(engine(Isolation::default())));
     runtime.block_on(reload(&set, Some(dir.path())));
@@ -101,12 +169,20 @@ fn reload_latency(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
                 n += 1;
-                let before = set.current(World::Pricing).unwrap().info().settings_sha256.clone();
+                let before = set
+                    .current(World::Pricing)
+                    .unwrap()
+                    .info()
+                    .settings_sha256
+                    .clone();
                 let started = Instant::now();
                 std::fs::write(&settings, format!(r#"{{"min_duration_secs":{n}}}"#)).unwrap();
                 while set.current(World::Pricing).unwrap().info().settings_sha256 == before {
                     std::thread::sleep(Duration::from_micros(200));
-                    assert!(started.elapsed() < Duration::from_secs(10), "reload never happened");
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "reload never happened"
+                    );
                 }
                 total += started.elapsed();
             }

@@ -25,6 +25,43 @@ enum Command {
     /// Evaluate, check and benchmark policies locally, without a running gateway.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Development helpers for the chain side.
+    #[command(subcommand)]
+    Chain(ChainCommand),
+}
+
+#[derive(Subcommand)]
+enum ChainCommand {
+    /// Deploy the test token and the Market to a development chain (anvil's first funded
+    /// account pays) and print the `[chain]` config lines to paste.
+    DeployDev {
+        /// JSON-RPC endpoint of the development chain.
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+        /// Bound on waiting for the chain, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
+}
+
+fn chain_command(command: ChainCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        ChainCommand::DeployDev { rpc, timeout_secs } => {
+            let deployment = runtime.block_on(grid_chain::deploy_dev(
+                &rpc,
+                Duration::from_secs(timeout_secs),
+            ))?;
+            eprintln!(
+                "deployed TestToken at {} and Market at {} (deployer {})",
+                deployment.token, deployment.market, deployment.deployer
+            );
+            print!("{}", deployment.config_toml());
+            Ok(())
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -191,6 +228,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policy(command) => policy_command(command),
+        Command::Chain(command) => chain_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -79,6 +79,30 @@ fn a_panic_is_a_trap_not_a_crash() {
 }
 
 #[test]
+fn a_policy_cannot_sleep_past_its_deadline() {
+    let engine = engine(Isolation::default());
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    let err = price(&policy, "sleep").unwrap_err();
+    assert!(
+        matches!(&err, EvalError::Trap(m) if m.contains("may not block")),
+        "{err:?}"
+    );
+    assert_eq!(price(&policy, "fine").unwrap(), "1");
+}
+
+#[test]
+fn an_answer_aliasing_one_string_many_times_is_refused_not_copied() {
+    let engine = engine(Isolation::default());
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    let err = price(&policy, "alias").unwrap_err();
+    assert!(
+        matches!(&err, EvalError::Trap(m) if m.contains("too much data")),
+        "{err:?}"
+    );
+    assert_eq!(price(&policy, "fine").unwrap(), "1");
+}
+
+#[test]
 fn a_garbage_answer_is_an_invalid_output() {
     let engine = engine(Isolation::default());
     let policy = load(&engine, World::Pricing, HOSTILE, "");

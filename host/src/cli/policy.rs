@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::policy::builtin;
 use crate::policy::{
-    CompiledPolicy, EngineError, EvalError, Isolation, LoadError, PolicyEngine, PolicySource,
-    RuntimeLimits, World,
+    CompiledPolicy, EngineError, EvalError, Isolation, LoadError, PolicyEngine, RuntimeLimits,
+    World,
 };
 
 /// What a policy command failed on.
@@ -70,10 +70,13 @@ pub enum CommandError {
         /// How many ran.
         total: usize,
     },
-    /// `--iterations 0`.
-    #[error("--iterations must be above 0")]
-    NoIterations,
+    /// `--iterations` out of range.
+    #[error("--iterations must be between 1 and {MAX_BENCH_ITERATIONS}")]
+    Iterations,
 }
+
+/// The most evaluations `policy bench` times (each sample is kept to compute percentiles).
+pub const MAX_BENCH_ITERATIONS: u32 = 10_000_000;
 
 /// Options shared by the policy commands.
 #[derive(Clone, Debug, Default)]
@@ -103,55 +106,30 @@ fn load(options: &PolicyOptions, world: World) -> Result<CompiledPolicy, Command
         Some(path) => String::from_utf8(read(path)?).map_err(|_| LoadError::SettingsNotText)?,
         None => String::new(),
     };
-    let (name, source, wasm) = match &options.policy {
-        Some(path) => (
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            PolicySource::File(path.clone()),
-            read(path)?,
-        ),
-        None => {
-            let b = builtin::builtin(world).ok_or(CommandError::NoPolicy(world))?;
-            (
-                format!("builtin:{}", b.name),
-                PolicySource::Builtin,
-                b.wasm.to_vec(),
-            )
-        }
+    let file = match &options.policy {
+        Some(path) => Some((path.clone(), read(path)?)),
+        None => None,
     };
+    let (name, source, wasm) = builtin::choose(world, file).ok_or(CommandError::NoPolicy(world))?;
     Ok(engine.load(world, &name, source, &wasm, &settings)?)
 }
 
 /// Fixture files under `input`: the file itself, or every fixture in the directory.
 fn fixtures(input: &Path) -> Result<Vec<(PathBuf, Fixture)>, CommandError> {
-    let files: Vec<PathBuf> = if input.is_dir() {
-        let entries = std::fs::read_dir(input).map_err(|e| CommandError::Read {
+    let files = if input.is_dir() {
+        fixture::files_in(input).map_err(|e| CommandError::Read {
             path: input.to_owned(),
             message: e.to_string(),
-        })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && p.file_name().is_some_and(|n| n != fixture::SETTINGS_FILE)
-            })
-            .collect();
-        files.sort();
-        files
+        })?
     } else {
         vec![input.to_owned()]
     };
     files
         .into_iter()
         .map(|path| {
-            let text = String::from_utf8(read(&path)?).map_err(|_| CommandError::Fixture {
+            let fixture = fixture::read_file(&path).map_err(|message| CommandError::Fixture {
                 path: path.clone(),
-                message: "not UTF-8".into(),
-            })?;
-            let fixture = Fixture::from_json(&text).map_err(|e| CommandError::Fixture {
-                path: path.clone(),
-                message: e.to_string(),
+                message,
             })?;
             Ok((path, fixture))
         })
@@ -283,8 +261,8 @@ pub fn bench(
     iterations: u32,
     warmup: u32,
 ) -> Result<BenchReport, CommandError> {
-    if iterations == 0 {
-        return Err(CommandError::NoIterations);
+    if iterations == 0 || iterations > MAX_BENCH_ITERATIONS {
+        return Err(CommandError::Iterations);
     }
     let fixtures = fixtures(input)?;
     let world = world_of(options, &fixtures)?;

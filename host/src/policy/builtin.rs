@@ -1,6 +1,9 @@
 //! The reference policies embedded in the binary, so a gateway with an empty policy
 //! directory still prices, checks payees and authorizes (feature `builtin-policies`).
 
+use std::path::PathBuf;
+
+use super::compiled::PolicySource;
 use super::world::World;
 
 /// A policy compiled into the gateway.
@@ -44,4 +47,29 @@ pub fn builtin(world: World) -> Option<BuiltinPolicy> {
 /// Every built-in policy.
 pub fn all() -> &'static [BuiltinPolicy] {
     &BUILTIN
+}
+
+/// What serves `world`: the operator's file (its path and bytes) when there is one, else
+/// the built-in policy. Returns the policy's display name, source and bytes; `None` when
+/// there is neither.
+pub fn choose(
+    world: World,
+    file: Option<(PathBuf, Vec<u8>)>,
+) -> Option<(String, PolicySource, Vec<u8>)> {
+    match file {
+        Some((path, wasm)) => {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Some((name, PolicySource::File(path), wasm))
+        }
+        None => builtin(world).map(|b| {
+            (
+                format!("builtin:{}", b.name),
+                PolicySource::Builtin,
+                b.wasm.to_vec(),
+            )
+        }),
+    }
 }

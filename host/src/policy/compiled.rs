@@ -153,15 +153,22 @@ impl CompiledPolicy {
         self.info.world
     }
 
-    /// Runs `validate-settings` on a fresh instance that is not kept.
+    /// Runs `validate-settings` on a fresh instance that is not kept. It gets the longer
+    /// load deadline: it runs once per version, on a cold instance, maybe on a busy machine,
+    /// and a spurious timeout here would keep a good policy out of service.
     fn validate_settings(&self, settings: &str) -> Result<Result<(), String>, EvalError> {
         let mut instance = self.instantiate()?;
-        let result = self.call_on(&mut instance, None, |exports, store| match exports {
-            WorldExports::Pricing(p) => p.call_validate_settings(store, settings),
-            WorldExports::Payee(p) => p.call_validate_settings(store, settings),
-            WorldExports::Authorization(p) => p.call_validate_settings(store, settings),
-        });
-        result
+        let deadline = self.engine.limits.load_deadline_ticks();
+        self.call_on(
+            &mut instance,
+            None,
+            deadline,
+            |exports, store| match exports {
+                WorldExports::Pricing(p) => p.call_validate_settings(store, settings),
+                WorldExports::Payee(p) => p.call_validate_settings(store, settings),
+                WorldExports::Authorization(p) => p.call_validate_settings(store, settings),
+            },
+        )
     }
 
     /// pricing: `quote`.
@@ -180,15 +187,15 @@ impl CompiledPolicy {
         now: Option<u64>,
     ) -> Result<sdk::Quote, EvalError> {
         let (request, node) = (convert::quote_request(request), convert::node(node));
-        let quote = self.evaluate(now, |exports, store| match exports {
-            WorldExports::Pricing(p) => p.call_quote(store, &request, &node).map(Some),
-            _ => Ok(None),
-        })?;
-        let quote = quote.ok_or(EvalError::WrongCall {
-            call: World::Pricing,
-            policy: self.world(),
-        })?;
-        self.checked(convert::quote_out(quote))
+        self.evaluate(
+            World::Pricing,
+            now,
+            |exports, store| match exports {
+                WorldExports::Pricing(p) => p.call_quote(store, &request, &node).map(Some),
+                _ => Ok(None),
+            },
+            convert::quote_out,
+        )
     }
 
     /// payee: `check`.
@@ -207,16 +214,15 @@ impl CompiledPolicy {
         now: Option<u64>,
     ) -> Result<sdk::Decision, EvalError> {
         let (order, node) = (convert::order(order), convert::node(node));
-        let decision = self.evaluate(now, |exports, store| match exports {
-            WorldExports::Payee(p) => p.call_check(store, &order, &node).map(Some),
-            _ => Ok(None),
-        })?;
-        decision
-            .map(convert::decision_out)
-            .ok_or(EvalError::WrongCall {
-                call: World::Payee,
-                policy: self.world(),
-            })
+        self.evaluate(
+            World::Payee,
+            now,
+            |exports, store| match exports {
+                WorldExports::Payee(p) => p.call_check(store, &order, &node).map(Some),
+                _ => Ok(None),
+            },
+            |d| Ok(convert::decision_out(d)),
+        )
     }
 
     /// authorization: `authorize-session`.
@@ -233,16 +239,17 @@ impl CompiledPolicy {
         now: Option<u64>,
     ) -> Result<sdk::SessionDecision, EvalError> {
         let request = convert::session_request(request);
-        let decision = self.evaluate(now, |exports, store| match exports {
-            WorldExports::Authorization(p) => p.call_authorize_session(store, &request).map(Some),
-            _ => Ok(None),
-        })?;
-        decision
-            .map(convert::session_decision_out)
-            .ok_or(EvalError::WrongCall {
-                call: World::Authorization,
-                policy: self.world(),
-            })
+        self.evaluate(
+            World::Authorization,
+            now,
+            |exports, store| match exports {
+                WorldExports::Authorization(p) => {
+                    p.call_authorize_session(store, &request).map(Some)
+                }
+                _ => Ok(None),
+            },
+            |d| Ok(convert::session_decision_out(d)),
+        )
     }
 
     /// authorization: `authorize-request`.
@@ -259,16 +266,17 @@ impl CompiledPolicy {
         now: Option<u64>,
     ) -> Result<sdk::Decision, EvalError> {
         let request = convert::request_meta(request);
-        let decision = self.evaluate(now, |exports, store| match exports {
-            WorldExports::Authorization(p) => p.call_authorize_request(store, &request).map(Some),
-            _ => Ok(None),
-        })?;
-        decision
-            .map(convert::decision_out)
-            .ok_or(EvalError::WrongCall {
-                call: World::Authorization,
-                policy: self.world(),
-            })
+        self.evaluate(
+            World::Authorization,
+            now,
+            |exports, store| match exports {
+                WorldExports::Authorization(p) => {
+                    p.call_authorize_request(store, &request).map(Some)
+                }
+                _ => Ok(None),
+            },
+            |d| Ok(convert::decision_out(d)),
+        )
     }
 
     /// Evaluates a fixture's call, with its clock if it fixes one.
@@ -285,14 +293,6 @@ impl CompiledPolicy {
         }
     }
 
-    /// Counts an answer that failed validation as an invalid-output evaluation.
-    fn checked<T>(&self, result: Result<T, EvalError>) -> Result<T, EvalError> {
-        if let Err(e) = &result {
-            self.count(e.kind());
-        }
-        result
-    }
-
     fn count(&self, outcome: &str) {
         self.engine
             .metrics
@@ -305,20 +305,38 @@ impl CompiledPolicy {
             .inc();
     }
 
-    /// One evaluation: take an instance, call, give the instance back only if the call
-    /// succeeded and it has uses left. Records metrics.
-    fn evaluate<R>(
+    /// One evaluation: take an instance, call, check the answer, and give the instance
+    /// back only if all of that succeeded and it has uses left. Records metrics.
+    fn evaluate<T, R>(
         &self,
+        call_world: World,
         now: Option<u64>,
-        call: impl FnOnce(&WorldExports, &mut Store<PolicyState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&WorldExports, &mut Store<PolicyState>) -> wasmtime::Result<Option<T>>,
+        answer: impl FnOnce(T) -> Result<R, EvalError>,
     ) -> Result<R, EvalError> {
+        if call_world != self.world() {
+            return Err(EvalError::WrongCall {
+                call: call_world,
+                policy: self.world(),
+            });
+        }
         let started = Instant::now();
+        let deadline = self.engine.limits.deadline_ticks();
         let result = self.checkout().and_then(|mut instance| {
-            let result = self.call_on(&mut instance, now, call);
+            let result = self
+                .call_on(&mut instance, now, deadline, call)
+                .and_then(|raw| {
+                    raw.ok_or(EvalError::WrongCall {
+                        call: call_world,
+                        policy: self.world(),
+                    })
+                })
+                .and_then(answer);
+            // A failed instance (trap, overrun, garbage answer) is dropped here with its
+            // memory and state; only a clean one goes back.
             if result.is_ok() {
                 self.checkin(instance);
             }
-            // On error the instance is dropped here: its memory and state go with it.
             result
         });
         let metrics = &self.engine.metrics;
@@ -358,11 +376,10 @@ impl CompiledPolicy {
         &self,
         instance: &mut Instance,
         now: Option<u64>,
+        deadline_ticks: u64,
         call: impl FnOnce(&WorldExports, &mut Store<PolicyState>) -> wasmtime::Result<R>,
     ) -> Result<R, EvalError> {
-        instance
-            .store
-            .set_epoch_deadline(self.engine.limits.deadline_ticks());
+        instance.store.set_epoch_deadline(deadline_ticks);
         instance.store.data_mut().begin_evaluation(now);
         let result = call(&instance.exports, &mut instance.store);
         let dropped = instance.store.data_mut().end_evaluation();
@@ -431,8 +448,12 @@ impl CompiledPolicy {
         );
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);
-        // Instantiation runs start functions: hold it to the same deadline.
-        store.set_epoch_deadline(limits.deadline_ticks());
+        // Bounds what the host copies out of the guest per call (answers, log lines): a
+        // list of entries that all point at one large string would otherwise make the host
+        // allocate far more than the guest's own memory cap.
+        store.set_hostcall_fuel(limits.transfer_bytes);
+        // Instantiation runs start functions: hold it to the load deadline.
+        store.set_epoch_deadline(limits.load_deadline_ticks());
         let exports = match &self.pre {
             WorldPre::Pricing(pre) => pre.instantiate(&mut store).map(WorldExports::Pricing),
             WorldPre::Payee(pre) => pre.instantiate(&mut store).map(WorldExports::Payee),

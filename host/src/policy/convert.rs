@@ -107,7 +107,7 @@ pub(crate) fn quote_out(q: wit::Quote) -> Result<sdk::Quote, EvalError> {
 pub(crate) fn decision_out(d: wit::Decision) -> sdk::Decision {
     match d {
         wit::Decision::Allow => sdk::Decision::Allow,
-        wit::Decision::Deny(reason) => sdk::Decision::Deny(reason),
+        wit::Decision::Deny(reason) => sdk::Decision::Deny { reason },
     }
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn session_decision_out(d: wit::SessionDecision) -> sdk::SessionDecis
             expires_at: g.expires_at,
             scopes: g.scopes,
         }),
-        wit::SessionDecision::Deny(reason) => sdk::SessionDecision::Deny(reason),
+        wit::SessionDecision::Deny(reason) => sdk::SessionDecision::Deny { reason },
     }
 }
 

@@ -76,6 +76,7 @@ impl PolicyEngineBuilder {
 
         let mut linker = Linker::<PolicyState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(config_err)?;
+        forbid_blocking(&mut linker).map_err(config_err)?;
         host::add_to_linker::<PolicyState, HasSelf<PolicyState>>(&mut linker, |state| state)
             .map_err(config_err)?;
 
@@ -90,6 +91,28 @@ impl PolicyEngineBuilder {
             }),
         })
     }
+}
+
+/// The WASI version whose `wasi:io/poll` wasmtime-wasi provides; guests importing any
+/// 0.2.x version are matched to it.
+const WASI_IO_POLL: &str = "wasi:io/poll@0.2.12";
+
+/// Replaces WASI's blocking waits with traps. A guest could otherwise sleep (a monotonic
+/// clock pollable, then `pollable.block` or `poll`): the wait happens in host code, where
+/// epoch interruption cannot reach it, so the deadline would never fire and the thread
+/// would be held for as long as the policy likes. A policy has nothing to wait for.
+fn forbid_blocking(linker: &mut Linker<PolicyState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance(WASI_IO_POLL)?;
+    for name in ["poll", "[method]pollable.block"] {
+        poll.func_new(name, move |_store, _ty, _params, _results| {
+            Err(wasmtime::format_err!(
+                "policies may not block: wasi:io/poll {name} is not available"
+            ))
+        })?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 /// The shared engine: cheap to clone.

@@ -45,6 +45,21 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// True when loading the same bytes again would fail the same way (a corrupt file, a
+    /// wrong world, refused settings), so the file need not be retried until it changes.
+    /// A read error or a failed settings evaluation (a deadline missed on a busy machine)
+    /// may pass next time.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            LoadError::Compile(_)
+                | LoadError::Imports(_)
+                | LoadError::WrongWorld { .. }
+                | LoadError::SettingsNotText
+                | LoadError::SettingsRejected(_)
+        )
+    }
+
     /// A stable snake_case code for metrics, logs and the node endpoint.
     pub fn code(&self) -> &'static str {
         match self {

@@ -50,6 +50,14 @@ pub struct RuntimeLimits {
     pub warm_instances_per_policy: usize,
     /// How instances are reused.
     pub isolation: Isolation,
+    /// Bytes the host copies out of a policy in one call (its answer, or one log line). Real
+    /// answers are a few hundred bytes; 1 MiB stops a policy that answers with a list of
+    /// entries aliasing one large string from making the host allocate gigabytes.
+    pub transfer_bytes: usize,
+    /// Deadline for loading a version (instantiation and `validate-settings` on a cold
+    /// instance), which happens once per version, possibly on a busy machine.
+    #[serde(with = "duration_ms", rename = "load_deadline_ms")]
+    pub load_deadline: Duration,
     /// Log lines one evaluation may write; more are counted and dropped.
     pub log_lines_per_evaluation: u32,
     /// Longest log line kept, in bytes; longer lines are cut.
@@ -65,6 +73,8 @@ impl Default for RuntimeLimits {
             max_instances: 256,
             warm_instances_per_policy: 16,
             isolation: Isolation::default(),
+            transfer_bytes: 1 << 20,
+            load_deadline: Duration::from_millis(500),
             log_lines_per_evaluation: 32,
             log_line_bytes: 4096,
         }
@@ -91,6 +101,12 @@ pub enum LimitsError {
     /// At least one instance per world must fit.
     #[error("max_instances ({0}) must be at least 3")]
     TooFewInstances(u32),
+    /// Answers need some room.
+    #[error("transfer_bytes ({0}) must be at least 4096")]
+    TransferTooSmall(usize),
+    /// Loading must allow at least an evaluation's time.
+    #[error("load_deadline_ms must be at least deadline_ms")]
+    LoadDeadlineTooShort,
     /// Pooled isolation with zero uses would never serve anything.
     #[error("isolation.max_uses must be above 0")]
     ZeroUses,
@@ -114,20 +130,37 @@ impl RuntimeLimits {
         if self.max_instances < 3 {
             return Err(LimitsError::TooFewInstances(self.max_instances));
         }
+        if self.transfer_bytes < 4096 {
+            return Err(LimitsError::TransferTooSmall(self.transfer_bytes));
+        }
+        if self.load_deadline < self.deadline {
+            return Err(LimitsError::LoadDeadlineTooShort);
+        }
         if self.isolation == (Isolation::Pooled { max_uses: 0 }) {
             return Err(LimitsError::ZeroUses);
         }
         Ok(())
     }
 
-    /// The deadline in epoch ticks, rounded up so a policy always gets at least its budget.
+    /// The deadline in epoch ticks. An epoch deadline of N fires on the N-th increment
+    /// after it is set, which comes after N−1 to N ticks; one more tick guarantees the
+    /// policy at least its whole budget.
     pub(crate) fn deadline_ticks(&self) -> u64 {
-        let tick = self.epoch_tick.as_nanos().max(1);
-        (self.deadline.as_nanos().div_ceil(tick) as u64).max(1)
+        ticks(self.deadline, self.epoch_tick)
+    }
+
+    /// The load deadline in epoch ticks, the same way.
+    pub(crate) fn load_deadline_ticks(&self) -> u64 {
+        ticks(self.load_deadline, self.epoch_tick)
     }
 }
 
-mod duration_ms {
+fn ticks(budget: Duration, tick: Duration) -> u64 {
+    let tick = tick.as_nanos().max(1);
+    (budget.as_nanos().div_ceil(tick) as u64).saturating_add(1)
+}
+
+pub(crate) mod duration_ms {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -149,12 +182,16 @@ mod tests {
     fn defaults_are_valid_and_deadline_rounds_up() {
         let limits = RuntimeLimits::default();
         limits.validate().unwrap();
-        assert_eq!(limits.deadline_ticks(), 10);
+        assert_eq!(
+            limits.deadline_ticks(),
+            11,
+            "10 ticks of budget plus the partial first tick"
+        );
         let odd = RuntimeLimits {
             deadline: Duration::from_micros(2500),
             ..limits
         };
-        assert_eq!(odd.deadline_ticks(), 3);
+        assert_eq!(odd.deadline_ticks(), 4);
     }
 
     #[test]

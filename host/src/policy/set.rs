@@ -33,9 +33,10 @@ pub struct LoadFailure {
     pub message: String,
     /// When (RFC 3339).
     pub at: String,
-    /// Fingerprint of the rejected files, so an unchanged bad file is not retried.
+    /// Fingerprint of the rejected files when the failure is permanent, so an unchanged
+    /// bad file is not recompiled on every scan; `None` retries on the next scan.
     #[serde(skip)]
-    pub(crate) fingerprint: String,
+    pub(crate) fingerprint: Option<String>,
 }
 
 /// One world's state, for `/_grid/v1/node`.
@@ -58,6 +59,7 @@ struct Slot {
 pub struct PolicySet {
     engine: PolicyEngine,
     slots: [Slot; 3],
+    reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl PolicySet {
@@ -70,7 +72,13 @@ impl PolicySet {
         PolicySet {
             engine,
             slots: [slot(), slot(), slot()],
+            reload_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Serialises rescans of the policy directory.
+    pub(crate) fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.reload_lock
     }
 
     /// The engine policies are compiled on.
@@ -105,9 +113,30 @@ impl PolicySet {
         );
     }
 
-    /// Records a failed load; the version in service (if any) stays.
-    pub fn record_failure(&self, world: World, error: &LoadError, fingerprint: String) {
+    /// Records a failed load; the version in service (if any) stays. `fingerprint` marks
+    /// a permanent failure of those exact files (see [`LoadError::is_permanent`]).
+    pub fn record_failure(&self, world: World, error: &LoadError, fingerprint: Option<String>) {
         self.count_reload(world, error.code());
+        let message = error.to_string();
+        let repeated = {
+            let mut last = self
+                .slot(world)
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let repeated = last.as_ref().is_some_and(|f| f.message == message);
+            *last = Some(LoadFailure {
+                code: error.code(),
+                message,
+                at: rfc3339(std::time::SystemTime::now()),
+                fingerprint,
+            });
+            repeated
+        };
+        if repeated {
+            // The same failure on every poll (an unreadable file, say) is logged once.
+            return;
+        }
         let serving = self.current(world).map(|p| p.info().name.clone());
         tracing::error!(
             world = %world,
@@ -116,26 +145,25 @@ impl PolicySet {
             still_serving = serving.as_deref().unwrap_or("nothing"),
             "policy load failed; keeping the previous version"
         );
+    }
+
+    /// Forgets the last failure of `world` (its files went back to the version in service).
+    pub(crate) fn clear_failure(&self, world: World) {
         *self
             .slot(world)
             .last_error
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(LoadFailure {
-            code: error.code(),
-            message: error.to_string(),
-            at: rfc3339(std::time::SystemTime::now()),
-            fingerprint,
-        });
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// The fingerprint of the last failed load of `world`, if the last attempt failed.
+    /// The fingerprint of the last failed load of `world`, if it failed permanently.
     pub(crate) fn failed_fingerprint(&self, world: World) -> Option<String> {
         self.slot(world)
             .last_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|f| f.fingerprint.clone())
+            .and_then(|f| f.fingerprint.clone())
     }
 
     fn count_reload(&self, world: World, result: &str) {

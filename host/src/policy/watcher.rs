@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::builtin;
 use super::compiled::{PolicySource, sha256_hex};
 use super::error::LoadError;
+use super::limits::duration_ms;
 use super::set::PolicySet;
 use super::world::World;
 
@@ -27,11 +28,11 @@ use super::world::World;
 pub struct WatchConfig {
     /// Quiet time after the last file event before rescanning: editors and `cp` write in
     /// several steps; 50 ms joins them without slowing a reload noticeably.
-    #[serde(with = "ms", rename = "debounce_ms")]
+    #[serde(with = "duration_ms", rename = "debounce_ms")]
     pub debounce: Duration,
     /// Rescan this often even without events. 2 s bounds how stale a policy can be on a
     /// filesystem without change events, at the cost of hashing a few hundred KB.
-    #[serde(with = "ms", rename = "poll_interval_ms")]
+    #[serde(with = "duration_ms", rename = "poll_interval_ms")]
     pub poll_interval: Duration,
 }
 
@@ -44,19 +45,8 @@ impl Default for WatchConfig {
     }
 }
 
-mod ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-}
+/// The longest a burst of events can postpone a rescan, in multiples of the debounce.
+const MAX_DEBOUNCE_FACTOR: u32 = 10;
 
 /// The files a world's policy is made of, read from disk.
 struct Candidate {
@@ -101,26 +91,12 @@ fn candidate(dir: Option<&Path>, world: World) -> Result<Option<Candidate>, Load
     };
     let file = match dir {
         Some(dir) => {
-            read_optional(&wasm_path(dir, world))?.map(|wasm| (wasm, wasm_path(dir, world)))
+            read_optional(&wasm_path(dir, world))?.map(|wasm| (wasm_path(dir, world), wasm))
         }
         None => None,
     };
-    let (name, source, wasm) = match file {
-        Some((wasm, path)) => {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            (name, PolicySource::File(path), wasm)
-        }
-        None => match builtin::builtin(world) {
-            Some(b) => (
-                format!("builtin:{}", b.name),
-                PolicySource::Builtin,
-                b.wasm.to_vec(),
-            ),
-            None => return Ok(None),
-        },
+    let Some((name, source, wasm)) = builtin::choose(world, file) else {
+        return Ok(None);
     };
     let fingerprint = format!("{}:{}", sha256_hex(&wasm), sha256_hex(settings.as_bytes()));
     Ok(Some(Candidate {
@@ -146,7 +122,10 @@ pub enum ReloadOutcome {
 }
 
 /// Rescans `dir` once and loads what changed. Compilation runs on the blocking pool.
+/// Rescans are serialised, so two callers (the watcher and an operator's trigger, say)
+/// cannot install an older candidate after a newer one.
 pub async fn reload(set: &Arc<PolicySet>, dir: Option<&Path>) -> Vec<(World, ReloadOutcome)> {
+    let _one_at_a_time = set.reload_lock().lock().await;
     let mut outcomes = Vec::new();
     for world in World::ALL {
         let outcome = reload_world(set, dir, world).await;
@@ -160,20 +139,21 @@ async fn reload_world(set: &Arc<PolicySet>, dir: Option<&Path>, world: World) ->
         Ok(Some(c)) => c,
         Ok(None) => return ReloadOutcome::Missing,
         Err(e) => {
-            // An unreadable file has no fingerprint; record it once per distinct message.
-            let fingerprint = format!("unreadable:{e}");
-            if set.failed_fingerprint(world).as_deref() != Some(fingerprint.as_str()) {
-                set.record_failure(world, &e, fingerprint);
-            }
+            // Unreadable now, maybe readable on the next scan: recorded, retried.
+            set.record_failure(world, &e, None);
             return ReloadOutcome::Failed(e.to_string());
         }
     };
     let serving = set
         .current(world)
         .map(|p| format!("{}:{}", p.info().sha256, p.info().settings_sha256));
-    if serving.as_deref() == Some(candidate.fingerprint.as_str())
-        || set.failed_fingerprint(world).as_deref() == Some(candidate.fingerprint.as_str())
-    {
+    if serving.as_deref() == Some(candidate.fingerprint.as_str()) {
+        // Back to the version in service (a bad edit reverted): nothing to load, and the
+        // error about the reverted file no longer applies.
+        set.clear_failure(world);
+        return ReloadOutcome::Unchanged;
+    }
+    if set.failed_fingerprint(world).as_deref() == Some(candidate.fingerprint.as_str()) {
         return ReloadOutcome::Unchanged;
     }
     let engine = set.engine().clone();
@@ -194,7 +174,8 @@ async fn reload_world(set: &Arc<PolicySet>, dir: Option<&Path>, world: World) ->
         }
         Ok(Err(e)) => {
             let message = e.to_string();
-            set.record_failure(world, &e, fingerprint);
+            let permanent = e.is_permanent().then_some(fingerprint);
+            set.record_failure(world, &e, permanent);
             ReloadOutcome::Failed(message)
         }
         Err(join) => ReloadOutcome::Failed(format!("the compile task failed: {join}")),
@@ -258,10 +239,14 @@ pub fn spawn_watcher(set: Arc<PolicySet>, dir: PathBuf, config: WatchConfig) -> 
                         events_open = false;
                         continue;
                     }
-                    // Debounce: wait until events stop arriving for `debounce`.
+                    // Debounce: wait until events stop arriving for `debounce`, but no
+                    // longer than MAX_DEBOUNCE_FACTOR × debounce in all, so a directory
+                    // written to without pause still reloads.
+                    let give_up = tokio::time::Instant::now() + config.debounce * MAX_DEBOUNCE_FACTOR;
                     loop {
-                        match tokio::time::timeout(config.debounce, events_rx.recv()).await {
-                            Ok(Some(())) => continue,
+                        let quiet_until = (tokio::time::Instant::now() + config.debounce).min(give_up);
+                        match tokio::time::timeout_at(quiet_until, events_rx.recv()).await {
+                            Ok(Some(())) if tokio::time::Instant::now() < give_up => continue,
                             _ => break,
                         }
                     }

@@ -73,7 +73,7 @@ impl OrderOwner {
 impl AuthorizationPolicy for OrderOwner {
     fn authorize_session(&self, request: &SessionRequest, ctx: &Context) -> SessionDecision {
         if let Some(reason) = self.refused_address(&request.address) {
-            return SessionDecision::Deny(reason);
+            return SessionDecision::deny(reason);
         }
         let now = ctx.now();
         // The session lasts until the last of the caller's active orders ends, capped by
@@ -86,7 +86,7 @@ impl AuthorizationPolicy for OrderOwner {
             .filter(|end| *end > now)
             .max();
         let Some(order_end) = last_order_end else {
-            return SessionDecision::Deny(format!(
+            return SessionDecision::deny(format!(
                 "{} has no active order on this node",
                 request.address
             ));
@@ -103,7 +103,7 @@ impl AuthorizationPolicy for OrderOwner {
             .as_ref()
             .and_then(|c| self.refused_address(c))
         {
-            return Decision::Deny(reason);
+            return Decision::deny(reason);
         }
         if self
             .deny_methods

@@ -53,7 +53,7 @@ fn session_never_outlives_the_last_order() {
     };
     assert!(matches!(
         policy.authorize_session(&request, &Context::at(1050)),
-        SessionDecision::Deny(_)
+        SessionDecision::Deny { .. }
     ));
 }
 
@@ -66,7 +66,7 @@ fn orders_of_someone_else_do_not_grant_a_session() {
     };
     assert!(matches!(
         OrderOwner::default().authorize_session(&request, &Context::at(1000)),
-        SessionDecision::Deny(_)
+        SessionDecision::Deny { .. }
     ));
 }
 

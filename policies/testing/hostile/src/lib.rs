@@ -10,6 +10,9 @@
 //! - `"count"`: returns as price how many evaluations this instance has served, to observe
 //!   when the host recycles instances;
 //! - `"log-flood"`: logs 10 000 lines (the host must bound what it keeps);
+//! - `"sleep"`: sleeps for a minute through WASI (the host must not wait for it);
+//! - `"alias"`: answers a breakdown of 100 000 lines whose names all point at one 1 MiB
+//!   string (the host must not copy 100 GB out of a 16 MiB guest);
 //! - anything else: an acceptable quote of price 1.
 //!
 //! Settings: `{"validate": "loop"}` spins in `validate-settings`; `{"validate": "reject"}`
@@ -20,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use grid_policy_sdk::bindings::pricing::{
     Guest,
     grid::policy::host,
-    grid::policy::types::{NodeInfo, Quote, QuoteRequest},
+    grid::policy::types::{NodeInfo, PriceLine, Quote, QuoteRequest},
 };
 
 static SERVED: AtomicU64 = AtomicU64::new(0);
@@ -65,6 +68,27 @@ impl Guest for Hostile {
             Some("trap") => panic!("hostile policy traps on purpose"),
             Some("garbage") => ok("a lot of money".into()),
             Some("count") => ok(served.to_string()),
+            Some("sleep") => {
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                ok("1".into())
+            }
+            Some("alias") => {
+                let big: &'static mut str = Box::leak("x".repeat(1 << 20).into_boxed_str());
+                let (ptr, len) = (big.as_mut_ptr(), big.len());
+                let breakdown = (0..100_000)
+                    .map(|_| PriceLine {
+                        // SAFETY: deliberately unsound — every line aliases the same leaked
+                        // buffer — to build the hostile answer; the instance is discarded.
+                        item: unsafe { String::from_raw_parts(ptr, len, len) },
+                        amount: "1".into(),
+                    })
+                    .collect();
+                Quote {
+                    price: "1".into(),
+                    breakdown,
+                    refusal: None,
+                }
+            }
             Some("log-flood") => {
                 for i in 0..10_000 {
                     host::log(host::Level::Info, &format!("flood line {i}"));
