@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 
+command -v python3 >/dev/null || { echo "dev-node: python3 is needed to show results" >&2; exit 1; }
+
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "building the gateway (the reference policies are built to wasm32-wasip2 and embedded)"
@@ -13,30 +15,12 @@ GW=target/debug/grid-gateway
 
 step "the built-in policies load and validate their default settings"
 for world in pricing payee authorization; do
-  $GW policy check --world "$world" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"  {r[\"world\"]:<14} {r[\"name\"]:<28} sha256 {r[\"sha256\"][:16]}…  settings {r[\"settings\"]}")'
+  $GW policy check --world "$world" | python3 scripts/show.py check
 done
 
-summarise() {
-  python3 -c '
-import json, sys
-for r in json.load(sys.stdin):
-    o = r["outcome"]
-    name = r["fixture"].rsplit("/", 1)[-1]
-    if "price" in o:
-        verdict = "acceptable" if o["refusal"] is None else o["refusal"]["kind"] + ": " + o["refusal"]["reason"]
-        line = f"price {o[\"price\"]:>9}  {verdict}"
-    elif o.get("decision") == "grant":
-        line = f"grant until {o[\"expires_at\"]} scopes {o[\"scopes\"]}"
-    else:
-        line = o["decision"] + (": " + o["reason"] if o["decision"] == "deny" else "")
-    mark = "ok " if r["expect_matched"] else "BAD"
-    print(f"  [{mark}] {name:<40} {line}")
-'
-}
-
 for policy in pricing-linear payee-wallets authz-order-owner; do
-  step "$policy on its fixtures (quote / payee check / session and request decisions)"
-  $GW policy run --settings "policies/$policy/fixtures/settings.json" --input "policies/$policy/fixtures" | summarise
+  step "$policy on its fixtures"
+  $GW policy run --settings "policies/$policy/fixtures/settings.json" --input "policies/$policy/fixtures" | python3 scripts/show.py run
 done
 
 step "a policy that misbehaves is stopped, and the answer is a clean error"
@@ -49,6 +33,15 @@ del f["expect"]
 json.dump(f, open(sys.argv[1], "w"))
 PY
 $GW policy run --policy target/guests/wasm32-wasip2/policy/hostile_policy.wasm --input "$tmp/loop.json" 2>&1 | sed 's/^/  /' || true
+
+step "a local chain: anvil with the Market contract deployed"
+ANVIL=node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$ANVIL" --host 127.0.0.1 --port "$PORT" --silent &
+ANVIL_PID=$!
+trap 'kill $ANVIL_PID 2>/dev/null; rm -rf "$tmp"' EXIT
+$GW chain deploy-dev --rpc "http://127.0.0.1:$PORT" --timeout-secs 30 | sed 's/^/  /'
+echo "  (anvil on port $PORT stops when this script ends; the gateway's server comes next)"
 
 step "done"
 echo "  Write your own policy: guest-sdk/README.md; evaluate it with: $GW policy run --policy <file.wasm> --input <fixtures>"

@@ -58,7 +58,8 @@ fn chain_command(command: ChainCommand) -> anyhow::Result<()> {
                 "deployed TestToken at {} and Market at {} (deployer {})",
                 deployment.token, deployment.market, deployment.deployer
             );
-            print!("{}", deployment.config_toml());
+            use std::io::Write;
+            write!(std::io::stdout(), "{}", deployment.config_toml())?;
             Ok(())
         }
     }
@@ -169,8 +170,12 @@ impl PolicyArgs {
     }
 }
 
+/// Prints JSON to stdout; a closed pipe (`| head`) is an error to report, not a panic.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
     Ok(())
 }
 

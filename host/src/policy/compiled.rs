@@ -99,8 +99,26 @@ impl PolicyEngine {
         settings: &str,
     ) -> Result<CompiledPolicy, LoadError> {
         let inner = &self.inner;
-        let component = Component::from_binary(&inner.engine, wasm)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let sha256 = sha256_hex(wasm);
+        let cached = inner
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&sha256);
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                inner.metrics.compilations.inc();
+                let component = Component::from_binary(&inner.engine, wasm)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                inner
+                    .compiled
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(sha256.clone(), component.clone());
+                component
+            }
+        };
         let instance_pre = inner
             .linker
             .instantiate_pre(&component)
@@ -124,7 +142,7 @@ impl PolicyEngine {
             info: PolicyInfo {
                 name: name.to_owned(),
                 world,
-                sha256: sha256_hex(wasm),
+                sha256,
                 settings_sha256: sha256_hex(settings.as_bytes()),
                 source,
                 loaded_at: rfc3339(SystemTime::now()),

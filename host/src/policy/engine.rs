@@ -87,6 +87,7 @@ impl PolicyEngineBuilder {
                 linker,
                 limits,
                 metrics: self.metrics.unwrap_or_default(),
+                compiled: std::sync::Mutex::new(ComponentCache::default()),
                 _ticker: ticker,
             }),
         })
@@ -123,6 +124,9 @@ pub struct PolicyEngine {
 
 pub(crate) struct EngineInner {
     pub(crate) engine: Engine,
+    /// Compiled components by sha256 of their bytes: a settings-only change, or a file
+    /// put back, reuses the compilation (≈100 ms) instead of redoing it.
+    pub(crate) compiled: std::sync::Mutex<ComponentCache>,
     pub(crate) linker: Linker<PolicyState>,
     pub(crate) limits: RuntimeLimits,
     pub(crate) metrics: PolicyMetrics,
@@ -143,6 +147,31 @@ impl PolicyEngine {
     /// The metrics this engine records into.
     pub fn metrics(&self) -> &PolicyMetrics {
         &self.inner.metrics
+    }
+}
+
+/// The most recently used compiled components, a few per world.
+#[derive(Default)]
+pub(crate) struct ComponentCache {
+    entries: std::collections::VecDeque<(String, wasmtime::component::Component)>,
+}
+
+impl ComponentCache {
+    /// Components kept: the versions in service plus a few recent ones per world.
+    const CAPACITY: usize = 8;
+
+    pub(crate) fn get(&mut self, sha256: &str) -> Option<wasmtime::component::Component> {
+        let at = self.entries.iter().position(|(k, _)| k == sha256)?;
+        let entry = self.entries.remove(at)?;
+        let component = entry.1.clone();
+        self.entries.push_front(entry);
+        Some(component)
+    }
+
+    pub(crate) fn insert(&mut self, sha256: String, component: wasmtime::component::Component) {
+        self.entries.retain(|(k, _)| *k != sha256);
+        self.entries.push_front((sha256, component));
+        self.entries.truncate(Self::CAPACITY);
     }
 }
 

@@ -57,6 +57,8 @@ pub struct PolicyMetrics {
     pub instantiations: Family<WorldLabels, Counter>,
     /// Policy log lines dropped by the per-evaluation budget, by world.
     pub log_lines_dropped: Family<WorldLabels, Counter>,
+    /// Components compiled (a load whose bytes were not in the compile cache).
+    pub compilations: Counter,
 }
 
 /// Latency buckets from 2 µs to 50 ms: evaluations sit in the microseconds, a deadline
@@ -78,6 +80,7 @@ impl Default for PolicyMetrics {
             reloads: Family::default(),
             instantiations: Family::default(),
             log_lines_dropped: Family::default(),
+            compilations: Counter::default(),
         }
     }
 }
