@@ -41,6 +41,8 @@ contract Market {
         uint256 amount;
         uint256 paid;
         uint64 startTime;
+        /// Block time of `createOrder`: how long the order has waited to be locked.
+        uint64 createdAt;
         Status status;
     }
 
@@ -117,6 +119,7 @@ contract Market {
         o.resources = res;
         o.durationSecs = durationSecs;
         o.amount = amount;
+        o.createdAt = uint64(block.timestamp);
         o.status = Status.Created;
 
         emit OrderCreated(id, msg.sender, provider, payee, amount, durationSecs);

@@ -123,6 +123,7 @@ pub(crate) fn map_order(id: OrderId, o: Market::Order) -> Result<Order> {
         duration_secs: o.durationSecs,
         payment: Amount::from_u256(o.amount),
         start_time: (o.startTime != 0).then_some(o.startTime),
+        created_at: o.createdAt,
         status,
     })
 }

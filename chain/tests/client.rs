@@ -74,6 +74,14 @@ async fn reading_an_order_maps_every_field() {
         .await;
 
     let order = client.order(OrderId(id)).await.expect("order");
+    let created_at = chain
+        .market(USER_KEY)
+        .getOrder(id)
+        .call()
+        .await
+        .expect("getOrder")
+        .createdAt;
+    assert!(created_at > 0, "createOrder records its block time");
     let expected = Order {
         id: "1".into(),
         user: to_sdk_address(address(USER_KEY)),
@@ -89,6 +97,7 @@ async fn reading_an_order_maps_every_field() {
         duration_secs: 3600,
         payment: Amount::from(12_345u64),
         start_time: None,
+        created_at,
         status: OrderStatus::Created,
     };
     assert_eq!(order, expected);

@@ -77,6 +77,7 @@ async fn create_escrows_payment_and_stores_the_order() {
     assert_eq!(o.amount, U256::from(1000));
     assert_eq!(o.paid, U256::ZERO);
     assert_eq!(o.startTime, 0);
+    assert!(o.createdAt > 0, "createOrder records its block time");
     assert_eq!(o.status, CREATED);
     assert_eq!(
         chain.balance(chain.deployment.market).await,

@@ -66,6 +66,7 @@ macro_rules! world_glue {
                         .parse()
                         .map_err(|e| format!("order.payment: {e}"))?,
                     start_time: o.start_time,
+                    created_at: o.created_at,
                     status: match o.status {
                         wit::OrderStatus::Created => sdk::OrderStatus::Created,
                         wit::OrderStatus::Active => sdk::OrderStatus::Active,

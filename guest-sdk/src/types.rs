@@ -128,6 +128,8 @@ pub struct Order {
     /// Unix time the order started running (set when the provider locks it); `None` before.
     #[serde(default)]
     pub start_time: Option<u64>,
+    /// Unix time the order was created on chain (the block time of its creation).
+    pub created_at: u64,
     /// Lifecycle state.
     pub status: OrderStatus,
 }

@@ -27,6 +27,7 @@ pub(crate) fn order(o: &sdk::Order) -> wit::Order {
         duration_secs: o.duration_secs,
         payment: o.payment.to_string(),
         start_time: o.start_time,
+        created_at: o.created_at,
         status: match o.status {
             sdk::OrderStatus::Created => wit::OrderStatus::Created,
             sdk::OrderStatus::Active => wit::OrderStatus::Active,

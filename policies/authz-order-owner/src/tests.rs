@@ -29,6 +29,7 @@ fn active_order(user: Address, start: u64, duration: u64) -> Order {
         duration_secs: duration,
         payment: Amount::from(1),
         start_time: Some(start),
+        created_at: start,
         status: OrderStatus::Active,
     }
 }

@@ -1,6 +1,7 @@
 //! `payee-wallets`: accept an order only when it is addressed to this node, its payee is
-//! one of the operator's wallets, it is waiting to be locked, and its start time (if it
-//! has one) is near now.
+//! one of the operator's wallets, it is waiting to be locked, and it was created recently
+//! (an order that waited long to be locked may no longer be wanted by its user, and locking
+//! it starts charging them).
 
 use grid_policy_sdk::prelude::*;
 use serde::Deserialize;
@@ -11,18 +12,19 @@ use serde::Deserialize;
 pub struct PayeeWallets {
     /// Wallets the node accepts as payee. Empty means only the node's own wallet.
     pub payees: Vec<Address>,
-    /// An order whose start time lies further in the past than this is refused (seconds).
-    pub max_start_age_secs: u64,
-    /// An order whose start time lies further in the future than this is refused (seconds).
-    pub max_start_ahead_secs: u64,
+    /// An order created longer ago than this is refused (seconds).
+    pub max_order_age_secs: u64,
+    /// Tolerated difference between the chain's clock and the node's: an order created
+    /// further in the future than this is refused (seconds).
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for PayeeWallets {
     fn default() -> Self {
         PayeeWallets {
             payees: Vec::new(),
-            max_start_age_secs: 600,
-            max_start_ahead_secs: 60,
+            max_order_age_secs: 3600,
+            max_clock_skew_secs: 60,
         }
     }
 }
@@ -63,20 +65,21 @@ impl PayeePolicy for PayeeWallets {
                 order.payee
             ));
         }
-        if let Some(start) = order.start_time {
-            let now = ctx.now();
-            if start.saturating_add(self.max_start_age_secs) < now {
-                return Decision::deny(format!(
-                    "start time {start} is more than {}s in the past",
-                    self.max_start_age_secs
-                ));
-            }
-            if start > now.saturating_add(self.max_start_ahead_secs) {
-                return Decision::deny(format!(
-                    "start time {start} is more than {}s in the future",
-                    self.max_start_ahead_secs
-                ));
-            }
+        let (created, now) = (order.created_at, ctx.now());
+        if created.saturating_add(self.max_order_age_secs) < now {
+            return Decision::deny(format!(
+                "order {} was created {}s ago, more than the {}s this node accepts",
+                order.id,
+                now - created,
+                self.max_order_age_secs
+            ));
+        }
+        if created > now.saturating_add(self.max_clock_skew_secs) {
+            return Decision::deny(format!(
+                "order {} was created {}s in the future: the node's clock and the chain's disagree",
+                order.id,
+                created - now
+            ));
         }
         Decision::Allow
     }

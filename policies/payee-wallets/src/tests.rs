@@ -33,6 +33,7 @@ fn order(payee: Address) -> Order {
         duration_secs: 60,
         payment: Amount::from(1),
         start_time: None,
+        created_at: 0,
         status: OrderStatus::Created,
     }
 }
@@ -71,12 +72,11 @@ fn payee_addresses_compare_case_insensitively() {
 }
 
 #[test]
-fn start_window_is_enforced_both_ways() {
+fn order_age_window_is_enforced_both_ways() {
     let policy: PayeeWallets =
-        parse_settings(r#"{"payees":[],"max_start_age_secs":10,"max_start_ahead_secs":5}"#)
-            .unwrap();
+        parse_settings(r#"{"payees":[],"max_order_age_secs":10,"max_clock_skew_secs":5}"#).unwrap();
     let mut o = order(addr(0x11));
-    o.start_time = Some(1000);
+    o.created_at = 1000;
     assert!(policy.check(&o, &node(), &Context::at(1010)).is_allowed());
     assert!(!policy.check(&o, &node(), &Context::at(1011)).is_allowed());
     assert!(policy.check(&o, &node(), &Context::at(995)).is_allowed());
