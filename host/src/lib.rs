@@ -3,6 +3,23 @@
 //! The daemon a compute provider runs beside its Kubernetes cluster: it quotes and accepts
 //! on-chain orders, signs users in by wallet, deploys their apps and proxies their traffic.
 //! Business rules are WebAssembly policies ([`policy`]) swapped at run time.
+//!
+//! Layout: [`config`] (TOML + env), [`gateway`] (the assembled node), the services
+//! [`orders`] (quote, accept) and [`auth`] (SIWE, sessions) over [`store`] (redb),
+//! [`capacity`] and the chain client (grid-chain), and [`http`] (axum) on top;
+//! [`server`] runs it.
 
+pub mod auth;
+pub mod capacity;
 pub mod cli;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod metrics;
+pub mod orders;
 pub mod policy;
+pub mod server;
+pub mod store;
+
+pub use error::{Error, Result};

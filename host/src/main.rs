@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use grid_gateway::cli::policy::{self as policy_cmd, CommandError, PolicyOptions};
+use grid_gateway::config::Config;
 use grid_gateway::policy::{Isolation, RuntimeLimits, World};
 
 #[derive(Parser)]
@@ -28,6 +29,64 @@ enum Command {
     /// Development helpers for the chain side.
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Run the gateway.
+    Serve {
+        /// The TOML config (`GRID_GATEWAY__*` variables override its keys).
+        #[arg(long, env = "GRID_GATEWAY_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config (with the environment's overrides) and the files it names; exit 1
+    /// with the offending key when something is wrong.
+    Check {
+        /// The TOML config.
+        #[arg(long, env = "GRID_GATEWAY_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    Ok(Config::load(path, std::env::vars())?)
+}
+
+fn serve_command(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    grid_gateway::server::init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(grid_gateway::server::serve(
+        config,
+        grid_gateway::server::shutdown_signal(),
+    ))?;
+    Ok(())
+}
+
+fn config_command(command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Check { config: path } => {
+            let config = load_config(&path)?;
+            let notes = config.check_files()?;
+            println!("{}: ok", path.display());
+            println!("listen: {}", config.listen);
+            println!("data_dir: {}", config.data_dir.display());
+            println!(
+                "auth.domain: {} (chain id {})",
+                config.auth.domain,
+                config.auth_chain_id()
+            );
+            for note in notes {
+                println!("{note}");
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -224,16 +283,16 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `serve` installs its own subscriber (its config chooses the format).
+    if !matches!(cli.command, Command::Serve { .. }) {
+        init_cli_tracing();
+    }
     let result = match cli.command {
         Command::Policy(command) => policy_command(command),
         Command::Chain(command) => chain_command(command),
+        Command::Serve { config } => serve_command(&config),
+        Command::Config(command) => config_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -242,4 +301,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn init_cli_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -1,0 +1,197 @@
+//! Sign-in and sessions: nonces, SIWE logins decided by the authorization policy,
+//! sessions kept in the store and carried in an encrypted cookie (or the same value as a
+//! bearer token).
+//!
+//! The cookie value is the session id sealed with the `cookie` crate's private jar
+//! (AES-256-GCM with the cookie's name as associated data, so a value cannot be moved to
+//! another cookie). The crate has no key rotation: opening tries the current key, then the
+//! previous ones. The server-side record decides expiry and revocation; the cookie only
+//! names it.
+
+pub mod keys;
+pub mod siwe;
+
+use std::sync::Arc;
+
+use cookie::{Cookie, CookieJar};
+use grid_policy_sdk::{OrderStatus, SessionDecision, SessionRequest};
+use rand::RngCore;
+
+use crate::error::{Error, Result};
+use crate::policy::PolicySet;
+use crate::store::{OrderState, SessionRecord, Store};
+pub use keys::KeyRing;
+
+/// The cookie's name: `__Host-` makes browsers insist on Secure, Path=/ and no Domain,
+/// so a sibling subdomain cannot plant or shadow it. Without Secure the prefix is invalid.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-grid_session"
+    } else {
+        "grid_session"
+    }
+}
+
+/// Settings of the auth service.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// What login messages must match.
+    pub expect: siwe::Expectations,
+    /// How long a nonce lives, seconds.
+    pub nonce_ttl_secs: u64,
+    /// Longest session, seconds.
+    pub max_lifetime_secs: u64,
+    /// The cookie name (the name is bound into the sealed value).
+    pub cookie_name: &'static str,
+}
+
+/// A successful login.
+#[derive(Clone, Debug)]
+pub struct Login {
+    /// The session created.
+    pub session: SessionRecord,
+    /// The sealed session id: the cookie's value and the bearer token.
+    pub token: String,
+}
+
+/// Nonces, logins, sessions.
+pub struct AuthService {
+    store: Store,
+    policies: Arc<PolicySet>,
+    keys: KeyRing,
+    settings: AuthSettings,
+}
+
+impl AuthService {
+    /// The service.
+    pub fn new(
+        store: Store,
+        policies: Arc<PolicySet>,
+        keys: KeyRing,
+        settings: AuthSettings,
+    ) -> Self {
+        AuthService {
+            store,
+            policies,
+            keys,
+            settings,
+        }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// Issues a single-use nonce: `(nonce, expires_at)`.
+    pub fn nonce(&self, now: u64) -> Result<(String, u64)> {
+        // 17 alphanumerics (≈96 bits), the grammar's minimum is 8.
+        let nonce = signinwithethereum::generate_nonce();
+        let expires_at = now.saturating_add(self.settings.nonce_ttl_secs);
+        self.store.issue_nonce(&nonce, expires_at, now)?;
+        Ok((nonce, expires_at))
+    }
+
+    /// Verifies a signed sign-in message, consumes its nonce, asks the authorization
+    /// policy, and creates a session.
+    pub async fn login(&self, message: &str, signature: &str, now: u64) -> Result<Login> {
+        let verified = siwe::verify(message, signature, &self.settings.expect, now)?;
+        // Only a correctly signed message may burn a nonce, so nobody can use up another
+        // user's nonce by posting garbage with it.
+        if !self.store.consume_nonce(&verified.nonce, now)? {
+            return Err(Error::InvalidNonce);
+        }
+        let orders = self
+            .store
+            .orders()?
+            .into_iter()
+            .filter(|r| {
+                r.state == OrderState::Active
+                    && r.order.user == verified.address
+                    && r.holds_capacity(now)
+            })
+            .map(|r| {
+                let mut order = r.order;
+                order.status = OrderStatus::Active;
+                order
+            })
+            .collect();
+        let decision = self
+            .policies
+            .authorize_session(SessionRequest {
+                address: verified.address,
+                orders,
+            })
+            .await?;
+        let grant = match decision {
+            SessionDecision::Grant(grant) => grant,
+            SessionDecision::Deny { reason } => return Err(Error::SessionDenied(reason)),
+        };
+        let mut expires_at = grant
+            .expires_at
+            .min(now.saturating_add(self.settings.max_lifetime_secs));
+        if let Some(message_end) = verified.expires_at {
+            // The wallet user agreed to a sign-in valid until then, not longer.
+            expires_at = expires_at.min(message_end.max(now + 1));
+        }
+        if expires_at <= now {
+            return Err(Error::SessionDenied(
+                "the granted session is already over".into(),
+            ));
+        }
+        let mut id = [0u8; 16];
+        rand::rng().fill_bytes(&mut id);
+        let session = SessionRecord {
+            id: hex::encode(id),
+            address: verified.address,
+            expires_at,
+            scopes: grant.scopes,
+            created_at: now,
+            revoked: false,
+        };
+        self.store.put_session(&session)?;
+        let token = self.seal(&session.id);
+        Ok(Login { session, token })
+    }
+
+    /// The live session a cookie value or bearer token names.
+    pub fn authenticate(&self, token: &str, now: u64) -> Result<SessionRecord> {
+        let id = self.open(token).ok_or(Error::InvalidSession)?;
+        let session = self.store.session(&id)?.ok_or(Error::InvalidSession)?;
+        if session.revoked {
+            return Err(Error::SessionRevoked);
+        }
+        if session.expires_at <= now {
+            return Err(Error::SessionExpired);
+        }
+        Ok(session)
+    }
+
+    /// Ends the session a token names.
+    pub fn logout(&self, token: &str, now: u64) -> Result<SessionRecord> {
+        let session = self.authenticate(token, now)?;
+        self.store.revoke_session(&session.id)?;
+        Ok(session)
+    }
+
+    /// Seals a session id with the current key.
+    pub fn seal(&self, id: &str) -> String {
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.keys.current)
+            .add(Cookie::new(self.settings.cookie_name, id.to_owned()));
+        jar.get(self.settings.cookie_name)
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Opens a sealed value with the current key, then each previous one.
+    fn open(&self, value: &str) -> Option<String> {
+        self.keys.all().find_map(|key| {
+            let mut jar = CookieJar::new();
+            jar.add_original(Cookie::new(self.settings.cookie_name, value.to_owned()));
+            jar.private(key)
+                .get(self.settings.cookie_name)
+                .map(|c| c.value().to_owned())
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! Sign-In with Ethereum (EIP-4361) checks: the message grammar is the
+//! `signinwithethereum` crate's; the policy (domain, chain, times, signature) is ours.
+//! The nonce is checked by the caller, against the store, after these pass.
+
+use alloy::primitives::Signature;
+use grid_policy_sdk::Address;
+use signinwithethereum::Message;
+
+use crate::error::{Error, Result};
+
+/// What a login must match.
+#[derive(Clone, Debug)]
+pub struct Expectations {
+    /// The gateway's domain (authority).
+    pub domain: String,
+    /// The node's chain id.
+    pub chain_id: u64,
+    /// Tolerated clock difference, seconds.
+    pub skew_secs: u64,
+}
+
+/// A message that passed every check but the nonce.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// The signer (= the message's address).
+    pub address: Address,
+    /// The message's nonce, to consume.
+    pub nonce: String,
+    /// The message's expiration time (unix seconds), if any: a session never outlives it.
+    pub expires_at: Option<u64>,
+}
+
+/// Parses `text`, checks domain, chain, times at `now`, and that `signature` (hex, 65
+/// bytes, EIP-191 personal_sign over the exact text) was made by the message's address.
+pub fn verify(text: &str, signature: &str, expect: &Expectations, now: u64) -> Result<Verified> {
+    let message: Message = text
+        .parse()
+        .map_err(|e| Error::MalformedMessage(format!("{e}")))?;
+    let domain = message.domain.as_str();
+    if !domain.eq_ignore_ascii_case(&expect.domain) {
+        return Err(Error::WrongDomain {
+            got: domain.to_owned(),
+            expected: expect.domain.clone(),
+        });
+    }
+    if message.chain_id != expect.chain_id {
+        return Err(Error::WrongChain {
+            got: message.chain_id,
+            expected: expect.chain_id,
+        });
+    }
+    let unix = |t: &signinwithethereum::TimeStamp| t.as_ref().unix_timestamp();
+    let now_i = i64::try_from(now).unwrap_or(i64::MAX);
+    let skew = i64::try_from(expect.skew_secs).unwrap_or(0);
+    let expires_at = message.expiration_time.as_ref().map(unix);
+    if let Some(exp) = expires_at
+        && exp.saturating_add(skew) <= now_i
+    {
+        return Err(Error::MessageExpired);
+    }
+    if let Some(nbf) = message.not_before.as_ref().map(unix)
+        && nbf.saturating_sub(skew) > now_i
+    {
+        return Err(Error::MessageNotYetValid);
+    }
+    if unix(&message.issued_at).saturating_sub(skew) > now_i {
+        return Err(Error::MessageNotYetValid);
+    }
+
+    let bytes = hex_signature(signature)?;
+    let signature = Signature::from_raw(&bytes)
+        .map_err(|e| Error::MalformedMessage(format!("signature: {e}")))?;
+    // The signature covers the text as the wallet showed it, byte for byte, so recover
+    // over the received text rather than a re-rendering of the parsed message.
+    let signer = signature
+        .recover_address_from_msg(text.as_bytes())
+        .map_err(|_| Error::InvalidSignature)?;
+    if signer.0.0 != message.address {
+        return Err(Error::InvalidSignature);
+    }
+    Ok(Verified {
+        address: Address(message.address),
+        nonce: message.nonce.clone(),
+        expires_at: expires_at.and_then(|e| u64::try_from(e).ok()),
+    })
+}
+
+fn hex_signature(text: &str) -> Result<Vec<u8>> {
+    let hex_part = text.strip_prefix("0x").unwrap_or(text);
+    let bytes =
+        hex::decode(hex_part).map_err(|_| Error::MalformedMessage("signature: not hex".into()))?;
+    if bytes.len() != 65 {
+        return Err(Error::MalformedMessage(format!(
+            "signature: {} bytes, expected 65 (r, s, v)",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,545 @@
+//! The gateway's configuration: a TOML file, then environment overrides.
+//!
+//! Every key has a default chosen for a single-node setup except where no sensible
+//! default exists (the SIWE domain, the chain). An environment variable
+//! `GRID_GATEWAY__<KEY>` overrides a key, `__` separating tables:
+//! `GRID_GATEWAY__LISTEN=0.0.0.0:8080`, `GRID_GATEWAY__CHAIN__RPC_URL=http://…`,
+//! `GRID_GATEWAY__HTTP__CORS_ORIGINS='["https://app.example"]'`. The value is read as a TOML
+//! value when it is a number, boolean or array, else as a string.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use grid_chain::ChainConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::capacity::CapacityConfig;
+use crate::policy::{RuntimeLimits, WatchConfig};
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "GRID_GATEWAY__";
+
+/// Why a config cannot be used. Each message names the key to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a key has the wrong type or is unknown.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with the line).
+        message: String,
+    },
+    /// An environment override does not fit the config.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key has a value the gateway cannot use.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key, dotted (`session.same_site`).
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on. Default `127.0.0.1:8080`: loopback until the
+    /// operator decides to expose it (usually behind a TLS-terminating proxy).
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// Where the store (`gateway.redb`) and a generated session key live. Default `./data`.
+    #[serde(default = "defaults::data_dir")]
+    pub data_dir: PathBuf,
+    /// `text` (default) or `json` log lines on stderr.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// HTTP settings.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Sign-in settings.
+    pub auth: AuthConfig,
+    /// Session cookie settings.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// Policy directory, limits and watcher.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Capacity when no cluster is configured.
+    #[serde(default)]
+    pub capacity: CapacityConfig,
+    /// The chain and the Market. Without it the node quotes inline specs only.
+    #[serde(default)]
+    pub chain: Option<ChainConfig>,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted. Default 64 KiB: the largest body the API takes is a
+    /// sign-in message of a few hundred bytes.
+    pub body_limit_bytes: usize,
+    /// Bound on a request that waits for the chain (reading an order; not the lock's
+    /// confirmation, see `accept_timeout_ms`). Default 15 s.
+    pub chain_timeout_ms: u64,
+    /// Bound on an accept, including waiting for the lock to be mined. Default 120 s; a
+    /// client that sees `lock_pending` or a timeout accepts again and resumes.
+    pub accept_timeout_ms: u64,
+    /// Frontend origins allowed to call the API with credentials (`https://app.example`).
+    /// Default none: only same-origin callers.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit_bytes: 64 << 10,
+            chain_timeout_ms: 15_000,
+            accept_timeout_ms: 120_000,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The bound on a chain read.
+    pub fn chain_timeout(&self) -> Duration {
+        Duration::from_millis(self.chain_timeout_ms.max(1))
+    }
+    /// The bound on an accept.
+    pub fn accept_timeout(&self) -> Duration {
+        Duration::from_millis(self.accept_timeout_ms.max(1))
+    }
+}
+
+/// `[auth]`: Sign-In with Ethereum.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The domain (RFC 3986 authority, `host[:port]`) sign-in messages must name: the
+    /// gateway's public host as the wallet shows it. No default: a wrong one would accept
+    /// messages signed for another site.
+    pub domain: String,
+    /// Chain id messages must name. Default: `chain.chain_id`, else 1.
+    #[serde(default)]
+    pub chain_id: Option<u64>,
+    /// How long an issued nonce can be used. Default 300 s: long enough for a wallet prompt.
+    #[serde(default = "defaults::nonce_ttl_secs")]
+    pub nonce_ttl_secs: u64,
+    /// Tolerated clock difference with the signer's device for issued-at, not-before and
+    /// expiration-time. Default 60 s.
+    #[serde(default = "defaults::clock_skew_secs")]
+    pub clock_skew_secs: u64,
+}
+
+/// `SameSite` attribute of the session cookie.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SameSite {
+    /// Sent only same-site.
+    Strict,
+    /// Sent same-site and on top-level navigations (default).
+    #[default]
+    Lax,
+    /// Sent cross-site too: needed for a frontend on another site; requires `secure`.
+    None,
+}
+
+/// `[session]`: the session cookie.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Longest session, whatever the policy grants. Default 24 h.
+    pub max_lifetime_secs: u64,
+    /// `Secure` attribute and the `__Host-` name prefix. Default true; turn off only for
+    /// plain-http local development.
+    pub secure: bool,
+    /// `SameSite`. Default `lax`; `none` for a frontend on another site.
+    pub same_site: SameSite,
+    /// The cookie key (base64 of 64 bytes). Default: `key_file`, else a key generated
+    /// once into `<data_dir>/session.key` (mode 0600).
+    pub key: Option<String>,
+    /// File holding the key (base64 of 64 bytes).
+    pub key_file: Option<PathBuf>,
+    /// Previous keys (base64), still accepted for sessions made before a rotation.
+    pub old_keys: Vec<String>,
+    /// Files holding previous keys.
+    pub old_key_files: Vec<PathBuf>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_lifetime_secs: 24 * 3600,
+            secure: true,
+            same_site: SameSite::Lax,
+            key: None,
+            key_file: None,
+            old_keys: Vec::new(),
+            old_key_files: Vec::new(),
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory with `<world>.wasm` / `<world>.settings.json`, watched for changes.
+    /// Default none: the built-in reference policies with their default settings.
+    pub dir: Option<PathBuf>,
+    /// Per-evaluation limits (`[policy.limits]`).
+    pub limits: RuntimeLimits,
+    /// Watcher timing (`[policy.watch]`).
+    pub watch: WatchConfig,
+}
+
+mod defaults {
+    use super::*;
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn data_dir() -> PathBuf {
+        PathBuf::from("data")
+    }
+    pub fn nonce_ttl_secs() -> u64 {
+        300
+    }
+    pub fn clock_skew_secs() -> u64 {
+        60
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies the `GRID_GATEWAY__*` variables of `env`, and validates.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text, path, env)
+    }
+
+    /// Parses TOML text (`path` only names it in errors), applies `env`, and validates.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let parse = |message: String| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
+        for (var, value) in env {
+            let Some(key) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            apply_env(&mut table, &var, key, &value)?;
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The chain id sign-in messages must name.
+    pub fn auth_chain_id(&self) -> u64 {
+        self.auth
+            .chain_id
+            .or(self.chain.as_ref().map(|c| c.chain_id))
+            .unwrap_or(1)
+    }
+
+    /// Checks what serde cannot: quantities, origins, key encodings, combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.capacity
+            .resources()
+            .map_err(|m| invalid("capacity", m))?;
+        if self.auth.domain.trim().is_empty() || self.auth.domain.contains(['/', ' ']) {
+            return Err(invalid(
+                "auth.domain",
+                format!(
+                    "{:?} is not a host[:port] authority (e.g. \"gateway.example.com\")",
+                    self.auth.domain
+                ),
+            ));
+        }
+        if self.auth.nonce_ttl_secs == 0 {
+            return Err(invalid("auth.nonce_ttl_secs", "must be above 0"));
+        }
+        if self.session.max_lifetime_secs == 0 {
+            return Err(invalid("session.max_lifetime_secs", "must be above 0"));
+        }
+        if self.session.same_site == SameSite::None && !self.session.secure {
+            return Err(invalid(
+                "session.same_site",
+                "\"none\" requires session.secure = true (browsers drop such cookies otherwise)",
+            ));
+        }
+        if self.session.key.is_some() && self.session.key_file.is_some() {
+            return Err(invalid(
+                "session.key",
+                "set either key or key_file, not both",
+            ));
+        }
+        if let Some(key) = &self.session.key {
+            crate::auth::keys::decode_key(key).map_err(|m| invalid("session.key", m))?;
+        }
+        for key in &self.session.old_keys {
+            crate::auth::keys::decode_key(key).map_err(|m| invalid("session.old_keys", m))?;
+        }
+        for origin in &self.http.cors_origins {
+            let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin
+                    .trim_end_matches('/')
+                    .contains(|c: char| c.is_whitespace())
+                && origin
+                    .split("://")
+                    .nth(1)
+                    .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            if !ok {
+                return Err(invalid(
+                    "http.cors_origins",
+                    format!("{origin:?} is not an origin (scheme://host[:port], no path)"),
+                ));
+            }
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
+        }
+        self.policy
+            .limits
+            .validate()
+            .map_err(|e| invalid("policy.limits", e.to_string()))?;
+        if let Some(dir) = &self.policy.dir
+            && !dir.is_dir()
+        {
+            return Err(invalid(
+                "policy.dir",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        if let Some(chain) = &self.chain {
+            chain
+                .key_source()
+                .map_err(|e| invalid("chain", e.to_string()))?;
+            if let Some(id) = self.auth.chain_id
+                && id != chain.chain_id
+            {
+                return Err(invalid(
+                    "auth.chain_id",
+                    format!("{id} differs from chain.chain_id = {}", chain.chain_id),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What `config check` adds to [`Config::validate`]: things that need files (the node
+    /// wallet loads, session key files decode). Returns notes worth showing.
+    pub fn check_files(&self) -> Result<Vec<String>, ConfigError> {
+        let mut notes = Vec::new();
+        if let Some(chain) = &self.chain {
+            let source = chain
+                .key_source()
+                .map_err(|e| invalid("chain", e.to_string()))?;
+            let wallet = grid_chain::NodeWallet::load(&source)
+                .map_err(|e| invalid("chain", e.to_string()))?;
+            notes.push(format!("node wallet: {}", wallet.address()));
+        } else {
+            notes.push("no [chain]: only inline quotes are served".into());
+        }
+        for file in self
+            .session
+            .key_file
+            .iter()
+            .chain(&self.session.old_key_files)
+        {
+            crate::auth::keys::read_key_file(file).map_err(|m| invalid("session.key_file", m))?;
+        }
+        if self.session.key.is_none() && self.session.key_file.is_none() {
+            notes.push(format!(
+                "session key: {} (generated on first start)",
+                self.data_dir
+                    .join(crate::auth::keys::GENERATED_KEY_FILE)
+                    .display()
+            ));
+        }
+        if !self.session.secure {
+            notes.push("session.secure = false: for plain-http development only".into());
+        }
+        Ok(notes)
+    }
+}
+
+/// Sets `key` (`A__B__C`, case-insensitive) in `table` from an environment variable.
+fn apply_env(
+    table: &mut toml::Table,
+    var: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let env_err = |message: &str| ConfigError::Env {
+        var: var.to_owned(),
+        message: message.to_owned(),
+    };
+    let parts: Vec<String> = key.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    if parts.iter().any(String::is_empty) {
+        return Err(env_err("empty key segment"));
+    }
+    let (last, tables) = parts.split_last().ok_or_else(|| env_err("no key"))?;
+    let mut current = table;
+    for part in tables {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| env_err(&format!("{part} is not a table")))?;
+    }
+    // Keep strings strings when the file already has a string there; otherwise a number,
+    // boolean or array is taken as such.
+    let existing_is_string = matches!(current.get(last.as_str()), Some(toml::Value::String(_)));
+    let parsed = if existing_is_string {
+        None
+    } else {
+        format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .filter(|v| {
+                matches!(
+                    v,
+                    toml::Value::Integer(_)
+                        | toml::Value::Float(_)
+                        | toml::Value::Boolean(_)
+                        | toml::Value::Array(_)
+                )
+            })
+    };
+    current.insert(
+        last.clone(),
+        parsed.unwrap_or_else(|| toml::Value::String(value.to_owned())),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[auth]\ndomain = \"gw.example\"\n";
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml(
+            text,
+            Path::new("test.toml"),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn a_minimal_config_gets_the_documented_defaults() {
+        let c = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.http.body_limit_bytes, 65536);
+        assert!(c.session.secure);
+        assert_eq!(c.session.same_site, SameSite::Lax);
+        assert_eq!(c.auth.nonce_ttl_secs, 300);
+        assert!(c.chain.is_none());
+        assert_eq!(c.auth_chain_id(), 1);
+    }
+
+    #[test]
+    fn env_overrides_keys_in_nested_tables() {
+        let c = parse(
+            MINIMAL,
+            &[
+                ("GRID_GATEWAY__LISTEN", "0.0.0.0:9000"),
+                ("GRID_GATEWAY__SESSION__SECURE", "false"),
+                (
+                    "GRID_GATEWAY__HTTP__CORS_ORIGINS",
+                    "[\"https://app.example\"]",
+                ),
+                ("GRID_GATEWAY__CAPACITY__CPU", "16"),
+                ("GRID_GATEWAY__CAPACITY__MEMORY", "64Gi"),
+                ("GRID_GATEWAY__AUTH__DOMAIN", "other.example"),
+                ("UNRELATED", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert!(!c.session.secure);
+        assert_eq!(c.http.cors_origins, vec!["https://app.example"]);
+        assert_eq!(c.auth.domain, "other.example");
+        assert_eq!(c.capacity.resources().unwrap().cpu_millis, 16_000);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("[auth]\ndomain = \"x\"\nbogus = 1\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = parse(
+            &format!("{MINIMAL}[session]\nsame_site = \"none\"\nsecure = false\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("session.same_site"), "{e}");
+        let e = parse(
+            &format!("{MINIMAL}[capacity]\ncpu = \"x\"\nmemory = \"1Gi\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("capacity.cpu"), "{e}");
+        let e = parse(
+            &format!("{MINIMAL}[http]\ncors_origins = [\"app.example\"]\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("http.cors_origins"), "{e}");
+        let e = parse(&format!("{MINIMAL}[session]\nkey = \"short\"\n"), &[]).unwrap_err();
+        assert!(e.to_string().starts_with("session.key"), "{e}");
+        assert!(parse("", &[]).unwrap_err().to_string().contains("auth"));
+    }
+}

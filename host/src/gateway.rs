@@ -1,0 +1,248 @@
+//! The assembled node: store, policies, chain client, capacity, and the services built on
+//! them, from a [`Config`]. The HTTP layer holds an `Arc<Gateway>` and calls its services.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use grid_chain::{ChainClient, NodeWallet, OrderId};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::auth::{AuthService, AuthSettings, KeyRing, cookie_name, siwe};
+use crate::capacity::{Capacity, CapacitySnapshot, CapacitySource, StaticCapacity};
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::GatewayMetrics;
+use crate::orders::{Hooks, OrderService, OrderTimeouts};
+use crate::policy::{
+    self, EngineError, PolicyEngine, PolicyMetrics, PolicySet, WatcherHandle, WorldStatus,
+};
+use crate::store::{Store, StoreError};
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened (another gateway may hold the file).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The session keys could not be loaded or generated.
+    #[error("session keys: {0}")]
+    Keys(String),
+    /// The policy engine could not start.
+    #[error("policy engine: {0}")]
+    Engine(#[from] EngineError),
+    /// The node wallet or the chain client could not be set up.
+    #[error("chain: {0}")]
+    Chain(#[from] grid_chain::Error),
+    /// The capacity in the config is unusable.
+    #[error("{0}")]
+    Capacity(String),
+}
+
+/// `/_grid/v1/node`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStatus {
+    /// The node wallet (orders must name it as provider).
+    pub wallet: String,
+    /// The chain id.
+    pub chain_id: u64,
+    /// The Market, if a chain is configured.
+    pub market: Option<String>,
+    /// Total and free capacity.
+    pub capacity: CapacitySnapshot,
+    /// The policies in service and their last reload errors.
+    pub policies: Vec<WorldStatus>,
+}
+
+/// `/_grid/readyz`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Readiness {
+    /// All of the below.
+    pub ready: bool,
+    /// The store answers.
+    pub store: bool,
+    /// Every world has a policy.
+    pub policies: bool,
+    /// The chain answers (`null` without a chain).
+    pub chain: Option<bool>,
+}
+
+/// The node.
+pub struct Gateway {
+    /// The config it was built from.
+    pub config: Config,
+    /// The store.
+    pub store: Store,
+    /// The policies in service.
+    pub policies: Arc<PolicySet>,
+    /// Quote and accept.
+    pub orders: OrderService,
+    /// Sign-in and sessions.
+    pub auth: AuthService,
+    /// HTTP and chain metrics.
+    pub metrics: GatewayMetrics,
+    /// Everything `/_grid/metrics` shows.
+    pub registry: Registry,
+    watcher: std::sync::Mutex<Option<WatcherHandle>>,
+}
+
+impl Gateway {
+    /// Builds the node from `config` with the config's capacity. Must run inside a tokio
+    /// runtime (the chain client spawns its signer task). Loads the policies once; the
+    /// watcher starts with [`Gateway::watch_policies`].
+    pub async fn build(config: Config, hooks: Hooks) -> Result<Arc<Gateway>, BuildError> {
+        let total = config.capacity.resources().map_err(BuildError::Capacity)?;
+        Gateway::build_with(config, Arc::new(StaticCapacity(total)), hooks).await
+    }
+
+    /// [`Gateway::build`] with another capacity source (a cluster's).
+    pub async fn build_with(
+        config: Config,
+        capacity: Arc<dyn CapacitySource>,
+        hooks: Hooks,
+    ) -> Result<Arc<Gateway>, BuildError> {
+        create_private_dir(&config.data_dir)?;
+        let store = Store::open(&config.data_dir)?;
+
+        let mut registry = Registry::default();
+        let metrics = GatewayMetrics::default();
+        metrics.register(&mut registry);
+        let policy_metrics = PolicyMetrics::default();
+        policy_metrics.register(&mut registry);
+        let engine = PolicyEngine::builder()
+            .limits(config.policy.limits.clone())
+            .metrics(policy_metrics)
+            .build()?;
+        let policies = Arc::new(PolicySet::new(engine));
+        policy::reload(&policies, config.policy.dir.as_deref()).await;
+
+        let chain = match &config.chain {
+            Some(chain_config) => {
+                let wallet = NodeWallet::load(&chain_config.key_source()?)?;
+                Some(ChainClient::new(
+                    chain_config.clone(),
+                    store.database(),
+                    wallet,
+                )?)
+            }
+            None => None,
+        };
+        let chain_id = config.auth_chain_id();
+        let orders = OrderService::new(
+            chain,
+            policies.clone(),
+            Capacity::new(capacity, store.clone()),
+            store.clone(),
+            metrics.clone(),
+            OrderTimeouts {
+                read: config.http.chain_timeout(),
+                accept: config.http.accept_timeout(),
+            },
+            chain_id,
+            hooks,
+        );
+        let keys = KeyRing::load(&config.session, &config.data_dir).map_err(BuildError::Keys)?;
+        let auth = AuthService::new(
+            store.clone(),
+            policies.clone(),
+            keys,
+            AuthSettings {
+                expect: siwe::Expectations {
+                    domain: config.auth.domain.clone(),
+                    chain_id,
+                    skew_secs: config.auth.clock_skew_secs,
+                },
+                nonce_ttl_secs: config.auth.nonce_ttl_secs,
+                max_lifetime_secs: config.session.max_lifetime_secs,
+                cookie_name: cookie_name(config.session.secure),
+            },
+        );
+        Ok(Arc::new(Gateway {
+            config,
+            store,
+            policies,
+            orders,
+            auth,
+            metrics,
+            registry,
+            watcher: std::sync::Mutex::new(None),
+        }))
+    }
+
+    /// Starts watching the policy directory, if one is configured.
+    pub fn watch_policies(&self) {
+        if let Some(dir) = &self.config.policy.dir {
+            let handle = policy::spawn_watcher(
+                self.policies.clone(),
+                dir.clone(),
+                self.config.policy.watch.clone(),
+            );
+            *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        }
+    }
+
+    /// Stops the policy watcher.
+    pub async fn stop(&self) {
+        let handle = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            handle.stop().await;
+        }
+    }
+
+    /// What `/_grid/v1/node` shows.
+    pub fn node_status(&self) -> Result<NodeStatus, Error> {
+        let capacity = self.orders.capacity().snapshot(policy::unix_now(), None)?;
+        Ok(NodeStatus {
+            wallet: self.orders.wallet().to_string(),
+            chain_id: self.config.auth_chain_id(),
+            market: self.config.chain.as_ref().map(|c| c.market.to_string()),
+            capacity,
+            policies: self.policies.status(),
+        })
+    }
+
+    /// Readiness: store open, policies loaded, chain reachable.
+    pub async fn readiness(&self) -> Readiness {
+        let store = self.store.is_healthy();
+        let policies = self.policies.all_loaded();
+        let chain = match self.orders.chain() {
+            // Reading order 0 is the cheapest call that proves the Market answers: it
+            // exists or reverts with OrderNotFound; either way the chain is reachable.
+            Some(client) => Some(matches!(
+                tokio::time::timeout(Duration::from_secs(2), client.order(OrderId::from(0))).await,
+                Ok(Ok(_)) | Ok(Err(grid_chain::Error::OrderNotFound { .. }))
+            )),
+            None => None,
+        };
+        Readiness {
+            ready: store && policies && chain.unwrap_or(true),
+            store,
+            policies,
+            chain,
+        }
+    }
+}
+
+fn create_private_dir(path: &std::path::Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| BuildError::DataDir {
+            path: path.to_owned(),
+            source,
+        })
+}

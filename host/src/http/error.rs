@@ -1,0 +1,85 @@
+//! The one place an [`Error`] becomes an HTTP response:
+//! `{"error":{"code":"snake_case","message":"…"}}` with the status for its kind.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::Error;
+
+/// The error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code to match on.
+    pub code: String,
+    /// A sentence for people (the policy's reason, where a policy refused).
+    pub message: String,
+}
+
+/// The HTTP status of an error.
+pub fn status_of(error: &Error) -> StatusCode {
+    use crate::policy::PolicyError;
+    match error {
+        Error::BadRequest(_) | Error::InvalidOrderId(_) | Error::MalformedMessage(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::NotFound(_) | Error::OrderNotFound(_) => StatusCode::NOT_FOUND,
+        Error::NotOurOrder { .. } | Error::PayeeRejected(_) | Error::SessionDenied(_) => {
+            StatusCode::FORBIDDEN
+        }
+        // The payment is what is missing: 402 says exactly that.
+        Error::InsufficientPayment(_) => StatusCode::PAYMENT_REQUIRED,
+        // The request is fine; the node's state does not allow it now.
+        Error::InsufficientCapacity(_) | Error::OrderClosed { .. } | Error::LockReverted(_) => {
+            StatusCode::CONFLICT
+        }
+        Error::DurationOutOfRange(_) | Error::UnsupportedResource(_) | Error::QuoteRefused(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Error::LockPending(_)
+        | Error::ChainNotConfigured
+        | Error::ChainUnavailable(_)
+        | Error::Policy(PolicyError::NotLoaded(_))
+        | Error::Policy(PolicyError::Eval(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Chain(_) => StatusCode::BAD_GATEWAY,
+        Error::WrongDomain { .. }
+        | Error::WrongChain { .. }
+        | Error::MessageExpired
+        | Error::MessageNotYetValid
+        | Error::InvalidNonce
+        | Error::InvalidSignature
+        | Error::Unauthenticated
+        | Error::InvalidSession
+        | Error::SessionExpired
+        | Error::SessionRevoked => StatusCode::UNAUTHORIZED,
+        Error::Store(_) | Error::Injected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = status_of(&self);
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), error = %self, "request failed");
+        } else {
+            tracing::debug!(code = self.code(), error = %self, "request refused");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}

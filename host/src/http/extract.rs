@@ -1,0 +1,77 @@
+//! Extractors whose rejections are API errors: JSON bodies and the session.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum_extra::extract::CookieJar;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::gateway::Gateway;
+use crate::policy::unix_now;
+use crate::store::SessionRecord;
+
+/// `axum::Json` with our error body on rejection.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return Error::PayloadTooLarge;
+    }
+    Error::BadRequest(rejection.body_text())
+}
+
+/// The caller's session, from the session cookie or `Authorization: Bearer`.
+pub struct Session {
+    /// The session record.
+    pub record: SessionRecord,
+    /// The sealed value it came in (to end it).
+    pub token: String,
+}
+
+/// The sealed session value a request carries, if any: the cookie first, then the bearer
+/// token.
+pub fn session_token(parts: &Parts, cookie_name: &str) -> Option<String> {
+    let jar = CookieJar::from_headers(&parts.headers);
+    if let Some(cookie) = jar.get(cookie_name) {
+        return Some(cookie.value().to_owned());
+    }
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned())
+}
+
+impl FromRequestParts<Arc<Gateway>> for Session {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        gateway: &Arc<Gateway>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = session_token(parts, gateway.auth.settings().cookie_name)
+            .ok_or(Error::Unauthenticated)?;
+        let record = gateway.auth.authenticate(&token, unix_now())?;
+        Ok(Session { record, token })
+    }
+}

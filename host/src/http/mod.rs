@@ -1,0 +1,117 @@
+//! The gateway's HTTP API: the router, its layers (request ids, tracing, metrics, CORS,
+//! body limit), handlers, errors and the OpenAPI document. Handlers call the services
+//! on [`Gateway`]; nothing here talks to wasmtime or alloy.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+mod openapi;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::gateway::Gateway;
+use crate::metrics::{HttpLabels, RouteLabels};
+pub use openapi::openapi;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole router, with its layers, for `gateway`.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let body_limit = gateway.config.http.body_limit_bytes;
+    let cors = cors(&gateway.config.http.cors_origins);
+    let api = Router::new()
+        .route("/_grid/v1/quote", post(handlers::quote))
+        .route("/_grid/v1/orders/{id}/accept", post(handlers::accept))
+        .route("/_grid/v1/auth/nonce", get(handlers::nonce))
+        .route("/_grid/v1/auth/login", post(handlers::login))
+        .route("/_grid/v1/auth/logout", post(handlers::logout))
+        .route("/_grid/v1/auth/session", get(handlers::session))
+        .route("/_grid/v1/node", get(handlers::node))
+        .route("/_grid/healthz", get(handlers::healthz))
+        .route("/_grid/readyz", get(handlers::readyz))
+        .route("/_grid/metrics", get(handlers::metrics))
+        .route("/_grid/openapi.json", get(openapi::serve))
+        .route("/greet", get(handlers::greet))
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(gateway.clone(), track));
+    let mut router = api.with_state(gateway);
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    router
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// CORS with credentials for the configured origins; none configured, no CORS headers
+/// (same-origin only).
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-grid-order"),
+            ])
+            .expose_headers([REQUEST_ID])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Counts every request by route template and status, and observes its latency.
+async fn track(State(gw): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    gw.metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route: route.clone(),
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    gw.metrics
+        .http_latency
+        .get_or_create(&RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}

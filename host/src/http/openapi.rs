@@ -1,0 +1,54 @@
+//! `/_grid/openapi.json`, generated from the handlers' annotations and the body types.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use super::api::*;
+use super::error::{ErrorBody, ErrorDetail};
+use super::handlers;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "grid-gateway",
+        description = "Provider gateway of a decentralized compute market"
+    ),
+    paths(
+        handlers::quote,
+        handlers::accept,
+        handlers::nonce,
+        handlers::login,
+        handlers::logout,
+        handlers::session,
+        handlers::greet,
+        handlers::node,
+        handlers::healthz,
+        handlers::readyz,
+        handlers::metrics
+    ),
+    components(schemas(
+        QuoteBody,
+        ResourceSpec,
+        Quantity,
+        QuoteResponse,
+        PriceLineView,
+        AcceptResponse,
+        NonceResponse,
+        LoginBody,
+        LoginResponse,
+        SessionResponse,
+        LogoutResponse,
+        ErrorBody,
+        ErrorDetail
+    ))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub(super) async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}

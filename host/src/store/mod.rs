@@ -1,0 +1,242 @@
+//! The gateway's embedded store: one redb file in the data directory, shared with
+//! grid-chain (whose tables are `chain_*`; ours are `gw_*`).
+//!
+//! Every write is its own transaction committed with redb's default (immediate)
+//! durability before the caller answers, so nothing acknowledged is lost by a kill -9.
+//! Values are JSON: an operator debugging a node can read them.
+
+mod records;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub use records::{OrderRecord, OrderState, SessionRecord};
+
+/// Accepted orders. Key: the order id in decimal.
+const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_orders");
+/// Issued, not yet used login nonces. Key: the nonce; value: its expiry (unix seconds).
+const NONCES: TableDefinition<&str, u64> = TableDefinition::new("gw_nonces");
+/// Sessions. Key: the session id (hex).
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_sessions");
+
+/// What the store can fail on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed (I/O, a corrupt file, the file locked by another process).
+    #[error(transparent)]
+    Db(#[from] redb::Error),
+    /// A record does not decode (written by an incompatible version, or corrupted).
+    #[error("record {key:?} in {table} is corrupt: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn db<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError::Db(e.into())
+}
+
+/// Results of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) `<data_dir>/gateway.redb`. redb refuses to open a file twice, so
+    /// the host opens it once and hands [`Store::database`] to grid-chain.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        let db = Database::create(data_dir.join("gateway.redb")).map_err(db)?;
+        Store::from_database(Arc::new(db))
+    }
+
+    /// Uses an open database, creating our tables if they are missing.
+    pub fn from_database(database: Arc<Database>) -> Result<Store> {
+        let tx = database.begin_write().map_err(db)?;
+        tx.open_table(ORDERS).map_err(db)?;
+        tx.open_table(NONCES).map_err(db)?;
+        tx.open_table(SESSIONS).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Store { db: database })
+    }
+
+    /// The shared database (for grid-chain).
+    pub fn database(&self) -> Arc<Database> {
+        self.db.clone()
+    }
+
+    /// True when a read transaction can be opened (for readiness).
+    pub fn is_healthy(&self) -> bool {
+        self.db
+            .begin_read()
+            .map(|tx| tx.open_table(ORDERS).is_ok())
+            .unwrap_or(false)
+    }
+
+    // ---- orders ----
+
+    /// Writes (inserts or replaces) an order record, committed before returning.
+    pub fn put_order(&self, record: &OrderRecord) -> Result<()> {
+        let value = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
+            table: "gw_orders",
+            key: record.order.id.clone(),
+            reason: e.to_string(),
+        })?;
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(ORDERS).map_err(db)?;
+            table
+                .insert(record.order.id.as_str(), value.as_slice())
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Forgets an order (its lock was refused by the Market), committed before returning.
+    pub fn remove_order(&self, id: &str) -> Result<()> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(ORDERS).map_err(db)?;
+            table.remove(id).map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The record of one order, if it was accepted here.
+    pub fn order(&self, id: &str) -> Result<Option<OrderRecord>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(ORDERS).map_err(db)?;
+        match table.get(id).map_err(db)? {
+            Some(v) => decode("gw_orders", id, v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every order accepted here.
+    pub fn orders(&self) -> Result<Vec<OrderRecord>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(ORDERS).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (k, v) = entry.map_err(db)?;
+            out.push(decode("gw_orders", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    // ---- nonces ----
+
+    /// Records a nonce as issued until `expires_at`, and drops expired ones on the way so
+    /// the table does not grow with nonces nobody used.
+    pub fn issue_nonce(&self, nonce: &str, expires_at: u64, now: u64) -> Result<()> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(NONCES).map_err(db)?;
+            table.retain(|_, expiry| expiry > now).map_err(db)?;
+            table.insert(nonce, expires_at).map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Uses a nonce: true when it was issued, is unexpired and unused. Removal and check
+    /// are one write transaction, and redb serialises write transactions, so of two
+    /// concurrent logins with one nonce exactly one sees it.
+    pub fn consume_nonce(&self, nonce: &str, now: u64) -> Result<bool> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let valid = {
+            let mut table = tx.open_table(NONCES).map_err(db)?;
+            let removed = table.remove(nonce).map_err(db)?;
+            removed.is_some_and(|expiry| expiry.value() > now)
+        };
+        tx.commit().map_err(db)?;
+        Ok(valid)
+    }
+
+    // ---- sessions ----
+
+    /// Writes a session record, committed before returning.
+    pub fn put_session(&self, record: &SessionRecord) -> Result<()> {
+        let value = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
+            table: "gw_sessions",
+            key: record.id.clone(),
+            reason: e.to_string(),
+        })?;
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(SESSIONS).map_err(db)?;
+            table
+                .insert(record.id.as_str(), value.as_slice())
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// One session, if it exists.
+    pub fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(SESSIONS).map_err(db)?;
+        match table.get(id).map_err(db)? {
+            Some(v) => decode("gw_sessions", id, v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Marks a session revoked (kept until it would have expired, so a stolen copy of
+    /// the cookie is refused as revoked rather than unknown). False when there is none.
+    pub fn revoke_session(&self, id: &str) -> Result<bool> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let found = {
+            let mut table = tx.open_table(SESSIONS).map_err(db)?;
+            let current = match table.get(id).map_err(db)? {
+                Some(v) => Some(decode::<SessionRecord>("gw_sessions", id, v.value())?),
+                None => None,
+            };
+            match current {
+                Some(mut record) => {
+                    record.revoked = true;
+                    let value = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
+                        table: "gw_sessions",
+                        key: id.to_owned(),
+                        reason: e.to_string(),
+                    })?;
+                    table.insert(id, value.as_slice()).map_err(db)?;
+                    true
+                }
+                None => false,
+            }
+        };
+        tx.commit().map_err(db)?;
+        Ok(found)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

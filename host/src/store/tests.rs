@@ -1,0 +1,35 @@
+use super::*;
+
+#[test]
+fn a_nonce_is_used_once_and_not_after_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.issue_nonce("abc", 100, 10).unwrap();
+    store.issue_nonce("old", 50, 10).unwrap();
+    assert!(store.consume_nonce("abc", 20).unwrap());
+    assert!(!store.consume_nonce("abc", 20).unwrap());
+    assert!(!store.consume_nonce("never", 20).unwrap());
+    assert!(!store.consume_nonce("old", 60).unwrap());
+}
+
+#[test]
+fn sessions_survive_reopening_and_can_be_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = SessionRecord {
+        id: "s1".into(),
+        address: grid_policy_sdk::Address::ZERO,
+        expires_at: 99,
+        scopes: None,
+        created_at: 1,
+        revoked: false,
+    };
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.put_session(&record).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.session("s1").unwrap(), Some(record));
+    assert!(store.revoke_session("s1").unwrap());
+    assert!(store.session("s1").unwrap().unwrap().revoked);
+    assert!(!store.revoke_session("nope").unwrap());
+}
