@@ -1,0 +1,297 @@
+//! Login (type 2) and sessions: SIWE against the gateway's nonce, the authorization
+//! policy's decision, the encrypted cookie and the bearer token, rotation and revocation.
+
+mod node_support;
+
+use std::sync::Arc;
+
+use axum::http::header;
+use grid_gateway::gateway::Gateway;
+use grid_gateway::orders::Hooks;
+use node_support::*;
+use serde_json::json;
+
+/// A gateway on anvil where the user owns an accepted (Active) order.
+async fn with_active_order(chain: &Chain, root: &std::path::Path) -> Arc<Gateway> {
+    let gw = gateway(
+        config(root, &chain.anvil.url, chain.deployment.market),
+        Hooks::default(),
+    )
+    .await;
+    let id = good_order(chain).await;
+    let accept = post(&gw, &format!("/_grid/v1/orders/{id}/accept"), json!({})).await;
+    assert_eq!(accept.status, 200, "{}", accept.json);
+    gw
+}
+
+async fn session_with(gw: &Arc<Gateway>, name: header::HeaderName, value: &str) -> Reply {
+    get_with(gw, "/_grid/v1/auth/session", name, value).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_sets_a_cookie_and_token_that_both_authenticate_until_logout() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = with_active_order(&chain, dir.path()).await;
+    let user = address(USER_KEY);
+
+    let message = Siwe::new(user, &nonce(&gw).await).text();
+    let reply = login(&gw, USER_KEY, &message).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(reply.json["address"], user.to_string().to_lowercase());
+    assert!(reply.json["expires_at"].as_u64().unwrap() > now());
+    let token = reply.json["token"].as_str().unwrap().to_owned();
+    let cookie = reply.session_cookie();
+    // The cookie carries the token, percent-encoded (it is base64).
+    let decoded = cookie
+        .replace("%2F", "/")
+        .replace("%2B", "+")
+        .replace("%3D", "=");
+    assert_eq!(decoded, format!("grid_session={token}"));
+    let set_cookie = reply.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/"), "{set_cookie}");
+
+    let by_cookie = session_with(&gw, header::COOKIE, &cookie).await;
+    assert_eq!(by_cookie.status, 200, "{}", by_cookie.json);
+    assert_eq!(by_cookie.json["address"], reply.json["address"]);
+    let by_bearer = session_with(&gw, header::AUTHORIZATION, &format!("Bearer {token}")).await;
+    assert_eq!(by_bearer.status, 200, "{}", by_bearer.json);
+
+    // The same nonce cannot log in twice.
+    login(&gw, USER_KEY, &message)
+        .await
+        .assert_error(401, "invalid_nonce");
+
+    // Logout ends the session for the cookie and the token alike.
+    let logout = send(
+        &gw,
+        axum::http::Request::post("/_grid/v1/auth/logout")
+            .header(header::COOKIE, &cookie)
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(logout.status, 200, "{}", logout.json);
+    session_with(&gw, header::AUTHORIZATION, &format!("Bearer {token}"))
+        .await
+        .assert_error(401, "session_revoked");
+    get(&gw, "/_grid/v1/auth/session")
+        .await
+        .assert_error(401, "unauthenticated");
+
+    // The greet form logs in too.
+    let message = Siwe::new(user, &nonce(&gw).await).text();
+    let sig = sign(USER_KEY, &message);
+    let path = format!("/greet?type=2&message={}&sig={sig}", urlencode(&message));
+    let greet = get(&gw, &path).await;
+    assert_eq!(greet.status, 200, "{}", greet.json);
+    assert!(greet.json["token"].is_string());
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_login_failure_has_its_status_and_code() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = with_active_order(&chain, dir.path()).await;
+    let user = address(USER_KEY);
+
+    let mut wrong_domain = Siwe::new(user, &nonce(&gw).await);
+    wrong_domain.domain = "evil.example".into();
+    login(&gw, USER_KEY, &wrong_domain.text())
+        .await
+        .assert_error(401, "wrong_domain");
+
+    let mut wrong_chain = Siwe::new(user, &nonce(&gw).await);
+    wrong_chain.chain_id = 1;
+    login(&gw, USER_KEY, &wrong_chain.text())
+        .await
+        .assert_error(401, "wrong_chain");
+
+    let mut expired = Siwe::new(user, &nonce(&gw).await);
+    expired.issued_at = now() - 7200;
+    expired.expiration = Some(now() - 3600);
+    login(&gw, USER_KEY, &expired.text())
+        .await
+        .assert_error(401, "message_expired");
+
+    let mut future = Siwe::new(user, &nonce(&gw).await);
+    future.issued_at = now() + 3600;
+    future.expiration = None;
+    login(&gw, USER_KEY, &future.text())
+        .await
+        .assert_error(401, "message_not_yet_valid");
+
+    login(&gw, USER_KEY, &Siwe::new(user, "neverissued123").text())
+        .await
+        .assert_error(401, "invalid_nonce");
+
+    // Signed by another key than the message's address.
+    let message = Siwe::new(user, &nonce(&gw).await).text();
+    post(
+        &gw,
+        "/_grid/v1/auth/login",
+        json!({"message": message, "signature": sign(STRANGER_KEY, &message)}),
+    )
+    .await
+    .assert_error(401, "invalid_signature");
+    // The failed attempt did not burn the nonce: the real user can still use it.
+    assert_eq!(login(&gw, USER_KEY, &message).await.status, 200);
+
+    post(
+        &gw,
+        "/_grid/v1/auth/login",
+        json!({"message": "hello, let me in", "signature": sign(USER_KEY, "hello, let me in")}),
+    )
+    .await
+    .assert_error(400, "malformed_message");
+    let message = Siwe::new(user, &nonce(&gw).await).text();
+    post(
+        &gw,
+        "/_grid/v1/auth/login",
+        json!({"message": message, "signature": "0x1234"}),
+    )
+    .await
+    .assert_error(400, "malformed_message");
+
+    // A valid sign-in from an address with no active order: the policy says no.
+    let stranger = address(STRANGER_KEY);
+    let message = Siwe::new(stranger, &nonce(&gw).await).text();
+    let denied = login(&gw, STRANGER_KEY, &message).await;
+    denied.assert_error(403, "session_denied");
+    assert!(
+        denied.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no active order")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins_with_one_nonce_give_one_session() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = with_active_order(&chain, dir.path()).await;
+    let message = Siwe::new(address(USER_KEY), &nonce(&gw).await).text();
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let gw = gw.clone();
+            let message = message.clone();
+            tokio::spawn(async move { login(&gw, USER_KEY, &message).await.status.as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for a in attempts {
+        statuses.push(a.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 401, 401, 401, 401, 401, 401, 401]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_expired_and_rotated_cookies() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = with_active_order(&chain, dir.path()).await;
+    let user = address(USER_KEY);
+    let reply = login(&gw, USER_KEY, &Siwe::new(user, &nonce(&gw).await).text()).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let token = reply.json["token"].as_str().unwrap().to_owned();
+
+    // Tampered: one character of the sealed value changed.
+    let mut tampered: Vec<char> = token.chars().collect();
+    let i = tampered.len() / 2;
+    tampered[i] = if tampered[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
+    session_with(&gw, header::COOKIE, &format!("grid_session={tampered}"))
+        .await
+        .assert_error(401, "invalid_session");
+
+    // Sealed with a key the node does not have.
+    let session_id = gw.store.orders().unwrap().len().to_string();
+    let mut jar = cookie::CookieJar::new();
+    jar.private_mut(&cookie::Key::generate())
+        .add(cookie::Cookie::new("grid_session", session_id));
+    let foreign = jar.get("grid_session").unwrap().value().to_owned();
+    session_with(&gw, header::COOKIE, &format!("grid_session={foreign}"))
+        .await
+        .assert_error(401, "invalid_session");
+
+    // A value sealed under another cookie name does not open under ours (name bound).
+    let mut jar = cookie::CookieJar::new();
+    let key = grid_gateway::auth::KeyRing::load(&gw.config.session, &gw.config.data_dir)
+        .unwrap()
+        .current;
+    jar.private_mut(&key)
+        .add(cookie::Cookie::new("other", "whatever"));
+    let moved = jar.get("other").unwrap().value().to_owned();
+    session_with(&gw, header::COOKIE, &format!("grid_session={moved}"))
+        .await
+        .assert_error(401, "invalid_session");
+
+    // Expired on the server: a session whose record ended.
+    gw.store
+        .put_session(&grid_gateway::store::SessionRecord {
+            id: "0123456789abcdef".into(),
+            address: grid_policy_sdk::Address(user.0.0),
+            expires_at: now() - 1,
+            scopes: None,
+            created_at: now() - 100,
+            revoked: false,
+        })
+        .unwrap();
+    let expired = gw.auth.seal("0123456789abcdef");
+    session_with(&gw, header::AUTHORIZATION, &format!("Bearer {expired}"))
+        .await
+        .assert_error(401, "session_expired");
+
+    // Rotation: restart with a new key, the old one listed as previous.
+    let old_key = base64_key(&key);
+    let mut config = gw.config.clone();
+    drop(gw);
+    let new_key = base64_key(&cookie::Key::generate());
+    config.session.key = Some(new_key.clone());
+    config.session.old_keys = vec![old_key];
+    let rotated = gateway(config.clone(), Hooks::default()).await;
+    let ok = session_with(&rotated, header::AUTHORIZATION, &format!("Bearer {token}")).await;
+    assert_eq!(ok.status, 200, "old sessions stay valid: {}", ok.json);
+    // New logins are sealed with the new key.
+    let fresh = login(
+        &rotated,
+        USER_KEY,
+        &Siwe::new(user, &nonce(&rotated).await).text(),
+    )
+    .await;
+    let fresh_token = fresh.json["token"].as_str().unwrap().to_owned();
+    // Once the old key is dropped, its sessions end; the new ones live on.
+    config.session.old_keys.clear();
+    drop(rotated);
+    let later = gateway(config, Hooks::default()).await;
+    session_with(&later, header::AUTHORIZATION, &format!("Bearer {token}"))
+        .await
+        .assert_error(401, "invalid_session");
+    let ok = session_with(
+        &later,
+        header::AUTHORIZATION,
+        &format!("Bearer {fresh_token}"),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.json);
+}
+
+fn base64_key(key: &cookie::Key) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(key.master())
+}
