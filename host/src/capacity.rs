@@ -18,7 +18,7 @@ pub trait CapacitySource: Send + Sync {
 
 /// Capacity stated in the config (`[capacity]`), in Kubernetes quantities.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CapacityConfig {
     /// CPU, e.g. `"8"` or `"7500m"`.
     #[serde(deserialize_with = "quantity")]
@@ -26,14 +26,12 @@ pub struct CapacityConfig {
     /// Memory, e.g. `"32Gi"`.
     #[serde(deserialize_with = "quantity")]
     pub memory: String,
-    /// Storage, e.g. `"500Gi"`. Default none.
-    #[serde(default = "zero", deserialize_with = "quantity")]
+    /// Storage, e.g. `"500Gi"`.
+    #[serde(deserialize_with = "quantity")]
     pub storage: String,
-    /// GPUs. Default 0.
-    #[serde(default)]
+    /// GPUs.
     pub gpus: u32,
     /// The GPU model offered (lower case), if any.
-    #[serde(default)]
     pub gpu_model: Option<String>,
 }
 
@@ -53,13 +51,9 @@ fn quantity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> 
     })
 }
 
-fn zero() -> String {
-    "0".into()
-}
-
 impl Default for CapacityConfig {
-    /// A small node: 4 cores, 8 GiB, 100 GiB, no GPU. Enough to try the gateway out; an
-    /// operator states the real numbers.
+    /// A small node: 4 cores, 8 GiB, 100 GiB, no GPU (each key defaults on its own). Enough
+    /// to try the gateway out; an operator states the real numbers.
     fn default() -> Self {
         CapacityConfig {
             cpu: "4".into(),

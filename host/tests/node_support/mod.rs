@@ -25,6 +25,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+#[allow(unused_imports)]
 pub use chain::{Chain, PAYEE_KEY, PROVIDER_KEY, STRANGER_KEY, USER_KEY, address};
 
 pub const DOMAIN: &str = "gateway.test";

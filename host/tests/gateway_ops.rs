@@ -1,0 +1,303 @@
+//! The node and ops endpoints, CORS, the secure cookie attributes, the OpenAPI document,
+//! a real server on loopback, and the `config check` / `serve` commands.
+
+mod node_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+use axum::body::Body;
+use axum::http::{Request, header};
+use grid_gateway::orders::Hooks;
+use node_support::*;
+use serde_json::json;
+
+fn dead_chain_config(root: &std::path::Path) -> grid_gateway::config::Config {
+    let dead = format!("http://127.0.0.1:{}", chain::free_port());
+    config(root, &dead, alloy::primitives::Address::repeat_byte(7))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_health_metrics_and_openapi() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(
+        config(dir.path(), &chain.anvil.url, chain.deployment.market),
+        Hooks::default(),
+    )
+    .await;
+
+    let health = get(&gw, "/_grid/healthz").await;
+    assert_eq!(health.status, 200);
+    let ready = get(&gw, "/_grid/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.json);
+    assert_eq!(
+        ready.json,
+        json!({"ready": true, "store": true, "policies": true, "chain": true})
+    );
+
+    let node = get(&gw, "/_grid/v1/node").await;
+    assert_eq!(node.status, 200);
+    assert_eq!(node.json["chain_id"], CHAIN_ID);
+    assert_eq!(
+        node.json["market"].as_str().unwrap().to_lowercase(),
+        chain.deployment.market.to_string().to_lowercase()
+    );
+    assert_eq!(node.json["capacity"]["total"]["cpu_millis"], 4000);
+    let policies = node.json["policies"].as_array().unwrap();
+    assert_eq!(policies.len(), 3);
+    assert!(policies.iter().all(|p| p["current"]["sha256"].is_string()));
+
+    // A request is counted by its route template, not its raw path.
+    post(&gw, "/_grid/v1/orders/12345/accept", json!({})).await;
+    let metrics = get(&gw, "/_grid/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = metrics.json.as_str().unwrap();
+    assert!(
+        text.contains(r#"grid_gateway_http_requests_total{route="/_grid/v1/orders/{id}/accept",method="POST",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("grid_gateway_http_request_duration_seconds_bucket"));
+    assert!(
+        text.contains(r#"grid_gateway_chain_calls_total{call="order",result="order_not_found"}"#)
+    );
+    assert!(
+        text.contains("grid_policy_"),
+        "policy metrics are registered"
+    );
+
+    let doc = get(&gw, "/_grid/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    for path in [
+        "/_grid/v1/quote",
+        "/_grid/v1/orders/{id}/accept",
+        "/_grid/v1/auth/nonce",
+        "/_grid/v1/auth/login",
+        "/_grid/v1/auth/logout",
+        "/greet",
+    ] {
+        assert!(
+            doc.json["paths"][path].is_object(),
+            "{path} in the OpenAPI document"
+        );
+    }
+    assert!(doc.json["components"]["schemas"]["QuoteResponse"].is_object());
+
+    // Every response carries a request id.
+    assert!(health.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_configured_origins_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dead_chain_config(dir.path());
+    config.http.cors_origins = vec!["https://app.example".into()];
+    let gw = gateway(config, Hooks::default()).await;
+    let preflight = send(
+        &gw,
+        Request::options("/_grid/v1/auth/login")
+            .header(header::ORIGIN, "https://app.example")
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(preflight.status, 200);
+    assert_eq!(
+        preflight.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example"
+    );
+    assert_eq!(
+        preflight.headers[header::ACCESS_CONTROL_ALLOW_CREDENTIALS],
+        "true"
+    );
+    let other = send(
+        &gw,
+        Request::get("/_grid/healthz")
+            .header(header::ORIGIN, "https://evil.example")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        !other
+            .headers
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secure_cookie_has_the_host_prefix_and_same_site_none() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), &chain.anvil.url, chain.deployment.market);
+    config.session.secure = true;
+    config.session.same_site = grid_gateway::config::SameSite::None;
+    let gw = gateway(config, Hooks::default()).await;
+    let id = good_order(&chain).await;
+    assert_eq!(
+        post(&gw, &format!("/_grid/v1/orders/{id}/accept"), json!({}))
+            .await
+            .status,
+        200
+    );
+    let message = Siwe::new(address(USER_KEY), &nonce(&gw).await).text();
+    let reply = login(&gw, USER_KEY, &message).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let set_cookie = reply.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set_cookie.starts_with("__Host-grid_session="),
+        "{set_cookie}"
+    );
+    for attribute in ["Secure", "HttpOnly", "SameSite=None", "Path=/"] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} in {set_cookie}"
+        );
+    }
+    assert!(!set_cookie.contains("Domain"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap();
+    let session = get_with(&gw, "/_grid/v1/auth/session", header::COOKIE, cookie).await;
+    assert_eq!(session.status, 200, "{}", session.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_real_http_on_loopback_and_shuts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = grid_gateway::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..dead_chain_config(dir.path())
+    };
+    let running = grid_gateway::server::start(config, Hooks::default())
+        .await
+        .unwrap();
+    let addr = running.addr;
+    let response = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let body = r#"{"resources":{"cpu":"1","memory":"1Gi"},"duration_secs":60,"payment":"0"}"#;
+        write!(
+            stream,
+            "POST /_grid/v1/quote HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""acceptable":false"#), "{response}");
+    assert!(
+        response.contains(r#""code":"insufficient_payment""#),
+        "{response}"
+    );
+    running.shutdown().await.unwrap();
+    assert!(TcpStream::connect(addr).is_err(), "stopped listening");
+}
+
+fn gateway_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_grid-gateway"))
+}
+
+#[test]
+fn config_check_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[auth]\ndomain = \"gw.example\"\n").unwrap();
+    let out = gateway_bin()
+        .args(["config", "check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[auth]\ndomain = \"gw.example\"\n[session]\nsame_site = \"none\"\nsecure = false\n",
+    )
+    .unwrap();
+    let out = gateway_bin()
+        .args(["config", "check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("session.same_site"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An environment override is checked like the file.
+    let out = gateway_bin()
+        .args(["config", "check", "--config"])
+        .arg(&good)
+        .env("GRID_GATEWAY__CAPACITY__MEMORY", "plenty")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("capacity.memory"));
+}
+
+#[test]
+fn serve_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = chain::free_port();
+    let config = dir.path().join("gw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n[auth]\ndomain = \"gw.example\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = gateway_bin()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..600 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(up, "serve did not start listening");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains(r#""message":"grid-gateway listening""#),
+        "{logs}"
+    );
+}
