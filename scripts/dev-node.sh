@@ -11,7 +11,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "building the gateway (the reference policies are built to wasm32-wasip2 and embedded)"
 cargo build -p grid-gateway --quiet
-GW=target/debug/grid-gateway
+GW=${CARGO_TARGET_DIR:-target}/debug/grid-gateway
 
 step "the built-in policies load and validate their default settings"
 for world in pricing payee authorization; do
@@ -32,7 +32,7 @@ f["call"]["quote"]["request"]["resources"]["gpu_model"] = "loop"
 del f["expect"]
 json.dump(f, open(sys.argv[1], "w"))
 PY
-$GW policy run --policy target/guests/wasm32-wasip2/policy/hostile_policy.wasm --input "$tmp/loop.json" 2>&1 | sed 's/^/  /' || true
+$GW policy run --policy "${CARGO_TARGET_DIR:-target}/guests/wasm32-wasip2/policy/hostile_policy.wasm" --input "$tmp/loop.json" 2>&1 | sed 's/^/  /' || true
 
 step "a local chain: anvil with the Market contract deployed"
 ANVIL=node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
@@ -40,8 +40,39 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 "$ANVIL" --host 127.0.0.1 --port "$PORT" --silent &
 ANVIL_PID=$!
 trap 'kill $ANVIL_PID 2>/dev/null; rm -rf "$tmp"' EXIT
-$GW chain deploy-dev --rpc "http://127.0.0.1:$PORT" --timeout-secs 30 | sed 's/^/  /'
-echo "  (anvil on port $PORT stops when this script ends; the gateway's server comes next)"
+for _ in $(seq 1 100); do
+  curl -sf -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' \
+    "http://127.0.0.1:$PORT" >/dev/null && break
+  sleep 0.1
+done
+$GW chain deploy-dev --rpc "http://127.0.0.1:$PORT" --timeout-secs 30 > "$tmp/chain.toml"
+sed 's/^/  /' "$tmp/chain.toml"
+
+step "the gateway's server against that chain (grid-gateway serve)"
+# anvil's default account 2 is the node wallet (public test key, never for a real network).
+printf '%s' 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$tmp/node.key"
+chmod 600 "$tmp/node.key"
+GW_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+{
+  printf 'listen = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$GW_PORT" "$tmp/data"
+  printf '[auth]\ndomain = "127.0.0.1:%s"\n[session]\nsecure = false\n' "$GW_PORT"
+  cat "$tmp/chain.toml"
+  printf 'key_file = "%s"\n' "$tmp/node.key"
+} > "$tmp/gateway.toml"
+$GW config check --config "$tmp/gateway.toml" | sed 's/^/  /'
+RUST_LOG=warn $GW serve --config "$tmp/gateway.toml" &
+GW_PID=$!
+trap 'kill $GW_PID 2>/dev/null; kill $ANVIL_PID 2>/dev/null; rm -rf "$tmp"' EXIT
+URL="http://127.0.0.1:$GW_PORT"
+for _ in $(seq 1 100); do curl -sf "$URL/_grid/healthz" >/dev/null && break; sleep 0.1; done
+show() { printf '  %s\n    ' "$1"; curl -s "${@:2}"; echo; }
+show "GET /_grid/readyz" "$URL/_grid/readyz"
+show "GET /_grid/v1/node (capacity, policies)" "$URL/_grid/v1/node" | cut -c1-400
+show "POST /_grid/v1/quote (inline spec, type 0 without an order)" -H 'content-type: application/json' \
+  -d '{"resources":{"cpu":"2","memory":"4Gi","storage":"10Gi","gpu":0},"duration_secs":3600,"payment":"1"}' "$URL/_grid/v1/quote"
+show "GET /greet?type=1&input=1 (no such order yet)" "$URL/greet?type=1&input=1"
+show "GET /_grid/v1/auth/nonce (for a sign-in message, type 2)" "$URL/_grid/v1/auth/nonce"
+echo "  (the gateway on $URL and anvil on port $PORT stop when this script ends)"
 
 step "done"
 echo "  Write your own policy: guest-sdk/README.md; evaluate it with: $GW policy run --policy <file.wasm> --input <fixtures>"

@@ -205,7 +205,11 @@ impl Gateway {
     pub fn node_status(&self) -> Result<NodeStatus, Error> {
         let capacity = self.orders.capacity().snapshot(policy::unix_now(), None)?;
         Ok(NodeStatus {
-            wallet: self.orders.wallet().to_string(),
+            // EIP-55 checksummed, like `market`.
+            wallet: match self.orders.chain() {
+                Some(c) => c.wallet_address().to_string(),
+                None => self.orders.wallet().to_string(),
+            },
             chain_id: self.config.auth_chain_id(),
             market: self.config.chain.as_ref().map(|c| c.market.to_string()),
             capacity,
