@@ -199,6 +199,26 @@ impl ChainClient {
         })
     }
 
+    /// EIP-1271: true when the contract at `wallet` says `signature` is its signature of
+    /// `hash`. False for an address without code. Retries while the chain is unreachable.
+    pub async fn is_valid_signature(
+        &self,
+        wallet: Address,
+        hash: alloy::primitives::B256,
+        signature: Bytes,
+    ) -> Result<bool> {
+        self.retry(|| {
+            crate::eip1271::is_valid_signature(
+                &self.provider,
+                wallet,
+                hash,
+                signature.clone(),
+                self.config.rpc_timeout(),
+            )
+        })
+        .await
+    }
+
     /// The journal's record of the order's lock transaction, if this node sent one.
     pub fn journal_entry(&self, id: OrderId) -> Result<Option<JournalEntry>> {
         self.journal.get(id)

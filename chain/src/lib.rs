@@ -6,6 +6,7 @@
 //!   often it is called and across restarts (see `signer` and `journal` for how);
 //! - [`EventFollower`] hands the Market's events to the host over a channel, each once, from
 //!   a cursor that survives restarts;
+//! - [`ChainClient::is_valid_signature`] asks a contract wallet about a signature (EIP-1271);
 //! - [`deploy_dev`] puts the test token and the Market on a dev chain.
 //!
 //! Modules, one concern each: `bindings` (the `sol!` types from the committed artifacts),
@@ -23,6 +24,7 @@ pub mod bindings;
 mod client;
 mod config;
 mod dev;
+mod eip1271;
 mod error;
 mod follower;
 mod journal;
@@ -35,6 +37,7 @@ pub use alloy::primitives::{Address, TxHash, U256};
 pub use client::{Activation, ChainClient};
 pub use config::ChainConfig;
 pub use dev::{ANVIL_DEV_KEY, DevDeployment, deploy_dev, render_config};
+pub use eip1271::MAGIC_VALUE as EIP1271_MAGIC_VALUE;
 pub use error::{Error, Result};
 pub use follower::{ChainEvent, EventFollower, MarketEvent, Poll};
 pub use journal::{JournalEntry, JournalState};

@@ -137,7 +137,7 @@ impl Gateway {
         };
         let chain_id = config.auth_chain_id();
         let orders = OrderService::new(
-            chain,
+            chain.clone(),
             policies.clone(),
             Capacity::new(capacity, store.clone()),
             store.clone(),
@@ -152,6 +152,7 @@ impl Gateway {
         let keys = KeyRing::load(&config.session, &config.data_dir).map_err(BuildError::Keys)?;
         let auth = AuthService::new(
             store.clone(),
+            chain,
             policies.clone(),
             keys,
             AuthSettings {

@@ -295,3 +295,41 @@ fn base64_key(key: &cookie::Key) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(key.master())
 }
+
+alloy::sol!(
+    #[sol(rpc)]
+    TestWallet1271,
+    "../contracts/out/TestWallet1271.json"
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_wallet_signs_in_through_eip1271() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = with_active_order(&chain, dir.path()).await;
+    // A contract wallet owned by the stranger's key.
+    let wallet = TestWallet1271::deploy(chain.wallet_provider(STRANGER_KEY), address(STRANGER_KEY))
+        .await
+        .expect("deploy the test wallet");
+    let wallet = *wallet.address();
+
+    // Signed by the owner: the wallet vouches for it, so the sign-in is verified and the
+    // authorization policy decides (the wallet has no order here, so: denied).
+    let message = Siwe::new(wallet, &nonce(&gw).await).text();
+    let reply = login(&gw, STRANGER_KEY, &message).await;
+    reply.assert_error(403, "session_denied");
+    assert!(
+        reply.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&wallet.to_string().to_lowercase()),
+        "{}",
+        reply.json
+    );
+
+    // Signed by someone else: the wallet says no.
+    let message = Siwe::new(wallet, &nonce(&gw).await).text();
+    login(&gw, USER_KEY, &message)
+        .await
+        .assert_error(401, "invalid_signature");
+}

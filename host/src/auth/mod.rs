@@ -14,6 +14,7 @@ pub mod siwe;
 use std::sync::Arc;
 
 use cookie::{Cookie, CookieJar};
+use grid_chain::ChainClient;
 use grid_policy_sdk::{OrderStatus, SessionDecision, SessionRequest};
 use rand::RngCore;
 
@@ -57,6 +58,8 @@ pub struct Login {
 /// Nonces, logins, sessions.
 pub struct AuthService {
     store: Store,
+    /// For EIP-1271 contract wallets; without a chain only key signatures are accepted.
+    chain: Option<ChainClient>,
     policies: Arc<PolicySet>,
     keys: KeyRing,
     settings: AuthSettings,
@@ -66,12 +69,14 @@ impl AuthService {
     /// The service.
     pub fn new(
         store: Store,
+        chain: Option<ChainClient>,
         policies: Arc<PolicySet>,
         keys: KeyRing,
         settings: AuthSettings,
     ) -> Self {
         AuthService {
             store,
+            chain,
             policies,
             keys,
             settings,
@@ -96,6 +101,9 @@ impl AuthService {
     /// policy, and creates a session.
     pub async fn login(&self, message: &str, signature: &str, now: u64) -> Result<Login> {
         let verified = siwe::verify(message, signature, &self.settings.expect, now)?;
+        if !verified.signed_by_key && !self.contract_signs(&verified, message).await? {
+            return Err(Error::InvalidSignature);
+        }
         // Only a correctly signed message may burn a nonce, so nobody can use up another
         // user's nonce by posting garbage with it.
         if !self.store.consume_nonce(&verified.nonce, now)? {
@@ -152,6 +160,23 @@ impl AuthService {
         self.store.put_session(&session)?;
         let token = self.seal(&session.id);
         Ok(Login { session, token })
+    }
+
+    /// EIP-1271: asks the contract at the message's address whether the signature is its
+    /// own, over the EIP-191 hash of the message (as EIP-4361 specifies).
+    async fn contract_signs(&self, verified: &siwe::Verified, message: &str) -> Result<bool> {
+        let Some(chain) = &self.chain else {
+            return Ok(false);
+        };
+        let hash = alloy::primitives::eip191_hash_message(message.as_bytes());
+        chain
+            .is_valid_signature(
+                grid_chain::from_sdk_address(verified.address),
+                hash,
+                verified.signature.clone().into(),
+            )
+            .await
+            .map_err(Error::from_chain)
     }
 
     /// The live session a cookie value or bearer token names.

@@ -1,6 +1,8 @@
 //! Sign-In with Ethereum (EIP-4361) checks: the message grammar is the
 //! `signinwithethereum` crate's; the policy (domain, chain, times, signature) is ours.
-//! The nonce is checked by the caller, against the store, after these pass.
+//! [`verify`] checks what needs no chain; a signature no key recovers to the message's
+//! address may still be a contract wallet's (EIP-1271), which the caller asks the chain
+//! about. The nonce is checked by the caller, against the store, after these pass.
 
 use alloy::primitives::Signature;
 use grid_policy_sdk::Address;
@@ -19,19 +21,24 @@ pub struct Expectations {
     pub skew_secs: u64,
 }
 
-/// A message that passed every check but the nonce.
+/// A message that passed the checks that need no chain.
 #[derive(Clone, Debug)]
 pub struct Verified {
-    /// The signer (= the message's address).
+    /// The message's address.
     pub address: Address,
+    /// True when the ECDSA signer of the signature is `address`; false means only a
+    /// contract wallet at `address` can vouch for it (EIP-1271).
+    pub signed_by_key: bool,
+    /// The signature's bytes.
+    pub signature: Vec<u8>,
     /// The message's nonce, to consume.
     pub nonce: String,
     /// The message's expiration time (unix seconds), if any: a session never outlives it.
     pub expires_at: Option<u64>,
 }
 
-/// Parses `text`, checks domain, chain, times at `now`, and that `signature` (hex, 65
-/// bytes, EIP-191 personal_sign over the exact text) was made by the message's address.
+/// Parses `text`, checks domain, chain, times at `now`, and whether `signature` (hex,
+/// EIP-191 personal_sign over the exact text) recovers to the message's address.
 pub fn verify(text: &str, signature: &str, expect: &Expectations, now: u64) -> Result<Verified> {
     let message: Message = text
         .parse()
@@ -68,18 +75,17 @@ pub fn verify(text: &str, signature: &str, expect: &Expectations, now: u64) -> R
     }
 
     let bytes = hex_signature(signature)?;
-    let signature = Signature::from_raw(&bytes)
-        .map_err(|e| Error::MalformedMessage(format!("signature: {e}")))?;
     // The signature covers the text as the wallet showed it, byte for byte, so recover
     // over the received text rather than a re-rendering of the parsed message.
-    let signer = signature
-        .recover_address_from_msg(text.as_bytes())
-        .map_err(|_| Error::InvalidSignature)?;
-    if signer.0.0 != message.address {
-        return Err(Error::InvalidSignature);
-    }
+    let signed_by_key = bytes.len() == 65
+        && Signature::from_raw(&bytes)
+            .ok()
+            .and_then(|s| s.recover_address_from_msg(text.as_bytes()).ok())
+            .is_some_and(|signer| signer.0.0 == message.address);
     Ok(Verified {
         address: Address(message.address),
+        signed_by_key,
+        signature: bytes,
         nonce: message.nonce.clone(),
         expires_at: expires_at.and_then(|e| u64::try_from(e).ok()),
     })
@@ -89,9 +95,10 @@ fn hex_signature(text: &str) -> Result<Vec<u8>> {
     let hex_part = text.strip_prefix("0x").unwrap_or(text);
     let bytes =
         hex::decode(hex_part).map_err(|_| Error::MalformedMessage("signature: not hex".into()))?;
-    if bytes.len() != 65 {
+    // 65 bytes (r, s, v) for a key; a contract wallet's signature can be any length.
+    if bytes.len() < 65 {
         return Err(Error::MalformedMessage(format!(
-            "signature: {} bytes, expected 65 (r, s, v)",
+            "signature: {} bytes, expected at least 65",
             bytes.len()
         )));
     }
