@@ -170,16 +170,25 @@ impl Store {
 
     // ---- sessions ----
 
-    /// Writes a session record, committed before returning.
+    /// Writes a session record, committed before returning, and drops sessions that ended
+    /// before `record` was created (a revoked one is kept until then, so a stolen copy is
+    /// refused as revoked rather than unknown), so the table does not grow without bound.
     pub fn put_session(&self, record: &SessionRecord) -> Result<()> {
         let value = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
             table: "gw_sessions",
             key: record.id.clone(),
             reason: e.to_string(),
         })?;
+        let now = record.created_at;
         let tx = self.db.begin_write().map_err(db)?;
         {
             let mut table = tx.open_table(SESSIONS).map_err(db)?;
+            // A record that does not decode is kept for an operator to look at.
+            table
+                .retain(|_, v| {
+                    serde_json::from_slice::<SessionRecord>(v).map_or(true, |s| s.expires_at > now)
+                })
+                .map_err(db)?;
             table
                 .insert(record.id.as_str(), value.as_slice())
                 .map_err(db)?;

@@ -33,3 +33,23 @@ fn sessions_survive_reopening_and_can_be_revoked() {
     assert!(store.session("s1").unwrap().unwrap().revoked);
     assert!(!store.revoke_session("nope").unwrap());
 }
+
+#[test]
+fn ended_sessions_are_dropped_when_a_new_one_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let session = |id: &str, created_at: u64, expires_at: u64| SessionRecord {
+        id: id.into(),
+        address: grid_policy_sdk::Address::ZERO,
+        expires_at,
+        scopes: None,
+        created_at,
+        revoked: false,
+    };
+    store.put_session(&session("old", 0, 10)).unwrap();
+    store.put_session(&session("live", 0, 100)).unwrap();
+    store.put_session(&session("new", 50, 200)).unwrap();
+    assert!(store.session("old").unwrap().is_none());
+    assert!(store.session("live").unwrap().is_some());
+    assert!(store.session("new").unwrap().is_some());
+}
