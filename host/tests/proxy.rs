@@ -236,6 +236,7 @@ async fn app(mut req: Request<Incoming>, sse_gate: Arc<Notify>) -> Response<Prox
 struct Harness {
     gateway: SocketAddr,
     sse_gate: Arc<Notify>,
+    metrics: grid_gateway::proxy::ProxyMetrics,
 }
 
 async fn harness_with(config: ProxyConfig, upstream: Option<String>) -> Harness {
@@ -247,6 +248,7 @@ async fn harness_with(config: ProxyConfig, upstream: Option<String>) -> Harness 
         .parse()
         .unwrap();
     let forwarder = Forwarder::new(config);
+    let metrics = forwarder.metrics().clone();
     let gateway = serve(move |req, peer| {
         let (forwarder, upstream) = (forwarder.clone(), upstream.clone());
         async move {
@@ -267,7 +269,11 @@ async fn harness_with(config: ProxyConfig, upstream: Option<String>) -> Harness 
         }
     })
     .await;
-    Harness { gateway, sse_gate }
+    Harness {
+        gateway,
+        sse_gate,
+        metrics,
+    }
 }
 
 async fn harness() -> Harness {
@@ -321,6 +327,7 @@ async fn methods_bodies_and_queries_arrive_intact() {
             assert_eq!(echo["body"], format!("payload of {method}"));
         }
     }
+    assert_eq!(h.metrics.request_count("2xx"), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,6 +470,11 @@ async fn a_websocket_echoes_both_ways_and_closes_cleanly() {
             .unwrap();
         assert_eq!(reply, Message::text(format!("echo: {text}")));
     }
+    assert_eq!(
+        h.metrics.tunnels_open.get(),
+        1,
+        "the tunnel is counted while open"
+    );
     ws.close(None).await.unwrap();
     // The close handshake completes through the tunnel: the stream ends without error.
     while let Some(message) = tokio::time::timeout(Duration::from_secs(20), ws.next())
@@ -507,6 +519,8 @@ async fn an_upstream_that_hangs_is_504_within_the_configured_timeout() {
     .expect("the gateway must answer, not hang");
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body["error"]["code"], "upstream_timeout");
+    assert_eq!(h.metrics.request_count("5xx"), 1);
+    assert_eq!(h.metrics.in_flight.get(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

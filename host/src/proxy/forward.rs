@@ -17,6 +17,7 @@ use super::body::{BoxError, IdleTimeout, IdleTimeoutError, ProxyBody};
 use super::config::ProxyConfig;
 use super::error::ProxyError;
 use super::headers::{self, Origin};
+use super::metrics::ProxyMetrics;
 use super::tunnel;
 
 /// An app's entrance: where its traffic goes (`http://<service>.<namespace>.svc:<port>`).
@@ -78,11 +79,17 @@ pub struct ForwardOptions {
 pub struct Forwarder {
     client: Client<HttpConnector, ProxyBody>,
     config: ProxyConfig,
+    metrics: ProxyMetrics,
 }
 
 impl Forwarder {
-    /// A forwarder with these settings.
+    /// A forwarder with these settings and its own metrics.
     pub fn new(config: ProxyConfig) -> Self {
+        Self::with_metrics(config, ProxyMetrics::default())
+    }
+
+    /// A forwarder recording into `metrics` (shared with the gateway's registry).
+    pub fn with_metrics(config: ProxyConfig, metrics: ProxyMetrics) -> Self {
         let mut connector = HttpConnector::new();
         // Small writes (websocket frames, SSE events) go out at once.
         connector.set_nodelay(true);
@@ -96,7 +103,16 @@ impl Forwarder {
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .build(connector);
-        Forwarder { client, config }
+        Forwarder {
+            client,
+            config,
+            metrics,
+        }
+    }
+
+    /// The metrics this forwarder records into.
+    pub fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
     }
 
     /// The settings in force.
@@ -105,8 +121,28 @@ impl Forwarder {
     }
 
     /// Forwards `request` to `upstream` and returns the app's response, bodies streamed
-    /// both ways. An upgrade answered with 101 is tunnelled on its own task.
+    /// both ways. An upgrade answered with 101 is tunnelled on its own task. Records the
+    /// status class (the error's status on failure) in the metrics.
     pub async fn forward<B>(
+        &self,
+        request: Request<B>,
+        upstream: &Upstream,
+        client: &ClientInfo,
+        options: &ForwardOptions,
+    ) -> Result<Response<ProxyBody>, ProxyError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let result = self.forward_inner(request, upstream, client, options).await;
+        self.metrics.count(match &result {
+            Ok(response) => response.status(),
+            Err(e) => e.status(),
+        });
+        result
+    }
+
+    async fn forward_inner<B>(
         &self,
         mut request: Request<B>,
         upstream: &Upstream,
@@ -186,11 +222,17 @@ impl Forwarder {
         };
         let body = IdleTimeout::new(Limited::new(body, limit), self.config.body_idle_timeout)
             .boxed_unsync();
+        let started = std::time::Instant::now();
+        self.metrics.in_flight.inc();
         let sent = tokio::time::timeout(
             self.config.response_header_timeout,
             self.client.request(Request::from_parts(parts, body)),
         )
         .await;
+        self.metrics.in_flight.dec();
+        self.metrics
+            .upstream_duration
+            .observe(started.elapsed().as_secs_f64());
         let mut response = match sent {
             Err(_elapsed) => return Err(ProxyError::UpstreamTimeout),
             Ok(Err(e)) => return Err(self.classify(e)),
@@ -200,11 +242,15 @@ impl Forwarder {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let (Some(client_upgrade), Some(_)) = (client_upgrade, upgrade) {
                 let upstream_upgrade = hyper::upgrade::on(&mut response);
-                tokio::spawn(tunnel::run(
-                    client_upgrade,
-                    upstream_upgrade,
+                let (idle, open) = (
                     self.config.tunnel_idle_timeout,
-                ));
+                    self.metrics.tunnels_open.clone(),
+                );
+                tokio::spawn(async move {
+                    open.inc();
+                    tunnel::run(client_upgrade, upstream_upgrade, idle).await;
+                    open.dec();
+                });
                 let (parts, _) = response.into_parts();
                 return Ok(Response::from_parts(parts, super::body::empty()));
             }

@@ -12,9 +12,11 @@ mod config;
 mod error;
 mod forward;
 pub mod headers;
+mod metrics;
 mod tunnel;
 
 pub use body::{BoxError, ProxyBody, empty, full};
 pub use config::ProxyConfig;
 pub use error::ProxyError;
 pub use forward::{ClientInfo, ForwardOptions, Forwarder, Upstream, UpstreamParseError};
+pub use metrics::{ProxyMetrics, StatusClassLabels};
