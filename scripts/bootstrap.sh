@@ -12,6 +12,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+if ! command -v rustup >/dev/null 2>&1; then
+  echo "bootstrap: rustup is missing; the wasm32-wasip2 target is installed with it (https://rustup.rs)" >&2
+  exit 1
+fi
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   echo "bootstrap: adding the wasm32-wasip2 target"
   rustup target add wasm32-wasip2
@@ -20,7 +24,9 @@ fi
 if [ -f package-lock.json ]; then
   if ! command -v npm >/dev/null 2>&1; then
     echo "bootstrap: installing Node.js and npm (Debian packages)"
-    apt-get update -qq && apt-get install -y -qq nodejs npm
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq nodejs npm
   fi
   # npm ci installs exactly the lock file; skip it when node_modules is newer than the lock.
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -218,6 +218,29 @@ pub fn read_file(path: &std::path::Path) -> Result<Fixture, String> {
     Fixture::from_json(&text).map_err(|e| e.to_string())
 }
 
+/// Runs every fixture in `dir` natively against the policy its settings file configures,
+/// with `run` (e.g. [`Fixture::run_pricing`]), and checks each answer against `expect`.
+/// Returns how many fixtures ran; the error names the failing fixture. For a policy's
+/// `cargo test`:
+///
+/// ```ignore
+/// let ran = check_dir::<MyPricing>(Path::new("fixtures"), Fixture::run_pricing).unwrap();
+/// ```
+pub fn check_dir<P: crate::Policy>(
+    dir: &std::path::Path,
+    run: impl Fn(&Fixture, &P) -> Result<Outcome, WrongWorld>,
+) -> Result<usize, String> {
+    let (settings, fixtures) = load_dir(dir)?;
+    let policy: P = crate::parse_settings(&settings)?;
+    for (name, fixture) in &fixtures {
+        let outcome = run(fixture, &policy).map_err(|e| format!("{name}: {e}"))?;
+        fixture
+            .check(&outcome)
+            .map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(fixtures.len())
+}
+
 /// Reads every fixture in `dir` (see [`files_in`]) and the settings text beside them
 /// ("" when there is none); errors name the file.
 pub fn load_dir(dir: &std::path::Path) -> Result<(String, Vec<(String, Fixture)>), String> {

@@ -325,7 +325,8 @@ impl SessionDecision {
 pub struct RequestMeta {
     /// HTTP method, upper case.
     pub method: String,
-    /// Path, without the query string.
+    /// Path without the query string, normalised by the host (unreserved percent-escapes
+    /// decoded, dot segments resolved, repeated slashes merged).
     pub path: String,
     /// The Host the client addressed.
     #[serde(default)]

@@ -19,6 +19,7 @@ pub mod http;
 pub mod metrics;
 pub mod orders;
 pub mod policy;
+pub mod proxy;
 pub mod server;
 pub mod store;
 

@@ -23,20 +23,6 @@ fn request(mode: &str) -> QuoteRequest {
     }
 }
 
-fn node() -> NodeInfo {
-    let r = Resources {
-        cpu_millis: 8000,
-        memory_bytes: 8 << 30,
-        ..Default::default()
-    };
-    NodeInfo {
-        wallet: Address([0x11; 20]),
-        chain_id: 31337,
-        total: r.clone(),
-        free: r,
-    }
-}
-
 fn price(policy: &grid_gateway::policy::CompiledPolicy, mode: &str) -> Result<String, EvalError> {
     policy
         .quote(&request(mode), &node())

@@ -27,20 +27,6 @@ fn request() -> QuoteRequest {
     }
 }
 
-fn node() -> NodeInfo {
-    let r = Resources {
-        cpu_millis: 8000,
-        memory_bytes: 8 << 30,
-        ..Default::default()
-    };
-    NodeInfo {
-        wallet: Address([0x11; 20]),
-        chain_id: 31337,
-        total: r.clone(),
-        free: r,
-    }
-}
-
 /// pricing-linear settings charging `cpu` per core-second and nothing else: the price of
 /// `request()` is then 100 × cpu.
 fn cpu_only(cpu: u64) -> String {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use grid_gateway::policy::{
     CompiledPolicy, Isolation, PolicyEngine, PolicySource, RuntimeLimits, World,
 };
+use grid_policy_sdk::{Address, NodeInfo, Resources};
 
 pub const PRICING_LINEAR: &str = env!("GRID_WASM_PRICING_LINEAR");
 pub const PAYEE_WALLETS: &str = env!("GRID_WASM_PAYEE_WALLETS");
@@ -58,4 +59,19 @@ pub fn load(engine: &PolicyEngine, world: World, path: &str, settings: &str) -> 
             settings,
         )
         .unwrap_or_else(|e| panic!("loading {path}: {e}"))
+}
+
+/// A node with 8 cores and 8 GiB free, wallet 0x11…11, on anvil's chain id.
+pub fn node() -> NodeInfo {
+    let r = Resources {
+        cpu_millis: 8000,
+        memory_bytes: 8 << 30,
+        ..Default::default()
+    };
+    NodeInfo {
+        wallet: Address([0x11; 20]),
+        chain_id: 31337,
+        total: r.clone(),
+        free: r,
+    }
 }

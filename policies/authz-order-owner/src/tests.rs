@@ -1,22 +1,16 @@
 use std::path::Path;
 
-use grid_policy_sdk::fixture::load_dir;
+use grid_policy_sdk::fixture::{Fixture, check_dir};
 use grid_policy_sdk::prelude::*;
 
 use super::*;
 
 #[test]
 fn every_fixture_gives_its_expected_answer() {
-    let (settings, fixtures) =
-        load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))).unwrap();
-    let policy: OrderOwner = parse_settings(&settings).unwrap();
-    assert!(fixtures.len() >= 6);
-    for (name, fixture) in fixtures {
-        let outcome = fixture.run_authorization(&policy).unwrap();
-        fixture
-            .check(&outcome)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"));
+    let ran =
+        check_dir::<OrderOwner>(dir, Fixture::run_authorization).unwrap_or_else(|e| panic!("{e}"));
+    assert!(ran >= 6, "only {ran} fixtures");
 }
 
 fn active_order(user: Address, start: u64, duration: u64) -> Order {

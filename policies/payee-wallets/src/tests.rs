@@ -1,22 +1,15 @@
 use std::path::Path;
 
-use grid_policy_sdk::fixture::load_dir;
+use grid_policy_sdk::fixture::{Fixture, check_dir};
 use grid_policy_sdk::prelude::*;
 
 use super::*;
 
 #[test]
 fn every_fixture_gives_its_expected_answer() {
-    let (settings, fixtures) =
-        load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))).unwrap();
-    let policy: PayeeWallets = parse_settings(&settings).unwrap();
-    assert!(fixtures.len() >= 6);
-    for (name, fixture) in fixtures {
-        let outcome = fixture.run_payee(&policy).unwrap();
-        fixture
-            .check(&outcome)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"));
+    let ran = check_dir::<PayeeWallets>(dir, Fixture::run_payee).unwrap_or_else(|e| panic!("{e}"));
+    assert!(ran >= 6, "only {ran} fixtures");
 }
 
 fn addr(byte: u8) -> Address {

@@ -1,25 +1,16 @@
 use std::path::Path;
 
-use grid_policy_sdk::fixture::load_dir;
+use grid_policy_sdk::fixture::{Fixture, check_dir};
 use grid_policy_sdk::prelude::*;
 
 use super::*;
 
-fn fixture_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
-}
-
 #[test]
 fn every_fixture_gives_its_expected_answer() {
-    let (settings, fixtures) = load_dir(fixture_dir()).unwrap();
-    let policy: LinearPricing = parse_settings(&settings).unwrap();
-    assert!(fixtures.len() >= 6);
-    for (name, fixture) in fixtures {
-        let outcome = fixture.run_pricing(&policy).unwrap();
-        fixture
-            .check(&outcome)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"));
+    let ran =
+        check_dir::<LinearPricing>(dir, Fixture::run_pricing).unwrap_or_else(|e| panic!("{e}"));
+    assert!(ran >= 6, "only {ran} fixtures");
 }
 
 fn node(free_gpus: u32, model: Option<&str>) -> NodeInfo {

@@ -1,0 +1,309 @@
+//! Forwarding one request to an entrance on a pooled client.
+
+use std::error::Error as _;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::body::{BoxError, IdleTimeout, IdleTimeoutError, ProxyBody};
+use super::config::ProxyConfig;
+use super::error::ProxyError;
+use super::headers::{self, Origin};
+use super::metrics::ProxyMetrics;
+use super::tunnel;
+
+/// An app's entrance: where its traffic goes (`http://<service>.<namespace>.svc:<port>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    authority: Authority,
+}
+
+/// An entrance URL the proxy cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an entrance: expected http://host:port")]
+pub struct UpstreamParseError(String);
+
+impl std::str::FromStr for Upstream {
+    type Err = UpstreamParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || UpstreamParseError(s.to_owned());
+        let uri: Uri = s.parse().map_err(|_| err())?;
+        // Entrances are in-cluster plain HTTP; TLS to the app is the app's business.
+        if uri.scheme() != Some(&Scheme::HTTP)
+            || uri.path_and_query().is_some_and(|p| p.as_str() != "/")
+        {
+            return Err(err());
+        }
+        Ok(Upstream {
+            authority: uri.authority().cloned().ok_or_else(err)?,
+        })
+    }
+}
+
+impl Upstream {
+    /// host:port.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+}
+
+/// The client side of a request, as the gateway's listener saw it.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// `true` when the listener is TLS.
+    pub https: bool,
+}
+
+/// Per-request choices made by the layers before the proxy.
+#[derive(Clone, Debug, Default)]
+pub struct ForwardOptions {
+    /// Cookies to remove (the gateway's session cookie under its names).
+    pub strip_cookies: Vec<String>,
+    /// Remove `Authorization` (the request authenticated with the gateway's bearer token).
+    pub strip_authorization: bool,
+}
+
+/// The proxy: a pooled HTTP/1.1 client with keep-alive to entrances. Cheap to clone.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: Client<HttpConnector, ProxyBody>,
+    config: ProxyConfig,
+    metrics: ProxyMetrics,
+}
+
+impl Forwarder {
+    /// A forwarder with these settings and its own metrics.
+    pub fn new(config: ProxyConfig) -> Self {
+        Self::with_metrics(config, ProxyMetrics::default())
+    }
+
+    /// A forwarder recording into `metrics` (shared with the gateway's registry).
+    pub fn with_metrics(config: ProxyConfig, metrics: ProxyMetrics) -> Self {
+        let mut connector = HttpConnector::new();
+        // Small writes (websocket frames, SSE events) go out at once.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.enforce_http(true);
+        // The legacy client retries a request whose pooled connection turned out closed
+        // before anything was sent (`retry_canceled_requests`, on by default): safe for any
+        // method, since the app never saw it. Other failures are not retried: the body may
+        // already be consumed and the method may not be idempotent.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .build(connector);
+        Forwarder {
+            client,
+            config,
+            metrics,
+        }
+    }
+
+    /// The metrics this forwarder records into.
+    pub fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
+    }
+
+    /// Forwards `request` to `upstream` and returns the app's response, bodies streamed
+    /// both ways. An upgrade answered with 101 is tunnelled on its own task. Records the
+    /// status class (the error's status on failure) in the metrics.
+    pub async fn forward<B>(
+        &self,
+        request: Request<B>,
+        upstream: &Upstream,
+        client: &ClientInfo,
+        options: &ForwardOptions,
+    ) -> Result<Response<ProxyBody>, ProxyError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let result = self.forward_inner(request, upstream, client, options).await;
+        self.metrics.count(match &result {
+            Ok(response) => response.status(),
+            Err(e) => e.status(),
+        });
+        result
+    }
+
+    async fn forward_inner<B>(
+        &self,
+        mut request: Request<B>,
+        upstream: &Upstream,
+        client: &ClientInfo,
+        options: &ForwardOptions,
+    ) -> Result<Response<ProxyBody>, ProxyError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let headers = request.headers();
+        if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
+            return Err(ProxyError::AmbiguousLength);
+        }
+        let limit = self.config.max_request_body_bytes;
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if limit > 0 && declared.is_some_and(|len| len > limit) {
+            return Err(ProxyError::BodyTooLarge { limit });
+        }
+        let upgrade = headers::upgrade_protocol(headers);
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
+        let host = request
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+
+        let (mut parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(upstream.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| {
+                ProxyError::UpstreamBadResponse(format!("cannot build the upstream URI: {e}"))
+            })?;
+        let h = &mut parts.headers;
+        headers::remove_hop_by_hop(h);
+        if let Some(protocol) = upgrade.clone() {
+            headers::set_upgrade(h, protocol);
+        }
+        let cookie_names: Vec<&str> = options.strip_cookies.iter().map(String::as_str).collect();
+        headers::strip_cookies(h, &cookie_names);
+        if options.strip_authorization {
+            headers::strip_authorization(h);
+        }
+        headers::set_forwarding(
+            h,
+            &headers::Origin {
+                peer: client.peer.ip(),
+                proto: if client.https { "https" } else { "http" },
+                host: host.as_deref(),
+                trusted: self.config.trusted_proxies.contains(&client.peer.ip()),
+                forwarded_header: self.config.forwarded_header,
+            } as &Origin<'_>,
+        );
+        headers::add_via(h, parts.version);
+        if let Ok(authority) = HeaderValue::from_str(upstream.authority.as_str()) {
+            h.insert(HOST, authority);
+        }
+        // The client talks HTTP/1.1 or 2 to us; entrances get HTTP/1.1.
+        parts.version = http::Version::HTTP_11;
+
+        let limit = if limit == 0 {
+            usize::MAX
+        } else {
+            usize::try_from(limit).unwrap_or(usize::MAX)
+        };
+        let body = IdleTimeout::new(Limited::new(body, limit), self.config.body_idle_timeout)
+            .boxed_unsync();
+        let started = std::time::Instant::now();
+        self.metrics.in_flight.inc();
+        let sent = tokio::time::timeout(
+            self.config.response_header_timeout,
+            self.client.request(Request::from_parts(parts, body)),
+        )
+        .await;
+        self.metrics.in_flight.dec();
+        self.metrics
+            .upstream_duration
+            .observe(started.elapsed().as_secs_f64());
+        let mut response = match sent {
+            Err(_elapsed) => return Err(ProxyError::UpstreamTimeout),
+            Ok(Err(e)) => return Err(self.classify(e)),
+            Ok(Ok(response)) => response,
+        };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let (Some(client_upgrade), Some(_)) = (client_upgrade, upgrade) {
+                let upstream_upgrade = hyper::upgrade::on(&mut response);
+                let (idle, open) = (
+                    self.config.tunnel_idle_timeout,
+                    self.metrics.tunnels_open.clone(),
+                );
+                tokio::spawn(async move {
+                    open.inc();
+                    tunnel::run(client_upgrade, upstream_upgrade, idle).await;
+                    open.dec();
+                });
+                let (parts, _) = response.into_parts();
+                return Ok(Response::from_parts(parts, super::body::empty()));
+            }
+            return Err(ProxyError::UpstreamBadResponse(
+                "101 Switching Protocols without an upgrade request".into(),
+            ));
+        }
+        let (mut parts, body) = response.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        headers::add_via(&mut parts.headers, parts.version);
+        let body = IdleTimeout::new(body, self.config.body_idle_timeout).boxed_unsync();
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// Names a client error: our own body limits first (they surface as body errors of the
+    /// upstream request), then connect failures and timeouts, then anything else.
+    fn classify(&self, error: hyper_util::client::legacy::Error) -> ProxyError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = error.source();
+        while let Some(e) = source {
+            if e.is::<LengthLimitError>() {
+                return ProxyError::BodyTooLarge {
+                    limit: self.config.max_request_body_bytes,
+                };
+            }
+            if e.is::<IdleTimeoutError>() {
+                return ProxyError::ClientBodyTimeout;
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::TimedOut
+            {
+                return ProxyError::UpstreamTimeout;
+            }
+            source = e.source();
+        }
+        if error.is_connect() {
+            let message = format!("{error:#}");
+            if message.contains("timed out") {
+                return ProxyError::UpstreamTimeout;
+            }
+            return ProxyError::UpstreamUnreachable(chain(&error));
+        }
+        ProxyError::UpstreamBadResponse(chain(&error))
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

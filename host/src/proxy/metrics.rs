@@ -1,0 +1,88 @@
+//! Prometheus metrics of the proxy.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of a proxied request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusClassLabels {
+    /// `1xx` … `5xx`, the status the client got (the proxy's own 502/504 included).
+    pub class: String,
+}
+
+/// The proxy's metrics. Cloning shares the series.
+#[derive(Clone)]
+pub struct ProxyMetrics {
+    /// Proxied requests by status class.
+    pub requests: Family<StatusClassLabels, Counter>,
+    /// Time from sending a request to the app until its response headers, in seconds.
+    pub upstream_duration: Histogram,
+    /// Requests being forwarded now (until response headers).
+    pub in_flight: Gauge,
+    /// Upgraded connections (websockets) open now.
+    pub tunnels_open: Gauge,
+}
+
+/// 100 µs to 60 s: loopback apps answer in the first buckets, slow apps in the last.
+const UPSTREAM_BUCKETS: [f64; 14] = [
+    1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.5, 1.0, 10.0, 60.0,
+];
+
+impl Default for ProxyMetrics {
+    fn default() -> Self {
+        ProxyMetrics {
+            requests: Family::default(),
+            upstream_duration: Histogram::new(UPSTREAM_BUCKETS),
+            in_flight: Gauge::default(),
+            tunnels_open: Gauge::default(),
+        }
+    }
+}
+
+impl ProxyMetrics {
+    /// Registers every series under the `grid_proxy_` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        let sub = registry.sub_registry_with_prefix("grid_proxy");
+        sub.register(
+            "requests",
+            "Proxied requests by status class",
+            self.requests.clone(),
+        );
+        sub.register(
+            "upstream_duration_seconds",
+            "Time from forwarding a request to the app's response headers",
+            self.upstream_duration.clone(),
+        );
+        sub.register(
+            "in_flight",
+            "Requests being forwarded now",
+            self.in_flight.clone(),
+        );
+        sub.register(
+            "tunnels_open",
+            "Upgraded connections (websockets) open now",
+            self.tunnels_open.clone(),
+        );
+    }
+
+    /// Counts a request that ended with `status`.
+    pub(crate) fn count(&self, status: http::StatusCode) {
+        let class = format!("{}xx", status.as_u16() / 100);
+        self.requests
+            .get_or_create(&StatusClassLabels { class })
+            .inc();
+    }
+
+    /// The count of requests in a status class (`"2xx"`, `"5xx"` …).
+    pub fn request_count(&self, class: &str) -> u64 {
+        self.requests
+            .get_or_create(&StatusClassLabels {
+                class: class.into(),
+            })
+            .get()
+    }
+}
