@@ -137,6 +137,7 @@ mod tests {
     use grid_policy_sdk::{Address, Amount, Order, OrderStatus};
 
     fn order(id: &str, cpu: u64, start: Option<u64>, duration: u64) -> OrderRecord {
+        // Accepted at 100 (matters only for an order without a start time).
         OrderRecord {
             order: Order {
                 id: id.into(),
@@ -156,7 +157,7 @@ mod tests {
             },
             state: OrderState::Active,
             tx_hash: None,
-            accepted_at: 0,
+            accepted_at: 100,
         }
     }
 
@@ -165,8 +166,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.put_order(&order("1", 1000, Some(100), 100)).unwrap();
-        store.put_order(&order("2", 500, None, 100)).unwrap();
+        store.put_order(&order("2", 500, None, 100)).unwrap(); // reserved until 200
         store.put_order(&order("3", 700, Some(0), 50)).unwrap(); // ended at 50
+        store.put_order(&order("4", 900, None, 10)).unwrap(); // reservation over at 110
         let total = CapacityConfig::default().resources().unwrap();
         let capacity = Capacity::new(Arc::new(StaticCapacity(total.clone())), store);
         let snap = capacity.snapshot(150, None).unwrap();

@@ -28,17 +28,20 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
-    /// Unix seconds the order ends; an order not started yet is counted from `now`.
-    pub fn ends_at(&self, now: u64) -> u64 {
+    /// Unix seconds the order ends. An order not locked yet is counted from when it was
+    /// accepted here, so a reservation whose lock never lands (the user cancelled while
+    /// the chain was unreachable, say) frees its capacity after the order's duration
+    /// rather than never.
+    pub fn ends_at(&self) -> u64 {
         self.order
             .start_time
-            .unwrap_or(now)
+            .unwrap_or(self.accepted_at)
             .saturating_add(self.order.duration_secs)
     }
 
     /// True while the order holds capacity: accepted or active and not past its end.
     pub fn holds_capacity(&self, now: u64) -> bool {
-        self.ends_at(now) > now
+        self.ends_at() > now
     }
 }
 
