@@ -301,3 +301,34 @@ fn serve_stops_on_sigterm() {
         "{logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_policy_and_a_missing_chain_are_503_with_their_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dead_chain_config(dir.path());
+    config.chain = None;
+    // The operator's pricing policy traps on this request.
+    let policies = config.policy.dir.clone().unwrap();
+    std::fs::copy(env!("GRID_WASM_HOSTILE"), policies.join("pricing.wasm")).unwrap();
+    let gw = gateway(config, Hooks::default()).await;
+
+    post(
+        &gw,
+        "/_grid/v1/quote",
+        json!({"resources": {"cpu": "1", "memory": "1Gi", "gpu": 1, "gpu_model": "trap"},
+               "duration_secs": 3600, "payment": "1"}),
+    )
+    .await
+    .assert_error(503, "policy_failed");
+
+    post(&gw, "/_grid/v1/orders/1/accept", json!({}))
+        .await
+        .assert_error(503, "chain_not_configured");
+    post(&gw, "/_grid/v1/quote", json!({"order_id": "1"}))
+        .await
+        .assert_error(503, "chain_not_configured");
+    // Without a chain, readiness does not wait for one.
+    let ready = get(&gw, "/_grid/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.json);
+    assert_eq!(ready.json["chain"], serde_json::Value::Null);
+}
