@@ -295,3 +295,94 @@ async fn a_new_pricing_policy_changes_the_next_quote() {
     assert_eq!(price, "2500");
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_accepts_cannot_oversell_capacity() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(
+        config(dir.path(), &chain.anvil.url, chain.deployment.market),
+        Hooks::default(),
+    )
+    .await;
+    // Two orders of 3 of the node's 4 cores: only one fits.
+    let mut three_cores = chain::resources("");
+    three_cores.cpuMillis = 3_000;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        ids.push(
+            create_order(
+                &chain,
+                address(PROVIDER_KEY),
+                address(PAYEE_KEY),
+                three_cores.clone(),
+                600,
+                100_000,
+            )
+            .await,
+        );
+    }
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let gw = gw.clone();
+            let path = format!("/_grid/v1/orders/{id}/accept");
+            tokio::spawn(async move { post(&gw, &path, json!({})).await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for t in tasks {
+        let reply = t.await.unwrap();
+        codes.push(if reply.status == 200 {
+            "ok".to_owned()
+        } else {
+            reply.code().to_owned()
+        });
+    }
+    codes.sort();
+    assert_eq!(codes, vec!["insufficient_capacity", "ok"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_cancelled_after_a_crash_releases_its_reservation() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &chain.anvil.url, chain.deployment.market);
+    let id = good_order(&chain).await;
+    {
+        let gw = gateway(
+            config.clone(),
+            Hooks {
+                fail_after_store: true,
+            },
+        )
+        .await;
+        post(&gw, &format!("/_grid/v1/orders/{id}/accept"), json!({}))
+            .await
+            .assert_error(500, "injected_fault");
+    }
+    chain
+        .market(USER_KEY)
+        .cancel(id.parse().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let gw = gateway(config, Hooks::default()).await;
+    let node = get(&gw, "/_grid/v1/node").await;
+    assert_eq!(
+        node.json["capacity"]["free"]["cpu_millis"], 2000,
+        "reserved"
+    );
+    post(&gw, &format!("/_grid/v1/orders/{id}/accept"), json!({}))
+        .await
+        .assert_error(409, "order_closed");
+    let node = get(&gw, "/_grid/v1/node").await;
+    assert_eq!(
+        node.json["capacity"]["free"]["cpu_millis"], 4000,
+        "released"
+    );
+    assert!(gw.store.order(&id).unwrap().is_none());
+}
