@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use alloy::providers::{Provider as _, ProviderBuilder};
-use alloy::rpc::client::RpcClient;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::transports::http::reqwest;
 
 use crate::bindings::{Market, TestToken};
 use crate::rpc;
@@ -71,20 +69,10 @@ pub async fn deploy_dev(rpc_url: &str, timeout: Duration) -> Result<DevDeploymen
         reason: format!("dev key: {e}"),
     })?;
     let deployer = signer.address();
-    let url: reqwest::Url = rpc_url.parse().map_err(|e| Error::Config {
-        reason: format!("rpc_url {rpc_url:?}: {e}"),
-    })?;
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .map_err(|e| Error::Config {
-            reason: format!("HTTP client: {e}"),
-        })?;
     // Here alloy's fillers are fine: one short-lived process, one account, no retries.
     let provider = ProviderBuilder::new()
         .wallet(signer)
-        .connect_client(RpcClient::new_http_with_client(http, url));
+        .connect_client(rpc::http_transport(rpc_url, timeout)?);
 
     let chain_id = rpc::bounded(timeout, "eth_chainId", provider.get_chain_id()).await?;
     let start_block = rpc::bounded(timeout, "eth_blockNumber", provider.get_block_number()).await?;

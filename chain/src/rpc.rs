@@ -20,6 +20,11 @@ pub(crate) type Provider = RootProvider;
 /// An HTTP provider whose requests time out after `timeout` at the HTTP level as well, so a
 /// hung connection is torn down rather than left open behind an abandoned future.
 pub(crate) fn connect(rpc_url: &str, timeout: Duration) -> Result<Provider> {
+    Ok(RootProvider::new(http_transport(rpc_url, timeout)?))
+}
+
+/// The JSON-RPC client over HTTP with `timeout` on connect and on every request.
+pub(crate) fn http_transport(rpc_url: &str, timeout: Duration) -> Result<RpcClient> {
     let url: reqwest::Url = rpc_url.parse().map_err(|e| Error::Config {
         reason: format!("rpc_url {rpc_url:?}: {e}"),
     })?;
@@ -30,9 +35,7 @@ pub(crate) fn connect(rpc_url: &str, timeout: Duration) -> Result<Provider> {
         .map_err(|e| Error::Config {
             reason: format!("HTTP client: {e}"),
         })?;
-    Ok(RootProvider::new(RpcClient::new_http_with_client(
-        http, url,
-    )))
+    Ok(RpcClient::new_http_with_client(http, url))
 }
 
 /// Runs one RPC call with an upper bound on its duration and sorts its error.
