@@ -193,11 +193,30 @@ impl Chain {
         duration_secs: u64,
         amount: u64,
     ) -> U256 {
+        self.create_order_paying(
+            provider,
+            address(PAYEE_KEY),
+            resources,
+            duration_secs,
+            amount,
+        )
+        .await
+    }
+
+    /// Creates an order as the user for `provider`, paid to `payee`; returns its id.
+    pub async fn create_order_paying(
+        &self,
+        provider: Address,
+        payee: Address,
+        resources: Market::Resources,
+        duration_secs: u64,
+        amount: u64,
+    ) -> U256 {
         let receipt = self
             .market(USER_KEY)
             .createOrder(
                 provider,
-                address(PAYEE_KEY),
+                payee,
                 resources,
                 duration_secs,
                 U256::from(amount),

@@ -205,26 +205,9 @@ pub async fn create_order(
     duration_secs: u64,
     amount: u64,
 ) -> String {
-    let receipt = chain
-        .market(USER_KEY)
-        .createOrder(
-            provider,
-            payee,
-            resources,
-            duration_secs,
-            U256::from(amount),
-        )
-        .send()
+    chain
+        .create_order_paying(provider, payee, resources, duration_secs, amount)
         .await
-        .expect("createOrder")
-        .get_receipt()
-        .await
-        .expect("receipt");
-    assert!(receipt.status());
-    receipt
-        .decoded_log::<Market::OrderCreated>()
-        .expect("OrderCreated")
-        .id
         .to_string()
 }
 
