@@ -1,0 +1,16 @@
+//! grid-cluster: where a user's input meets the provider's cluster.
+//!
+//! - [`fetch`]: fetches a manifest URL without becoming an SSRF path (the address check
+//!   sits in the connector, on the address actually connected to).
+//! - [`manifest`]: parses the YAML under tight budgets and checks every object against the
+//!   sandbox rules, naming the object and the field it refuses.
+//! - [`sandbox`]: the objects the gateway writes around an order's app (namespace,
+//!   ResourceQuota, LimitRange, NetworkPolicy).
+//! - [`labels`]: the names every object the gateway writes is labelled with.
+//!
+//! Nothing here knows about HTTP handlers, policies or the chain: the host calls it.
+
+pub mod fetch;
+pub mod labels;
+pub mod manifest;
+pub mod sandbox;
