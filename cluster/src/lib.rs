@@ -10,7 +10,12 @@
 //!
 //! Nothing here knows about HTTP handlers, policies or the chain: the host calls it.
 
+pub mod client;
+pub mod error;
 pub mod fetch;
 pub mod labels;
 pub mod manifest;
 pub mod sandbox;
+
+pub use client::{ApplyObject, ClusterClient, Condition, Readiness, ReadyOutcome, WorkloadRef};
+pub use error::ClusterError;
