@@ -69,6 +69,17 @@ impl Object {
         }
     }
 
+    pub(crate) fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Object::Deployment(o) => &mut o.metadata,
+            Object::StatefulSet(o) => &mut o.metadata,
+            Object::Service(o) => &mut o.metadata,
+            Object::ConfigMap(o) => &mut o.metadata,
+            Object::Secret(o) => &mut o.metadata,
+            Object::PersistentVolumeClaim(o) => &mut o.metadata,
+        }
+    }
+
     /// The name (`metadata.name`); parsing refuses objects without one.
     pub fn name(&self) -> &str {
         self.metadata().name.as_deref().unwrap_or_default()
