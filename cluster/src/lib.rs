@@ -2,10 +2,12 @@
 //!
 //! - [`fetch`]: fetches a manifest URL without becoming an SSRF path (the address check
 //!   sits in the connector, on the address actually connected to).
-//! - [`manifest`]: parses the YAML under tight budgets and checks every object against the
-//!   sandbox rules, naming the object and the field it refuses.
-//! - [`sandbox`]: the objects the gateway writes around an order's app (namespace,
-//!   ResourceQuota, LimitRange, NetworkPolicy).
+//! - [`manifest`]: parses the YAML under tight budgets into typed objects of six allowed
+//!   kinds, checks every object against the sandbox rules (naming the object and the field
+//!   it refuses), sums resources against the order, and picks or generates the Service the
+//!   gateway routes to.
+//! - [`sandbox`]: the objects the gateway writes around an order's app (namespace with Pod
+//!   Security `restricted`, ResourceQuota, LimitRange, NetworkPolicies).
 //! - [`labels`]: the names every object the gateway writes is labelled with.
 //!
 //! Nothing here knows about HTTP handlers, policies or the chain: the host calls it.
