@@ -141,8 +141,14 @@ impl Chain {
             .await
             .expect("deploy_dev");
         let chain = Chain { anvil, deployment };
-        let user = address(USER_KEY);
-        let token = chain.token(USER_KEY);
+        chain.fund(USER_KEY).await;
+        chain
+    }
+
+    /// Mints `USER_FUNDS` test tokens to `key`'s wallet and approves the Market to take them.
+    pub async fn fund(&self, key: &str) {
+        let user = address(key);
+        let token = self.token(key);
         token
             .mint(user, U256::from(USER_FUNDS))
             .send()
@@ -152,14 +158,13 @@ impl Chain {
             .await
             .expect("mint receipt");
         token
-            .approve(chain.deployment.market, U256::MAX)
+            .approve(self.deployment.market, U256::MAX)
             .send()
             .await
             .expect("approve")
             .get_receipt()
             .await
             .expect("approve receipt");
-        chain
     }
 
     pub fn wallet_provider(&self, key: &str) -> DynProvider {
@@ -212,8 +217,22 @@ impl Chain {
         duration_secs: u64,
         amount: u64,
     ) -> U256 {
+        self.create_order_by(USER_KEY, provider, payee, resources, duration_secs, amount)
+            .await
+    }
+
+    /// Creates an order as `key` (funded with [`Chain::fund`]); returns its id.
+    pub async fn create_order_by(
+        &self,
+        key: &str,
+        provider: Address,
+        payee: Address,
+        resources: Market::Resources,
+        duration_secs: u64,
+        amount: u64,
+    ) -> U256 {
         let receipt = self
-            .market(USER_KEY)
+            .market(key)
             .createOrder(
                 provider,
                 payee,
