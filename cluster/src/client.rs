@@ -166,6 +166,10 @@ impl ClusterClient {
     /// Connects from a kubeconfig file, or, without one, the way kubectl does: `KUBECONFIG`,
     /// `~/.kube/config`, then the in-cluster service account.
     pub async fn connect(kubeconfig: Option<&Path>, timeout: Duration) -> Result<Self> {
+        // kube-rs builds its TLS config from rustls' process-wide provider, and a process
+        // that links more than one (ring here, aws-lc-rs through another crate) has none
+        // by default. Install ring unless the process already chose one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut config = match kubeconfig {
             Some(path) => {
                 let file = kube::config::Kubeconfig::read_from(path)

@@ -8,16 +8,21 @@
 //!   gateway routes to.
 //! - [`sandbox`]: the objects the gateway writes around an order's app (namespace with Pod
 //!   Security `restricted`, ResourceQuota, LimitRange, NetworkPolicies).
+//! - [`plan`]: from fetched bytes to everything a deploy applies, before the cluster is
+//!   touched; [`client`]: the calls to the API server (apply, readiness, teardown, logs).
 //! - [`labels`]: the names every object the gateway writes is labelled with.
 //!
 //! Nothing here knows about HTTP handlers, policies or the chain: the host calls it.
 
 pub mod client;
+pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod labels;
 pub mod manifest;
+pub mod plan;
 pub mod sandbox;
 
 pub use client::{ApplyObject, ClusterClient, Condition, Readiness, ReadyOutcome, WorkloadRef};
+pub use config::ClusterConfig;
 pub use error::ClusterError;
