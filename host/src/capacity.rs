@@ -89,6 +89,29 @@ impl CapacitySource for StaticCapacity {
     }
 }
 
+/// A capacity read from somewhere slow (the cluster's nodes) and refreshed in the
+/// background; the hot path reads the last value without waiting.
+#[derive(Debug)]
+pub struct RefreshedCapacity(arc_swap::ArcSwap<Resources>);
+
+impl RefreshedCapacity {
+    /// Starts at `initial`.
+    pub fn new(initial: Resources) -> Self {
+        RefreshedCapacity(arc_swap::ArcSwap::from_pointee(initial))
+    }
+
+    /// Replaces the value.
+    pub fn set(&self, total: Resources) {
+        self.0.store(Arc::new(total));
+    }
+}
+
+impl CapacitySource for RefreshedCapacity {
+    fn total(&self) -> Resources {
+        (**self.0.load()).clone()
+    }
+}
+
 /// Total and free capacity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CapacitySnapshot {

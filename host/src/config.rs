@@ -12,10 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use grid_chain::ChainConfig;
+use grid_cluster::ClusterConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::CapacityConfig;
 use crate::policy::{RuntimeLimits, WatchConfig};
+use crate::process::ProcessConfig;
+use crate::proxy::ProxyConfig;
 
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "GRID_GATEWAY__";
@@ -95,6 +98,16 @@ pub struct Config {
     /// The chain and the Market. Without it the node quotes inline specs only.
     #[serde(default)]
     pub chain: Option<ChainConfig>,
+    /// The Kubernetes cluster apps are deployed into. Without it the node quotes, accepts
+    /// and signs users in, but answers deploys with `cluster_not_configured`.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+    /// How requests find apps (Process).
+    #[serde(default)]
+    pub process: ProcessConfig,
+    /// How the reverse proxy talks to apps: timeouts, body limit, pool, trusted proxies.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
 }
 
 /// Log line format.

@@ -136,6 +136,67 @@ pub enum Error {
     #[error("the session has been revoked; sign in again")]
     SessionRevoked,
 
+    // ---- apps ----
+    /// No cluster is configured, so nothing can be deployed.
+    #[error("this node has no cluster configured: it cannot deploy apps")]
+    ClusterNotConfigured,
+    /// The order was not accepted by this node.
+    #[error("order {0} was not accepted by this node")]
+    OrderNotAccepted(String),
+    /// The caller is not the order's user.
+    #[error("order {0} belongs to another user")]
+    NotOrderOwner(String),
+    /// The order cannot run an app now (its lock is not confirmed, it ended, its time is up).
+    #[error("order {id} is not running ({why}): it cannot run an app")]
+    OrderNotRunning {
+        /// The order.
+        id: String,
+        /// Why not.
+        why: &'static str,
+    },
+    /// The authorization policy refused the request.
+    #[error("{0}")]
+    RequestDenied(String),
+    /// No app was ever deployed for the order.
+    #[error("no app has been deployed for order {0}")]
+    AppNotFound(String),
+    /// The app is not running (failed or deleted), so it has no logs to show.
+    #[error("the app of order {id} is {status}: nothing is running")]
+    AppNotRunning {
+        /// The order.
+        id: String,
+        /// Its status.
+        status: &'static str,
+    },
+    /// The app has no pod yet.
+    #[error("the app of order {0} has no pod yet")]
+    NoPods(String),
+    /// The caller has no available app matching the request (or names an order that is
+    /// not theirs: the answer is the same, so orders cannot be probed).
+    #[error("no app of yours matches this request")]
+    NoSuchApp,
+    /// The caller's order has no available app (not deployed, deploying, failed).
+    #[error("the app of order {0} is not available; deploy it or wait for it")]
+    AppNotAvailable(String),
+    /// The caller has several apps and the request does not say which.
+    #[error("you have {0} apps here: name one with the X-Grid-Order header")]
+    OrderRequired(usize),
+    /// The request could not be forwarded to the app.
+    #[error("{0}")]
+    Proxy(#[from] crate::proxy::ProxyError),
+    /// The manifest URL could not be fetched, or was refused.
+    #[error("manifest: {0}")]
+    ManifestFetch(#[from] grid_cluster::fetch::FetchError),
+    /// The manifest is not acceptable.
+    #[error("manifest: {0}")]
+    Manifest(#[from] grid_cluster::manifest::ManifestError),
+    /// The order's sandbox could not be built (the node's `[cluster.sandbox]` config).
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    /// The cluster failed an operation the request needed.
+    #[error("cluster: {0}")]
+    Cluster(#[from] grid_cluster::ClusterError),
+
     // ---- the node itself ----
     /// The embedded store failed.
     #[error("store: {0}")]
@@ -181,8 +242,34 @@ impl Error {
             Error::InvalidSession => "invalid_session",
             Error::SessionExpired => "session_expired",
             Error::SessionRevoked => "session_revoked",
+            Error::ClusterNotConfigured => "cluster_not_configured",
+            Error::OrderNotAccepted(_) => "order_not_accepted",
+            Error::NotOrderOwner(_) => "not_order_owner",
+            Error::OrderNotRunning { .. } => "order_not_running",
+            Error::RequestDenied(_) => "request_denied",
+            Error::AppNotFound(_) => "app_not_found",
+            Error::AppNotRunning { .. } => "app_not_running",
+            Error::NoPods(_) => "app_no_pods",
+            Error::NoSuchApp => "no_app",
+            Error::AppNotAvailable(_) => "app_not_available",
+            Error::OrderRequired(_) => "order_required",
+            Error::Proxy(e) => e.code(),
+            Error::ManifestFetch(e) => e.code(),
+            Error::Manifest(e) => e.code(),
+            Error::Sandbox(_) => "sandbox_config",
+            Error::Cluster(e) => e.code(),
             Error::Store(_) => "store_error",
             Error::Injected(_) => "injected_fault",
+        }
+    }
+
+    /// Maps a failure to plan a deploy.
+    pub fn from_plan(error: grid_cluster::plan::PlanError) -> Self {
+        use grid_cluster::plan::PlanError;
+        match error {
+            PlanError::Manifest(e) => Error::Manifest(e),
+            PlanError::Sandbox(e) => Error::Sandbox(e.to_string()),
+            PlanError::Encode(e) => Error::Cluster(e),
         }
     }
 

@@ -8,8 +8,11 @@ use grid_chain::{ChainClient, NodeWallet, OrderId};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+use crate::apps::AppService;
 use crate::auth::{AuthService, AuthSettings, KeyRing, cookie_name, siwe};
-use crate::capacity::{Capacity, CapacitySnapshot, CapacitySource, StaticCapacity};
+use crate::capacity::{
+    Capacity, CapacitySnapshot, CapacitySource, RefreshedCapacity, StaticCapacity,
+};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::GatewayMetrics;
@@ -17,6 +20,8 @@ use crate::orders::{Hooks, OrderService, OrderTimeouts};
 use crate::policy::{
     self, EngineError, PolicyEngine, PolicyMetrics, PolicySet, WatcherHandle, WorldStatus,
 };
+use crate::process::ProcessService;
+use crate::proxy::{Forwarder, ProxyMetrics};
 use crate::store::{Store, StoreError};
 
 /// Why the node could not start.
@@ -45,6 +50,12 @@ pub enum BuildError {
     /// The capacity in the config is unusable.
     #[error("{0}")]
     Capacity(String),
+    /// The cluster client could not be set up.
+    #[error("cluster: {0}")]
+    Cluster(#[from] grid_cluster::ClusterError),
+    /// The app service could not start (its manifest fetcher, or the store).
+    #[error("apps: {0}")]
+    Apps(#[from] Error),
 }
 
 /// `/_grid/v1/node`.
@@ -73,6 +84,8 @@ pub struct Readiness {
     pub policies: bool,
     /// The chain answers (`null` without a chain).
     pub chain: Option<bool>,
+    /// The Kubernetes API server answers (`null` without a cluster).
+    pub cluster: Option<bool>,
 }
 
 /// The node.
@@ -87,11 +100,20 @@ pub struct Gateway {
     pub orders: OrderService,
     /// Sign-in and sessions.
     pub auth: AuthService,
+    /// Deploy, status, logs, teardown of apps.
+    pub apps: AppService,
+    /// Routing of proxied requests and their authorization.
+    pub process: ProcessService,
+    /// The reverse proxy to apps.
+    pub forwarder: Forwarder,
     /// HTTP and chain metrics.
     pub metrics: GatewayMetrics,
     /// Everything `/_grid/metrics` shows.
     pub registry: Registry,
     watcher: std::sync::Mutex<Option<WatcherHandle>>,
+    cluster: Option<grid_cluster::ClusterClient>,
+    node_capacity: Option<Arc<RefreshedCapacity>>,
+    background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Gateway {
@@ -100,13 +122,44 @@ impl Gateway {
     /// watcher starts with [`Gateway::watch_policies`].
     pub async fn build(config: Config, hooks: Hooks) -> Result<Arc<Gateway>, BuildError> {
         let total = config.capacity.resources().map_err(BuildError::Capacity)?;
-        Gateway::build_with(config, Arc::new(StaticCapacity(total)), hooks).await
+        let cluster = connect_cluster(&config).await?;
+        let (capacity, node_capacity): (Arc<dyn CapacitySource>, _) = match (
+            &cluster,
+            &config.cluster,
+        ) {
+            (Some(client), Some(cc)) if cc.capacity_from_nodes => {
+                let initial = match client.node_capacity().await {
+                    Ok(nodes) => nodes,
+                    Err(e) => {
+                        // Start anyway (the API server may be coming up); the refresher
+                        // replaces the config's numbers as soon as the nodes answer.
+                        tracing::warn!(error = %e, "cannot read node capacity yet; using [capacity] until it can");
+                        total
+                    }
+                };
+                let refreshed = Arc::new(RefreshedCapacity::new(initial));
+                (refreshed.clone(), Some(refreshed))
+            }
+            _ => (Arc::new(StaticCapacity(total)), None),
+        };
+        Gateway::assemble(config, capacity, cluster, node_capacity, hooks).await
     }
 
-    /// [`Gateway::build`] with another capacity source (a cluster's).
+    /// [`Gateway::build`] with another capacity source.
     pub async fn build_with(
         config: Config,
         capacity: Arc<dyn CapacitySource>,
+        hooks: Hooks,
+    ) -> Result<Arc<Gateway>, BuildError> {
+        let cluster = connect_cluster(&config).await?;
+        Gateway::assemble(config, capacity, cluster, None, hooks).await
+    }
+
+    async fn assemble(
+        config: Config,
+        capacity: Arc<dyn CapacitySource>,
+        cluster: Option<grid_cluster::ClusterClient>,
+        node_capacity: Option<Arc<RefreshedCapacity>>,
         hooks: Hooks,
     ) -> Result<Arc<Gateway>, BuildError> {
         create_private_dir(&config.data_dir)?;
@@ -136,6 +189,23 @@ impl Gateway {
             None => None,
         };
         let chain_id = config.auth_chain_id();
+        let apps = AppService::new(
+            store.clone(),
+            policies.clone(),
+            match (&cluster, &config.cluster) {
+                (Some(client), Some(cc)) => Some((client.clone(), cc.clone())),
+                _ => None,
+            },
+        )?;
+        let process = ProcessService::new(
+            store.clone(),
+            apps.clone(),
+            policies.clone(),
+            config.process.clone(),
+        );
+        let proxy_metrics = ProxyMetrics::default();
+        proxy_metrics.register(&mut registry);
+        let forwarder = Forwarder::with_metrics(config.proxy.clone(), proxy_metrics);
         let orders = OrderService::new(
             chain.clone(),
             policies.clone(),
@@ -172,9 +242,15 @@ impl Gateway {
             policies,
             orders,
             auth,
+            apps,
+            process,
+            forwarder,
             metrics,
             registry,
             watcher: std::sync::Mutex::new(None),
+            cluster,
+            node_capacity,
+            background: std::sync::Mutex::new(Vec::new()),
         }))
     }
 
@@ -190,8 +266,60 @@ impl Gateway {
         }
     }
 
-    /// Stops the policy watcher.
+    /// Starts the background work: following the chain's events (orders ending), the
+    /// expiry sweep and reconciliation with the cluster, refreshing node capacity.
+    pub fn start_background(&self) {
+        let mut tasks = Vec::new();
+        if let Some(chain) = self.orders.chain() {
+            let (sender, events) = tokio::sync::mpsc::channel(256);
+            match chain.follower(sender) {
+                Ok(follower) => {
+                    tasks.push(tokio::spawn(async move {
+                        if let Err(e) = follower.run().await {
+                            tracing::error!(error = %e, "chain event follower stopped");
+                        }
+                    }));
+                    tasks.push(tokio::spawn(self.apps.lifecycle().run_events(events)));
+                }
+                Err(e) => tracing::error!(error = %e, "cannot follow the chain's events"),
+            }
+        }
+        if let (Some(_), Some(cc)) = (&self.cluster, &self.config.cluster) {
+            tasks.push(tokio::spawn(
+                self.apps.lifecycle().run_sweeper(cc.sweep_interval()),
+            ));
+        }
+        if let (Some(client), Some(refreshed), Some(cc)) =
+            (&self.cluster, &self.node_capacity, &self.config.cluster)
+        {
+            let (client, refreshed, every) =
+                (client.clone(), refreshed.clone(), cc.capacity_refresh());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match client.node_capacity().await {
+                        Ok(total) => refreshed.set(total),
+                        Err(e) => tracing::warn!(error = %e, "cannot refresh node capacity"),
+                    }
+                }
+            }));
+        }
+        self.background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(tasks);
+    }
+
+    /// Stops the policy watcher and the background work.
     pub async fn stop(&self) {
+        for task in self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
         let handle = self
             .watcher
             .lock()
@@ -231,12 +359,31 @@ impl Gateway {
             )),
             None => None,
         };
+        let cluster = match &self.cluster {
+            Some(client) => Some(client.namespace_exists("default").await.is_ok()),
+            None => None,
+        };
         Readiness {
-            ready: store && policies && chain.unwrap_or(true),
+            ready: store && policies && chain.unwrap_or(true) && cluster.unwrap_or(true),
             store,
             policies,
             chain,
+            cluster,
         }
+    }
+}
+
+/// The cluster client, when `[cluster]` is configured. Builds the client only; nothing is
+/// asked of the API server here, so a node starts while its API server is down.
+async fn connect_cluster(
+    config: &Config,
+) -> Result<Option<grid_cluster::ClusterClient>, BuildError> {
+    match &config.cluster {
+        Some(cc) => Ok(Some(
+            grid_cluster::ClusterClient::connect(cc.kubeconfig.as_deref(), cc.api_timeout())
+                .await?,
+        )),
+        None => Ok(None),
     }
 }
 

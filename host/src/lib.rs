@@ -9,6 +9,7 @@
 //! [`capacity`] and the chain client (grid-chain), and [`http`] (axum) on top;
 //! [`server`] runs it.
 
+pub mod apps;
 pub mod auth;
 pub mod capacity;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod http;
 pub mod metrics;
 pub mod orders;
 pub mod policy;
+pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod store;

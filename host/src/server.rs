@@ -74,6 +74,7 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     let listen = config.listen;
     let gateway = Gateway::build(config, hooks).await?;
     gateway.watch_policies();
+    gateway.start_background();
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -84,12 +85,15 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::http::router(gateway.clone());
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .map_err(ServeError::Io)
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .map_err(ServeError::Io)
     });
     tracing::info!(%addr, "grid-gateway listening");
     Ok(Running {

@@ -34,7 +34,7 @@ async fn node_health_metrics_and_openapi() {
     assert_eq!(ready.status, 200, "{}", ready.json);
     assert_eq!(
         ready.json,
-        json!({"ready": true, "store": true, "policies": true, "chain": true})
+        json!({"ready": true, "store": true, "policies": true, "chain": true, "cluster": null})
     );
 
     let node = get(&gw, "/_grid/v1/node").await;

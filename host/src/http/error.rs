@@ -63,6 +63,26 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::SessionExpired
         | Error::SessionRevoked => StatusCode::UNAUTHORIZED,
         Error::Store(_) | Error::Injected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::ClusterNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+        Error::OrderNotAccepted(_) | Error::AppNotFound(_) => StatusCode::NOT_FOUND,
+        Error::NotOrderOwner(_) | Error::RequestDenied(_) => StatusCode::FORBIDDEN,
+        Error::OrderNotRunning { .. } | Error::AppNotRunning { .. } | Error::NoPods(_) => {
+            StatusCode::CONFLICT
+        }
+        Error::NoSuchApp => StatusCode::NOT_FOUND,
+        Error::AppNotAvailable(_) => StatusCode::CONFLICT,
+        Error::OrderRequired(_) => StatusCode::BAD_REQUEST,
+        Error::Proxy(e) => e.status(),
+        Error::ManifestFetch(e) => {
+            StatusCode::from_u16(e.status_hint()).unwrap_or(StatusCode::BAD_GATEWAY)
+        }
+        Error::Manifest(e) if !e.is_user_error() => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Manifest(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Sandbox(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // The API server was unreachable or slow: a dependency is down, try again later.
+        Error::Cluster(grid_cluster::ClusterError::Unreachable(_))
+        | Error::Cluster(grid_cluster::ClusterError::Timeout(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Cluster(_) => StatusCode::BAD_GATEWAY,
     }
 }
 

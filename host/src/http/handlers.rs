@@ -208,8 +208,3 @@ pub async fn metrics(State(gw): AppState) -> Response {
     )
         .into_response()
 }
-
-/// Anything else under `/_grid/`, and (until the proxy exists) every other path.
-pub async fn not_found(uri: axum::http::Uri) -> Error {
-    Error::NotFound(uri.path().to_owned())
-}

@@ -3,10 +3,12 @@
 //! on [`Gateway`]; nothing here talks to wasmtime or alloy.
 
 pub mod api;
+pub mod apps;
 pub mod error;
 pub mod extract;
 pub mod handlers;
 mod openapi;
+mod process;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,12 +41,18 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/_grid/v1/auth/logout", post(handlers::logout))
         .route("/_grid/v1/auth/session", get(handlers::session))
         .route("/_grid/v1/node", get(handlers::node))
+        .route("/_grid/v1/apps", post(apps::deploy))
+        .route(
+            "/_grid/v1/apps/{order_id}",
+            get(apps::status).delete(apps::delete),
+        )
+        .route("/_grid/v1/apps/{order_id}/logs", get(apps::logs))
         .route("/_grid/healthz", get(handlers::healthz))
         .route("/_grid/readyz", get(handlers::readyz))
         .route("/_grid/metrics", get(handlers::metrics))
         .route("/_grid/openapi.json", get(openapi::serve))
         .route("/greet", get(handlers::greet))
-        .fallback(handlers::not_found)
+        .fallback(process::fallback)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(gateway.clone(), track));
     let mut router = api.with_state(gateway);

@@ -4,6 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::api::*;
+use super::apps::{self, AppResponse, ConditionView, DeployBody, DeployResponse};
 use super::error::{ErrorBody, ErrorDetail};
 use super::handlers;
 
@@ -24,7 +25,11 @@ use super::handlers;
         handlers::node,
         handlers::healthz,
         handlers::readyz,
-        handlers::metrics
+        handlers::metrics,
+        apps::deploy,
+        apps::status,
+        apps::delete,
+        apps::logs
     ),
     components(schemas(
         QuoteBody,
@@ -38,6 +43,10 @@ use super::handlers;
         LoginResponse,
         SessionResponse,
         LogoutResponse,
+        DeployBody,
+        DeployResponse,
+        AppResponse,
+        ConditionView,
         ErrorBody,
         ErrorDetail
     ))

@@ -25,6 +25,8 @@ pub struct ProxyMetrics {
     pub in_flight: Gauge,
     /// Upgraded connections (websockets) open now.
     pub tunnels_open: Gauge,
+    /// Requests the authorization policy refused before they were forwarded.
+    pub policy_denials: Counter,
 }
 
 /// 100 µs to 60 s: loopback apps answer in the first buckets, slow apps in the last.
@@ -39,6 +41,7 @@ impl Default for ProxyMetrics {
             upstream_duration: Histogram::new(UPSTREAM_BUCKETS),
             in_flight: Gauge::default(),
             tunnels_open: Gauge::default(),
+            policy_denials: Counter::default(),
         }
     }
 }
@@ -66,6 +69,11 @@ impl ProxyMetrics {
             "tunnels_open",
             "Upgraded connections (websockets) open now",
             self.tunnels_open.clone(),
+        );
+        sub.register(
+            "policy_denials",
+            "Requests the authorization policy refused before forwarding",
+            self.policy_denials.clone(),
         );
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-pub use records::{OrderRecord, OrderState, SessionRecord};
+pub use records::{AppCondition, AppRecord, AppStatus, OrderRecord, OrderState, SessionRecord};
 
 /// Accepted orders. Key: the order id in decimal.
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_orders");
@@ -20,6 +20,8 @@ const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_orders");
 const NONCES: TableDefinition<&str, u64> = TableDefinition::new("gw_nonces");
 /// Sessions. Key: the session id (hex).
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_sessions");
+/// Apps. Key: the order id in decimal.
+const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_apps");
 
 /// What the store can fail on.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,7 @@ impl Store {
         tx.open_table(ORDERS).map_err(db)?;
         tx.open_table(NONCES).map_err(db)?;
         tx.open_table(SESSIONS).map_err(db)?;
+        tx.open_table(APPS).map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(Store { db: database })
     }
@@ -233,6 +236,82 @@ impl Store {
         tx.commit().map_err(db)?;
         Ok(found)
     }
+}
+
+impl Store {
+    // ---- apps ----
+
+    /// Writes an app record, committed before returning.
+    pub fn put_app(&self, record: &AppRecord) -> Result<()> {
+        let value = encode("gw_apps", &record.order_id, record)?;
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(APPS).map_err(db)?;
+            table
+                .insert(record.order_id.as_str(), value.as_slice())
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Changes an app record in one write transaction: `change` sees the current record
+    /// (if any) and returns the new one, or `None` to leave it as it is. Returns what was
+    /// written. Read and write are one transaction, and redb serialises writers, so two
+    /// concurrent changes (a deploy finishing while a teardown starts) cannot interleave.
+    pub fn update_app(
+        &self,
+        order_id: &str,
+        change: impl FnOnce(Option<AppRecord>) -> Option<AppRecord>,
+    ) -> Result<Option<AppRecord>> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let written = {
+            let mut table = tx.open_table(APPS).map_err(db)?;
+            let current = match table.get(order_id).map_err(db)? {
+                Some(v) => Some(decode::<AppRecord>("gw_apps", order_id, v.value())?),
+                None => None,
+            };
+            match change(current) {
+                Some(next) => {
+                    let value = encode("gw_apps", order_id, &next)?;
+                    table.insert(order_id, value.as_slice()).map_err(db)?;
+                    Some(next)
+                }
+                None => None,
+            }
+        };
+        tx.commit().map_err(db)?;
+        Ok(written)
+    }
+
+    /// The app of an order, if one was ever deployed.
+    pub fn app(&self, order_id: &str) -> Result<Option<AppRecord>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(APPS).map_err(db)?;
+        match table.get(order_id).map_err(db)? {
+            Some(v) => decode("gw_apps", order_id, v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every app record.
+    pub fn apps(&self) -> Result<Vec<AppRecord>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(APPS).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (k, v) = entry.map_err(db)?;
+            out.push(decode("gw_apps", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+}
+
+fn encode<T: serde::Serialize>(table: &'static str, key: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 fn decode<T: serde::de::DeserializeOwned>(

@@ -12,6 +12,17 @@ pub enum OrderState {
     Accepted,
     /// Locked on chain.
     Active,
+    /// Cancelled by its user on chain: holds no capacity, its app is torn down.
+    Cancelled,
+    /// Ran its full duration and was settled on chain: holds no capacity, app torn down.
+    Completed,
+}
+
+impl OrderState {
+    /// True once the order is over on chain (cancelled or completed).
+    pub fn is_ended(self) -> bool {
+        matches!(self, OrderState::Cancelled | OrderState::Completed)
+    }
 }
 
 /// An order this node accepted.
@@ -41,7 +52,12 @@ impl OrderRecord {
 
     /// True while the order holds capacity: accepted or active and not past its end.
     pub fn holds_capacity(&self, now: u64) -> bool {
-        self.ends_at() > now
+        !self.state.is_ended() && self.ends_at() > now
+    }
+
+    /// True while the order may run an app: locked, not ended, not past its end.
+    pub fn is_running(&self, now: u64) -> bool {
+        self.state == OrderState::Active && self.ends_at() > now
     }
 }
 
@@ -60,4 +76,76 @@ pub struct SessionRecord {
     pub created_at: u64,
     /// Ended by logout or revocation.
     pub revoked: bool,
+}
+
+/// Where a deployed app is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppStatus {
+    /// Applied (or being applied); waiting for the workloads to become available.
+    Deploying,
+    /// Available: requests are forwarded to its entrance.
+    Available,
+    /// The deploy failed; `code` and `reason` say why. Nothing of it is left in the cluster.
+    Failed,
+    /// Torn down (by its user, because the order ended, or by reconciliation).
+    Deleted,
+}
+
+impl AppStatus {
+    /// The snake_case name, as the API shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppStatus::Deploying => "deploying",
+            AppStatus::Available => "available",
+            AppStatus::Failed => "failed",
+            AppStatus::Deleted => "deleted",
+        }
+    }
+}
+
+/// A Kubernetes condition of one of the app's objects, as last seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppCondition {
+    /// `Kind/name`.
+    pub object: String,
+    /// The condition type, e.g. `Available`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// Its reason.
+    pub reason: Option<String>,
+    /// Its message.
+    pub message: Option<String>,
+}
+
+/// The app of one order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRecord {
+    /// The order (decimal).
+    pub order_id: String,
+    /// The order's user: the only caller who may see or change it.
+    pub user: Address,
+    /// The order's namespace.
+    pub namespace: String,
+    /// Where the manifest came from.
+    pub manifest_url: String,
+    /// Where it is.
+    pub status: AppStatus,
+    /// Stable code of the failure or the teardown's cause.
+    pub code: Option<String>,
+    /// Why it failed or was torn down, in words.
+    pub reason: Option<String>,
+    /// Conditions of its workloads, as last seen.
+    pub conditions: Vec<AppCondition>,
+    /// Where its traffic goes (`http://web.grid-order-7.svc:8080`), once available.
+    pub entrance: Option<String>,
+    /// Label selector of its first workload's pods (for logs).
+    pub pod_selector: Option<String>,
+    /// Bumped by every deploy and teardown: a background deploy writes its result only if
+    /// the generation is still its own, so a stale deploy cannot overwrite a newer one.
+    pub generation: u64,
+    /// Unix seconds of the last change.
+    pub updated_at: u64,
 }

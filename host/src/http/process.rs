@@ -1,0 +1,96 @@
+//! Process: every request outside `/_grid/` (and `/greet`) goes to the caller's app.
+//!
+//! The order of checks is the order of cost: the session (a cookie decrypt and a store
+//! read), the route (an in-memory map), the authorization policy (a wasm call), then the
+//! forward. Whatever refuses the request answers with the API's JSON error body.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+
+use super::extract::session_token;
+use crate::auth::cookie_name;
+use crate::error::Error;
+use crate::gateway::Gateway;
+use crate::policy::unix_now;
+use crate::process::{ORDER_HEADER, RequestView};
+use crate::proxy::{ClientInfo, ForwardOptions};
+
+/// The fallback route: unknown `/_grid/` paths are 404; everything else is Process.
+pub async fn fallback(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
+    let path = request.uri().path();
+    if path == "/_grid" || path.starts_with("/_grid/") {
+        return Error::NotFound(path.to_owned()).into_response();
+    }
+    match process(&gw, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn process(gw: &Gateway, request: Request) -> Result<Response, Error> {
+    let (mut parts, body) = request.into_parts();
+    let settings = gw.auth.settings();
+    let token = session_token(&parts, settings.cookie_name).ok_or(Error::Unauthenticated)?;
+    let session = gw.auth.authenticate(&token, unix_now())?;
+    let from_cookie = CookieJar::from_headers(&parts.headers)
+        .get(settings.cookie_name)
+        .is_some();
+
+    let route = {
+        let view = view(&parts);
+        let route = gw.process.route(&session, &view)?;
+        if let Err(e) = gw.process.authorize(&session, &route, &view).await {
+            if matches!(e, Error::RequestDenied(_)) {
+                gw.forwarder.metrics().policy_denials.inc();
+            }
+            return Err(e);
+        }
+        route
+    };
+
+    // The header is the gateway's; the app has no use for it.
+    parts.headers.remove(ORDER_HEADER);
+    let client = ClientInfo {
+        peer: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            // Requests handed to the router directly (tests) have no connection.
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        https: false,
+    };
+    let options = ForwardOptions {
+        // Both names: a node switching `session.secure` must not leak the other one.
+        strip_cookies: vec![cookie_name(true).to_owned(), cookie_name(false).to_owned()],
+        // A bearer token that signed the request in is the gateway's; an Authorization
+        // header next to a session cookie is the app's own and goes through.
+        strip_authorization: !from_cookie,
+    };
+    let request = Request::from_parts(parts, body);
+    let response = gw
+        .forwarder
+        .forward(request, &route.entrance, &client, &options)
+        .await?;
+    Ok(response.map(Body::new))
+}
+
+fn view(parts: &Parts) -> RequestView<'_> {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    RequestView {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        host: header("host").or_else(|| parts.uri.authority().map(|a| a.as_str())),
+        order_header: header(ORDER_HEADER),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+            .collect(),
+    }
+}

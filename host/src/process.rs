@@ -1,0 +1,279 @@
+//! Process: which app a request goes to, and whether the authorization policy lets it.
+//!
+//! Routing, in order:
+//! 1. host-based: with `apps_domain` configured, a request to `<order-id>.<apps_domain>`
+//!    goes to that order's app, whatever its path;
+//! 2. the `X-Grid-Order` header names the order;
+//! 3. otherwise the caller's only available app.
+//!
+//! An order that is not the caller's is answered exactly like one that does not exist (404),
+//! so nobody learns which orders run here by probing. The caller's own order without an
+//! available app is 409 `app_not_available`.
+//!
+//! The forwarding itself is `proxy`'s; nothing here touches a socket.
+
+use std::sync::Arc;
+
+use grid_policy_sdk::{Decision, RequestMeta};
+use serde::{Deserialize, Serialize};
+
+use crate::apps::{AppService, Route};
+use crate::error::{Error, Result};
+use crate::policy::{PolicySet, unix_now};
+use crate::store::{SessionRecord, Store};
+
+/// The header that picks one of several apps.
+pub const ORDER_HEADER: &str = "x-grid-order";
+
+/// Request headers the authorization policy sees (lower case). A small fixed set: enough
+/// for rules on content type, origin or client, and never a credential.
+const POLICY_HEADERS: [&str; 7] = [
+    "accept",
+    "content-length",
+    "content-type",
+    "origin",
+    "referer",
+    "upgrade",
+    "user-agent",
+];
+
+/// `[process]`: how requests find apps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// Serve each app on `<order-id>.<apps_domain>` too (e.g. `apps.example-node.net`).
+    /// It must not share a registrable domain with the gateway's own host: an app on a
+    /// same-site host could read or overwrite the gateway's cookies. Default none.
+    pub apps_domain: Option<String>,
+    /// Skip the authorization policy's `authorize-request` on proxied requests. Default
+    /// false (every proxied request is asked; it costs a few microseconds).
+    pub skip_request_policy: bool,
+}
+
+/// What the router needs of a request.
+#[derive(Clone, Debug, Default)]
+pub struct RequestView<'a> {
+    /// Method, upper case.
+    pub method: &'a str,
+    /// Path as received (normalised before the policy sees it).
+    pub path: &'a str,
+    /// The Host header (or the URI's authority).
+    pub host: Option<&'a str>,
+    /// `X-Grid-Order`, if sent.
+    pub order_header: Option<&'a str>,
+    /// All request headers, to pick the policy's from.
+    pub headers: Vec<(&'a str, &'a str)>,
+}
+
+/// Routing and per-request authorization.
+#[derive(Clone)]
+pub struct ProcessService {
+    store: Store,
+    apps: AppService,
+    policies: Arc<PolicySet>,
+    config: ProcessConfig,
+}
+
+impl ProcessService {
+    /// The service.
+    pub fn new(
+        store: Store,
+        apps: AppService,
+        policies: Arc<PolicySet>,
+        config: ProcessConfig,
+    ) -> Self {
+        ProcessService {
+            store,
+            apps,
+            policies,
+            config,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ProcessConfig {
+        &self.config
+    }
+
+    /// The app `request` goes to, for the signed-in `caller`.
+    pub fn route(&self, caller: &SessionRecord, request: &RequestView<'_>) -> Result<Route> {
+        let routes = self.apps.routes();
+        let wanted = self
+            .order_from_host(request.host)
+            .or(request.order_header.map(str::trim));
+        match wanted {
+            Some(order_id) => routes
+                .find(&caller.address, order_id)
+                .ok_or_else(|| self.why_no_route(caller, order_id)),
+            None => {
+                let mut mine = routes.of_user(&caller.address);
+                match mine.len() {
+                    1 => Ok(mine.remove(0)),
+                    0 => Err(self.why_no_app(caller)),
+                    n => Err(Error::OrderRequired(n)),
+                }
+            }
+        }
+    }
+
+    /// The order a host names: `<order-id>.<apps_domain>` (port ignored, case-insensitive).
+    fn order_from_host<'r>(&self, host: Option<&'r str>) -> Option<&'r str> {
+        let domain = self.config.apps_domain.as_deref()?;
+        let host = host?;
+        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let (label, rest) = host.split_once('.')?;
+        (rest.eq_ignore_ascii_case(domain)
+            && !label.is_empty()
+            && label.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(label)
+    }
+
+    /// 404 for an order that is not the caller's (or not here), 409 for the caller's own
+    /// order whose app is not available.
+    fn why_no_route(&self, caller: &SessionRecord, order_id: &str) -> Error {
+        match self.store.order(order_id) {
+            Ok(Some(order)) if order.order.user == caller.address => {
+                Error::AppNotAvailable(order_id.to_owned())
+            }
+            Ok(_) => Error::NoSuchApp,
+            Err(e) => Error::Store(e),
+        }
+    }
+
+    /// Why a caller without an app has none: 409 when they have a running order here
+    /// (deploy to it), 404 when they have none.
+    fn why_no_app(&self, caller: &SessionRecord) -> Error {
+        let now = unix_now();
+        match self.store.orders() {
+            Ok(orders) => match orders
+                .into_iter()
+                .find(|o| o.order.user == caller.address && o.is_running(now))
+            {
+                Some(order) => Error::AppNotAvailable(order.order.id),
+                None => Error::NoSuchApp,
+            },
+            Err(e) => Error::Store(e),
+        }
+    }
+
+    /// Asks the authorization policy about one request (unless configured off).
+    pub async fn authorize(
+        &self,
+        caller: &SessionRecord,
+        route: &Route,
+        request: &RequestView<'_>,
+    ) -> Result<()> {
+        if self.config.skip_request_policy {
+            return Ok(());
+        }
+        let meta = RequestMeta {
+            method: request.method.to_owned(),
+            path: normalize_path(request.path),
+            host: request.host.map(str::to_owned),
+            headers: request
+                .headers
+                .iter()
+                .filter(|(name, _)| POLICY_HEADERS.contains(name))
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            caller: Some(caller.address),
+            order_id: Some(route.order_id.clone()),
+            scopes: caller.scopes.clone().unwrap_or_default(),
+        };
+        match self.policies.authorize_request(meta).await? {
+            Decision::Allow => Ok(()),
+            Decision::Deny { reason } => Err(Error::RequestDenied(reason)),
+        }
+    }
+}
+
+/// The path a policy sees (the WIT's promise): percent-escapes of unreserved characters
+/// decoded (`%41` is `A`; reserved ones such as `%2F` stay encoded, since decoding them
+/// would change the path's structure), `.` and `..` segments resolved (never above the
+/// root), repeated slashes merged. So `/admin`, `//admin`, `/x/../admin` and `/%61dmin` are
+/// all `/admin` to a prefix rule.
+pub fn normalize_path(path: &str) -> String {
+    let decoded = decode_unreserved(path);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len() + 1);
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    if out.is_empty() || (trailing && !segments.is_empty()) {
+        out.push('/');
+    }
+    out
+}
+
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let [b'%', hi, lo, ..] = bytes[i..]
+            && let (Some(h), Some(l)) = (hex_value(hi), hex_value(lo))
+        {
+            let b = h << 4 | l;
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(b);
+            } else {
+                // Reserved or non-ASCII: keep the escape, upper-cased (RFC 3986 §6.2.2.1).
+                out.extend_from_slice(&[b'%', hi.to_ascii_uppercase(), lo.to_ascii_uppercase()]);
+            }
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    // Only ASCII bytes were added or replaced, so valid UTF-8 stays valid.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_of_one_path_normalise_alike() {
+        for spelling in [
+            "/admin",
+            "//admin",
+            "/x/../admin",
+            "/%61dmin",
+            "/./admin",
+            "/../admin",
+        ] {
+            assert_eq!(normalize_path(spelling), "/admin", "{spelling}");
+        }
+        assert_eq!(normalize_path("/a/b/"), "/a/b/");
+        assert_eq!(normalize_path("/a/b/.."), "/a/");
+        assert_eq!(normalize_path(""), "/");
+        assert_eq!(normalize_path("/"), "/");
+        assert_eq!(normalize_path("/a%2fb"), "/a%2Fb", "reserved escapes stay");
+        assert_eq!(normalize_path("/%7euser"), "/~user");
+        assert_eq!(normalize_path("/bad%zz"), "/bad%zz");
+        assert_eq!(normalize_path("/end%4"), "/end%4");
+    }
+}
