@@ -71,6 +71,28 @@ impl ApplyObject {
         })
     }
 
+    /// Adds labels to the object (over any of the same key the body had).
+    pub fn with_labels(mut self, labels: &[(&str, &str)]) -> Self {
+        if let Some(meta) = self.body.as_object_mut().and_then(|m| {
+            m.entry("metadata")
+                .or_insert_with(|| serde_json::json!({}))
+                .as_object_mut()
+        }) {
+            let map = meta
+                .entry("labels")
+                .or_insert_with(|| serde_json::json!({}));
+            if !map.is_object() {
+                *map = serde_json::json!({});
+            }
+            if let Some(map) = map.as_object_mut() {
+                for (key, value) in labels {
+                    map.insert((*key).to_owned(), (*value).into());
+                }
+            }
+        }
+        self
+    }
+
     /// `Kind/name`, for messages.
     pub fn describe(&self) -> String {
         format!("{}/{}", self.resource.kind, self.name)
@@ -84,6 +106,11 @@ impl ApplyObject {
     /// The name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The body sent to the API server.
+    pub fn body(&self) -> &serde_json::Value {
+        &self.body
     }
 }
 
@@ -232,6 +259,47 @@ impl ClusterClient {
             .await?;
         }
         Ok(())
+    }
+
+    /// Deletes the gateway's objects of the app kinds in `namespace` that are not in
+    /// `keep`: re-deploying replaces the app, so what the new manifest no longer has goes.
+    /// Only objects labelled managed-by grid-gateway are considered, so what Kubernetes
+    /// itself puts in a namespace (`kube-root-ca.crt`) stays. Returns what was deleted.
+    pub async fn prune(&self, namespace: &str, keep: &[ApplyObject]) -> Result<Vec<String>> {
+        let selector = format!("{MANAGED_BY_KEY}={MANAGED_BY}");
+        let mut deleted = Vec::new();
+        for resource in app_resources() {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), namespace, &resource);
+            let list = self
+                .bounded(async {
+                    api.list(&ListParams::default().labels(&selector))
+                        .await
+                        .map_err(|e| ClusterError::from_kube(&resource.kind, "*", e))
+                })
+                .await?;
+            for object in list.items {
+                let Some(name) = object.metadata.name else {
+                    continue;
+                };
+                let kept = keep
+                    .iter()
+                    .any(|k| k.resource.kind == resource.kind && k.name == name);
+                if kept {
+                    continue;
+                }
+                self.bounded(async {
+                    match api.delete(&name, &DeleteParams::background()).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                        Err(e) => Err(ClusterError::from_kube(&resource.kind, &name, e)),
+                    }
+                })
+                .await?;
+                deleted.push(format!("{}/{name}", resource.kind));
+            }
+        }
+        Ok(deleted)
     }
 
     /// Deletes a namespace and with it everything in it. `Ok(false)` when it was not there.
@@ -433,6 +501,19 @@ impl ClusterClient {
                 .boxed(),
         ))
     }
+}
+
+/// The kinds a user's manifest may hold (see `manifest::ALLOWED_KINDS`).
+fn app_resources() -> [ApiResource; 6] {
+    use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
+    [
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<PersistentVolumeClaim>(&()),
+    ]
 }
 
 /// What waiting for the workloads came to.

@@ -83,8 +83,14 @@ pub async fn prepare(
     let mut app = Vec::with_capacity(checked.objects.len());
     let mut workloads = Vec::new();
     let mut pod_selector = None;
+    // Labelled so a later deploy can tell the app's objects from what Kubernetes puts in
+    // the namespace, and prune what the new manifest dropped.
+    let labels = [
+        (crate::labels::MANAGED_BY_KEY, crate::labels::MANAGED_BY),
+        (crate::labels::ORDER_ID_KEY, input.order_id),
+    ];
     for object in &checked.objects {
-        app.push(apply_object(object)?);
+        app.push(apply_object(object)?.with_labels(&labels));
         if let Some((workload, selector)) = workload_of(object) {
             pod_selector.get_or_insert(selector);
             workloads.push(workload);
@@ -198,6 +204,15 @@ spec:
         );
         assert_eq!((plan.service.as_str(), plan.port), ("web", 8080));
         assert_eq!(plan.pod_selector, "app=web,tier=front");
+        let deployment = &plan.app[0];
+        assert_eq!(
+            deployment.body()["metadata"]["labels"]["grid.dev/order-id"],
+            "7"
+        );
+        assert_eq!(
+            deployment.body()["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "grid-gateway"
+        );
     }
 
     #[tokio::test]

@@ -588,3 +588,57 @@ async fn without_a_cluster_deploys_are_503() {
     reply.assert_error(503, "cluster_not_configured");
     let _ = FakeOptions::default();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeploy_replaces_the_app_and_drops_what_the_new_manifest_left_out() {
+    let node = Node::start(true).await;
+    let first = start_app("first").await;
+    let with_config = format!(
+        "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{a: b}}\n",
+        manifest(first.port(), "500m", "256Mi")
+    );
+    assert_eq!(node.deploy(&with_config).await.status, 202);
+    assert_eq!(node.settled().await.json["status"], "available");
+    assert_eq!(node.call("GET", "/").await.json, "app first: GET /");
+
+    let second = start_app("second").await;
+    assert_eq!(
+        node.deploy(&manifest(second.port(), "500m", "256Mi"))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(node.settled().await.json["status"], "available");
+    assert_eq!(node.call("GET", "/").await.json, "app second: GET /");
+    let config_maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        node.fake.in_memory(),
+        &namespace(&node),
+    );
+    assert!(
+        config_maps.get_opt("settings").await.unwrap().is_none(),
+        "pruned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_comes_from_the_clusters_nodes() {
+    let node = Node::start_with(true, |config| {
+        config.cluster.as_mut().unwrap().capacity_from_nodes = true;
+    })
+    .await;
+    let status = get(&node.gw, "/_grid/v1/node").await;
+    // The fake's one node: 8 CPUs, 32 GiB, 500 GiB (the config says 4 / 8 GiB / 100 GiB).
+    assert_eq!(
+        status.json["capacity"]["total"]["cpu_millis"], 8000,
+        "{}",
+        status.json
+    );
+    assert_eq!(
+        status.json["capacity"]["total"]["memory_bytes"],
+        32u64 << 30
+    );
+    assert_eq!(
+        status.json["capacity"]["free"]["cpu_millis"], 6000,
+        "the order holds 2 cores"
+    );
+}

@@ -6,7 +6,8 @@
 //!    and the quota must be in place before any pod can be created;
 //! 2. the app's objects are dry-run as a whole, so admission (Pod Security, the quota,
 //!    webhooks) refuses a bad manifest before any of it is stored;
-//! 3. then applied for real, and its workloads waited for within the deadline.
+//! 3. then applied for real; objects of an earlier deploy the manifest no longer has are
+//!    deleted (a re-deploy replaces the app); its workloads are waited for within the deadline.
 //!
 //! Any failure after step 1 began deletes the namespace, so a failed deploy leaves
 //! nothing behind in the cluster, and records `failed` with a code and the reason.
@@ -118,6 +119,13 @@ async fn apply_and_wait(
         .apply(&plan.namespace, &plan.app, false)
         .await
         .map_err(fail)?;
+    let pruned = client
+        .prune(&plan.namespace, &plan.app)
+        .await
+        .map_err(fail)?;
+    if !pruned.is_empty() {
+        tracing::info!(namespace = %plan.namespace, ?pruned, "objects the new manifest dropped were deleted");
+    }
     let readiness = client
         .wait_ready(
             &plan.namespace,

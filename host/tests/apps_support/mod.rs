@@ -188,6 +188,14 @@ pub struct Node {
 impl Node {
     /// A node; `allow_loopback` lets manifests come from the local file server.
     pub async fn start(allow_loopback: bool) -> Node {
+        Node::start_with(allow_loopback, |_| {}).await
+    }
+
+    /// [`Node::start`] with a change to the gateway's config.
+    pub async fn start_with(
+        allow_loopback: bool,
+        change: impl FnOnce(&mut grid_gateway::config::Config),
+    ) -> Node {
         let chain = Chain::start().await;
         let fake = FakeCluster::start(FakeOptions {
             service_ip: Some([127, 0, 0, 1].into()),
@@ -196,7 +204,7 @@ impl Node {
         .await
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let gw = Node::gateway_in(&chain, &fake, dir.path(), allow_loopback).await;
+        let gw = Node::gateway_with(&chain, &fake, dir.path(), allow_loopback, change).await;
         let order = good_order(&chain).await;
         let accept = post(&gw, &format!("/_grid/v1/orders/{order}/accept"), json!({})).await;
         assert_eq!(accept.status, 200, "{}", accept.json);
@@ -219,10 +227,21 @@ impl Node {
         root: &Path,
         allow_loopback: bool,
     ) -> Arc<Gateway> {
+        Node::gateway_with(chain, fake, root, allow_loopback, |_| {}).await
+    }
+
+    async fn gateway_with(
+        chain: &Chain,
+        fake: &FakeCluster,
+        root: &Path,
+        allow_loopback: bool,
+        change: impl FnOnce(&mut grid_gateway::config::Config),
+    ) -> Arc<Gateway> {
         let kubeconfig = root.join("kubeconfig");
         fake.write_kubeconfig(&kubeconfig).unwrap();
         let mut config = config(root, &chain.anvil.url, chain.deployment.market);
         config.cluster = Some(cluster_config(&kubeconfig, allow_loopback));
+        change(&mut config);
         gateway(config, Hooks::default()).await
     }
 
@@ -249,8 +268,19 @@ impl Node {
 
     /// `GET /_grid/v1/apps/{order}` as the user.
     pub async fn app_status(&self) -> Reply {
-        self.call("GET", &format!("/_grid/v1/apps/{}", self.order))
-            .await
+        self.app_status_as(&self.cookie, &self.order).await
+    }
+
+    /// `GET /_grid/v1/apps/{order}` as `cookie`.
+    pub async fn app_status_as(&self, cookie: &str, order: &str) -> Reply {
+        send(
+            &self.gw,
+            Request::get(format!("/_grid/v1/apps/{order}"))
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     /// A request as the user.
