@@ -103,9 +103,13 @@ pub enum EvalError {
         /// The world of the policy.
         policy: World,
     },
-    /// The evaluation was handed to the blocking pool and that pool is gone (shutdown).
+    /// The evaluation was lost: its host code panicked, or the evaluation threads are gone.
     #[error("the evaluation was cancelled")]
     Cancelled,
+    /// More evaluations are waiting than the evaluation threads can take; the gateway
+    /// refuses rather than queue without bound.
+    #[error("too many policy evaluations are waiting")]
+    Overloaded,
 }
 
 impl EvalError {
@@ -119,6 +123,7 @@ impl EvalError {
             EvalError::Instantiate(_) => "instantiate",
             EvalError::WrongCall { .. } => "wrong_call",
             EvalError::Cancelled => "cancelled",
+            EvalError::Overloaded => "overloaded",
         }
     }
 }

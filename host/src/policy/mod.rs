@@ -26,6 +26,7 @@ pub mod compiled;
 mod convert;
 pub mod engine;
 pub mod error;
+mod eval_pool;
 pub mod limits;
 pub mod metrics;
 mod state;

@@ -242,24 +242,20 @@ impl PolicySet {
     }
 }
 
-/// Runs a blocking evaluation without stalling the async reactor: on a multi-threaded
-/// runtime the worker hands its other tasks to the rest of the pool while this one blocks
-/// (`block_in_place`, no thread hop: the common, cheap path); on a current-thread runtime
-/// it moves to the blocking pool; outside a runtime it just runs.
+/// Runs a blocking evaluation without stalling the async reactor: inside a runtime on the
+/// evaluation threads ([`super::eval_pool`]); outside a runtime (the CLI) it just runs.
 ///
 /// It must never run directly on a worker thread: besides stalling other tasks, WASI's
 /// synchronous bindings enter the runtime (`block_on`), which is refused there.
 pub(crate) async fn off_reactor<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, EvalError> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            Ok(tokio::task::block_in_place(f))
-        }
-        Ok(_) => tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|_| EvalError::Cancelled),
-        Err(_) => Ok(f()),
+    use super::eval_pool::{self, Rejected};
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Ok(f());
     }
+    eval_pool::run(f).await.map_err(|e| match e {
+        Rejected::Busy => EvalError::Overloaded,
+        Rejected::Lost => EvalError::Cancelled,
+    })
 }
