@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, LogFormat};
@@ -85,6 +86,11 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = crate::http::router(gateway.clone());
     let task = tokio::spawn(async move {
+        // Small responses (and proxied frames: SSE events, websocket messages) go out at
+        // once instead of waiting for the peer's delayed ACK (Nagle).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

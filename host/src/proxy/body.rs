@@ -35,11 +35,13 @@ pub fn empty() -> ProxyBody {
 pub struct IdleTimeoutError(pub Duration);
 
 /// Fails a body that sends nothing for `timeout`, so a stalled peer cannot hold a
-/// connection (and its buffers) forever. Each frame restarts the clock.
+/// connection (and its buffers) forever. The clock starts when the body first has nothing
+/// to give, and each frame stops it: most bodies (empty requests, small responses) are
+/// ready at once and never touch the timer wheel.
 pub struct IdleTimeout<B> {
     inner: B,
     timeout: Duration,
-    sleep: Pin<Box<Sleep>>,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl<B> IdleTimeout<B> {
@@ -48,7 +50,7 @@ impl<B> IdleTimeout<B> {
         IdleTimeout {
             inner,
             timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            sleep: None,
         }
     }
 }
@@ -68,12 +70,16 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = Instant::now() + this.timeout;
-                this.sleep.as_mut().reset(deadline);
+                // The wait is over; the next one starts its own clock.
+                this.sleep = None;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                ready!(this.sleep.as_mut().poll(cx));
+                let timeout = this.timeout;
+                let sleep = this.sleep.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep_until(Instant::now() + timeout))
+                });
+                ready!(sleep.as_mut().poll(cx));
                 Poll::Ready(Some(Err(Box::new(IdleTimeoutError(this.timeout)))))
             }
         }
