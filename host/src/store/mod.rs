@@ -52,6 +52,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// Sessions read on every proxied request are served from memory. All session writes go
+    /// through this store (the cache is updated in the same call, after the commit), so it
+    /// never disagrees with the table; a revoked session is refused at once.
+    sessions: Arc<std::sync::RwLock<std::collections::HashMap<String, SessionRecord>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -76,7 +80,10 @@ impl Store {
         tx.open_table(SESSIONS).map_err(db)?;
         tx.open_table(APPS).map_err(db)?;
         tx.commit().map_err(db)?;
-        Ok(Store { db: database })
+        Ok(Store {
+            db: database,
+            sessions: Arc::default(),
+        })
     }
 
     /// The shared database (for grid-chain).
@@ -196,22 +203,44 @@ impl Store {
                 .insert(record.id.as_str(), value.as_slice())
                 .map_err(db)?;
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        let mut cache = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, s| s.expires_at > now);
+        cache.insert(record.id.clone(), record.clone());
+        Ok(())
     }
 
     /// One session, if it exists.
     pub fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        if let Some(hit) = self
+            .sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Ok(Some(hit.clone()));
+        }
         let tx = self.db.begin_read().map_err(db)?;
         let table = tx.open_table(SESSIONS).map_err(db)?;
-        match table.get(id).map_err(db)? {
-            Some(v) => decode("gw_sessions", id, v.value()).map(Some),
-            None => Ok(None),
+        let found: Option<SessionRecord> = match table.get(id).map_err(db)? {
+            Some(v) => Some(decode("gw_sessions", id, v.value())?),
+            None => None,
+        };
+        if let Some(record) = &found {
+            // Only if absent: a write that committed meanwhile has put a newer record there.
+            self.sessions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(id.to_owned())
+                .or_insert_with(|| record.clone());
         }
+        Ok(found)
     }
 
     /// Marks a session revoked (kept until it would have expired, so a stolen copy of
     /// the cookie is refused as revoked rather than unknown). False when there is none.
     pub fn revoke_session(&self, id: &str) -> Result<bool> {
+        let mut revoked = None;
         let tx = self.db.begin_write().map_err(db)?;
         let found = {
             let mut table = tx.open_table(SESSIONS).map_err(db)?;
@@ -222,6 +251,7 @@ impl Store {
             match current {
                 Some(mut record) => {
                     record.revoked = true;
+                    revoked = Some(record.clone());
                     let value = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
                         table: "gw_sessions",
                         key: id.to_owned(),
@@ -234,6 +264,12 @@ impl Store {
             }
         };
         tx.commit().map_err(db)?;
+        if let Some(record) = revoked {
+            self.sessions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_owned(), record);
+        }
         Ok(found)
     }
 }

@@ -53,3 +53,27 @@ fn ended_sessions_are_dropped_when_a_new_one_is_written() {
     assert!(store.session("live").unwrap().is_some());
     assert!(store.session("new").unwrap().is_some());
 }
+
+#[test]
+fn a_cached_session_is_seen_revoked_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let record = SessionRecord {
+        id: "s1".into(),
+        address: grid_policy_sdk::Address::ZERO,
+        expires_at: 99,
+        scopes: None,
+        created_at: 1,
+        revoked: false,
+    };
+    store.put_session(&record).unwrap();
+    assert!(
+        !store.session("s1").unwrap().unwrap().revoked,
+        "served from memory"
+    );
+    // Another handle on the same database shares the cache.
+    let other = store.clone();
+    assert!(other.revoke_session("s1").unwrap());
+    assert!(store.session("s1").unwrap().unwrap().revoked);
+    assert!(store.session("unknown").unwrap().is_none());
+}
