@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Proxy load test on this machine, one run, same connections and duration for all:
-#   (a) the app directly, (b) the forwarder without policy, (c) with the per-request
-#   authorization policy, (d) nginx proxy_pass with keep-alive to the app (one worker).
-# Needs Debian's nginx and wrk (apt-get install nginx wrk). Usage: host/benches/proxy.sh [connections] [seconds]
+# Process load test on this machine, one run, same connections and duration for all:
+#   (a) the app directly, (b) the whole gateway (session, route, forward) without the
+#   per-request policy, (c) with it, (d) nginx proxy_pass with keep-alive to the app.
+# Every server has one worker (one tokio worker thread, one nginx worker process); wrk runs
+# one thread. Needs Debian's nginx and wrk (apt-get install nginx wrk).
+# Usage: host/benches/proxy.sh [connections] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONNS=${1:-50}
@@ -11,9 +13,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 APP=$(free_port); PLAIN=$(free_port); POLICY=$(free_port); NGINX=$(free_port)
 cargo build --release -q -p grid-gateway --example proxy_bench
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-"$target_dir/release/examples/proxy_bench" "$APP" "$PLAIN" "$POLICY" &
-RIG=$!
 work=$(mktemp -d)
+RUST_LOG=warn "$target_dir/release/examples/proxy_bench" "$APP" "$PLAIN" "$POLICY" "$work" &
+RIG=$!
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/nginx.pid;
@@ -30,19 +32,21 @@ http {
 CONF
 nginx -c "$work/nginx.conf"
 trap 'kill $RIG 2>/dev/null; nginx -c "$work/nginx.conf" -s stop 2>/dev/null; rm -rf "$work"' EXIT
-sleep 1
-run() { # name port connections
-  local out
-  out=$(wrk -t1 -c"$3" -d"${SECS}s" --latency "http://127.0.0.1:$2/" 2>&1)
-  local rps p50 p99
+for _ in $(seq 100); do [ -s "$work/tokens" ] && break; sleep 0.1; done
+TOKEN_PLAIN=$(sed -n 1p "$work/tokens"); TOKEN_POLICY=$(sed -n 2p "$work/tokens")
+sleep 0.5
+run() { # name port connections token
+  local out rps p50 p99
+  out=$(wrk -t1 -c"$3" -d"${SECS}s" --latency -H "Authorization: Bearer $4" "http://127.0.0.1:$2/" 2>&1)
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  if echo "$out" | grep -q "Non-2xx"; then echo "$1: non-2xx answers:"; echo "$out"; exit 1; fi
   printf "| %-28s | c=%-3s | %10s req/s | p50 %8s | p99 %8s |\n" "$1" "$3" "$rps" "$p50" "$p99"
 }
 for c in "$CONNS" 1; do
-  run "direct" "$APP" "$c"
-  run "gateway, policy off" "$PLAIN" "$c"
-  run "gateway, policy on" "$POLICY" "$c"
-  run "nginx proxy_pass keepalive" "$NGINX" "$c"
+  run "direct" "$APP" "$c" "$TOKEN_PLAIN"
+  run "gateway, policy off" "$PLAIN" "$c" "$TOKEN_PLAIN"
+  run "gateway, policy on" "$POLICY" "$c" "$TOKEN_POLICY"
+  run "nginx proxy_pass keepalive" "$NGINX" "$c" "$TOKEN_PLAIN"
 done

@@ -1,59 +1,62 @@
-//! Load-test rig for the proxy's forwarding core, used by `host/benches/proxy.sh`:
-//! a small upstream app, the forwarder in front of it without a policy, and the forwarder
-//! with the built-in authorization policy evaluated on every request.
+//! Load-test rig for Process, used by `host/benches/proxy.sh`: a small upstream app and two
+//! whole gateways in front of it (the real router, session check, route table and
+//! forwarder), one asking the authorization policy on every request and one not.
 //!
-//! `cargo run --release -p grid-gateway --example proxy_bench -- <app port> <proxy port> <proxy+policy port>`
-//! Each server runs on its own runtime with one worker thread (like one nginx worker).
+//! `cargo run --release -p grid-gateway --example proxy_bench -- <app port> <gateway port>
+//! <gateway+policy port> <work dir>`
+//!
+//! Each gateway's store is seeded with one user, one running order whose app is available
+//! at the upstream, and a session; the session's bearer tokens are written to
+//! `<work dir>/tokens` (one line per gateway) for the load generator. No chain and no cluster are involved: what is measured is the
+//! request path. Each server runs on its own runtime with one worker thread (like one nginx
+//! worker).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::Path;
 
-use grid_gateway::policy::{PolicyEngine, PolicySet, reload};
-use grid_gateway::proxy::{
-    ClientInfo, ForwardOptions, Forwarder, ProxyBody, ProxyConfig, Upstream, full,
-};
-use grid_policy_sdk::{Address, RequestMeta};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use grid_gateway::config::Config;
+use grid_gateway::orders::Hooks;
+use grid_gateway::policy::unix_now;
+use grid_gateway::store::{AppRecord, AppStatus, OrderRecord, OrderState, SessionRecord, Store};
+use grid_policy_sdk::{Address, Amount, Order, OrderStatus, Resources};
+use http::Response;
+use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-type Handler = Arc<
-    dyn Fn(
-            Request<Incoming>,
-            SocketAddr,
-        )
-            -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<ProxyBody>> + Send>>
-        + Send
-        + Sync,
->;
+const USER: Address = Address([0xaa; 20]);
+const SESSION: &str = "bench-session";
 
-/// Serves `handler` on `port` on a dedicated runtime with one worker thread (multi-thread
-/// flavour, as the gateway runs, so policy evaluations take the `block_in_place` path).
-fn serve(port: u16, handler: Handler) -> std::thread::JoinHandle<()> {
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The upstream: `hello, world` for every request.
+fn app(port: u16) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
+        runtime().block_on(async move {
             let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
             loop {
-                let Ok((stream, peer)) = listener.accept().await else {
+                let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let handler = handler.clone();
-                        async move { Ok::<_, Infallible>(handler(req, peer).await) }
+                    let service = service_fn(|_req| async {
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .header("content-type", "text/plain")
+                                .body(Full::new(bytes::Bytes::from_static(b"hello, world\n")))
+                                .expect("response"),
+                        )
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
@@ -61,79 +64,107 @@ fn serve(port: u16, handler: Handler) -> std::thread::JoinHandle<()> {
     })
 }
 
-fn proxy(upstream: Upstream, policy: Option<Arc<PolicySet>>) -> Handler {
-    let forwarder = Forwarder::new(ProxyConfig::default());
-    Arc::new(move |req, peer| {
-        let (forwarder, upstream, policy) = (forwarder.clone(), upstream.clone(), policy.clone());
-        Box::pin(async move {
-            if let Some(policy) = policy {
-                let meta = RequestMeta {
-                    method: req.method().to_string(),
-                    path: req.uri().path().to_owned(),
-                    host: None,
-                    headers: Vec::new(),
-                    caller: Some(Address([0xaa; 20])),
-                    order_id: Some("1".into()),
-                    scopes: Vec::new(),
-                };
-                match policy.authorize_request(meta).await {
-                    Ok(d) if d.is_allowed() => {}
-                    _ => {
-                        return Response::builder()
-                            .status(StatusCode::FORBIDDEN)
-                            .body(full("denied"))
-                            .expect("response");
-                    }
-                }
-            }
-            let client = ClientInfo { peer, https: false };
-            match forwarder
-                .forward(req, &upstream, &client, &ForwardOptions::default())
-                .await
-            {
-                Ok(response) => response,
-                Err(e) => Response::builder()
-                    .status(e.status())
-                    .body(full(e.code()))
-                    .expect("response"),
-            }
+/// Seeds a store at `data_dir` with the user's running order, its available app at
+/// `entrance`, and a session.
+fn seed(data_dir: &Path, entrance: &str) {
+    std::fs::create_dir_all(data_dir).expect("data dir");
+    let store = Store::open(data_dir).expect("store");
+    let now = unix_now();
+    let order = Order {
+        id: "1".into(),
+        user: USER,
+        provider: Address::ZERO,
+        payee: Address::ZERO,
+        resources: Resources {
+            cpu_millis: 1000,
+            memory_bytes: 1 << 30,
+            ..Resources::default()
+        },
+        duration_secs: 30 * 86_400,
+        payment: Amount::from(1u64),
+        start_time: Some(now),
+        created_at: now,
+        status: OrderStatus::Active,
+    };
+    store
+        .put_order(&OrderRecord {
+            order,
+            state: OrderState::Active,
+            tx_hash: None,
+            accepted_at: now,
         })
-    })
+        .expect("order");
+    store
+        .put_app(&AppRecord {
+            order_id: "1".into(),
+            user: USER,
+            namespace: "grid-order-1".into(),
+            manifest_url: "https://example.com/app.yaml".into(),
+            status: AppStatus::Available,
+            code: None,
+            reason: None,
+            conditions: Vec::new(),
+            entrance: Some(entrance.into()),
+            pod_selector: None,
+            generation: 1,
+            updated_at: now,
+        })
+        .expect("app");
+    store
+        .put_session(&SessionRecord {
+            id: SESSION.into(),
+            address: USER,
+            expires_at: now + 86_400,
+            scopes: None,
+            created_at: now,
+            revoked: false,
+        })
+        .expect("session");
+}
+
+/// A gateway on `port` in front of `entrance`; returns the session's bearer token.
+fn gateway(port: u16, entrance: String, policy: bool, root: &Path) -> String {
+    let data_dir = root.join(format!("gw-{port}"));
+    seed(&data_dir, &entrance);
+    let text = format!(
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nlog_format = \"text\"\n\
+         [auth]\ndomain = \"bench.local\"\n[session]\nsecure = false\n\
+         [process]\nskip_request_policy = {}\n",
+        data_dir.display(),
+        !policy
+    );
+    let config = Config::from_toml(&text, Path::new("bench.toml"), []).expect("config");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let running = grid_gateway::server::start(config, Hooks::default())
+                .await
+                .expect("gateway");
+            let token = running.gateway.auth.seal(SESSION);
+            let _ = tx.send(token);
+            std::future::pending::<()>().await;
+            drop(running);
+        })
+    });
+    rx.recv().expect("the gateway started")
 }
 
 fn main() {
-    let ports: Vec<u16> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let [app, plain, with_policy] = ports[..] else {
-        eprintln!("usage: proxy_bench <app port> <proxy port> <proxy+policy port>");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ports: Vec<u16> = args.iter().take(3).filter_map(|a| a.parse().ok()).collect();
+    let (&[app_port, plain, with_policy], Some(work)) = (&ports[..], args.get(3)) else {
+        eprintln!("usage: proxy_bench <app port> <gateway port> <gateway+policy port> <work dir>");
         std::process::exit(2);
     };
-    let hello: Handler = Arc::new(|_req, _peer| {
-        Box::pin(async {
-            Response::builder()
-                .header("content-type", "text/plain")
-                .body(full("hello, world\n"))
-                .expect("response")
-        })
-    });
-    let upstream: Upstream = format!("http://127.0.0.1:{app}").parse().expect("upstream");
-    let set = Arc::new(PolicySet::new(
-        PolicyEngine::builder().build().expect("engine"),
-    ));
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(reload(&set, None));
-    let threads = [
-        serve(app, hello),
-        serve(plain, proxy(upstream.clone(), None)),
-        serve(with_policy, proxy(upstream, Some(set))),
+    let root = Path::new(work);
+    let entrance = format!("http://127.0.0.1:{app_port}");
+    let upstream = app(app_port);
+    // Each gateway has its own session key, so each has its own token.
+    let tokens = [
+        gateway(plain, entrance.clone(), false, root),
+        gateway(with_policy, entrance, true, root),
     ];
-    eprintln!("app :{app}  proxy :{plain}  proxy+policy :{with_policy}");
-    for t in threads {
-        let _ = t.join();
-    }
+    std::fs::write(root.join("tokens"), tokens.join("\n") + "\n").expect("token file");
+    eprintln!("app :{app_port}  gateway :{plain}  gateway+policy :{with_policy}");
+    let _ = upstream.join();
 }
