@@ -642,3 +642,25 @@ async fn capacity_comes_from_the_clusters_nodes() {
         "the order holds 2 cores"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_policy_can_veto_a_deploy() {
+    let node = Node::start_with(true, |config| {
+        let dir = config.policy.dir.clone().unwrap();
+        std::fs::write(
+            dir.join("authorization.settings.json"),
+            r#"{"deny_path_prefixes":["/_grid/v1/apps"]}"#,
+        )
+        .unwrap();
+    })
+    .await;
+    let reply = node.deploy(&manifest(8080, "500m", "256Mi")).await;
+    reply.assert_error(403, "request_denied");
+    assert!(
+        reply.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/_grid/v1/apps")
+    );
+    assert!(node.gw.store.app(&node.order).unwrap().is_none());
+}
