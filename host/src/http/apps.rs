@@ -118,14 +118,14 @@ pub struct LogsQuery {
 /// (poll `GET /_grid/v1/apps/{order_id}`).
 #[utoipa::path(post, path = "/_grid/v1/apps", request_body = DeployBody, tag = "apps",
     responses((status = 202, body = DeployResponse),
-              (status = 401, body = ErrorBody, description = "unauthenticated"),
-              (status = 403, body = ErrorBody, description = "not_order_owner, request_denied, manifest_address_refused and the other manifest_* refusals of the URL"),
+              (status = 400, body = ErrorBody, description = "bad_request"),
+              (status = 401, body = ErrorBody, description = "unauthenticated, invalid_session, session_expired, session_revoked"),
+              (status = 403, body = ErrorBody, description = "not_order_owner, request_denied"),
               (status = 404, body = ErrorBody, description = "order_not_accepted"),
               (status = 409, body = ErrorBody, description = "order_not_running"),
-              (status = 413, body = ErrorBody, description = "manifest_too_large"),
-              (status = 422, body = ErrorBody, description = "manifest_* refusals of the content"),
-              (status = 502, body = ErrorBody, description = "manifest_http_status, manifest_connect_failed"),
-              (status = 503, body = ErrorBody, description = "cluster_not_configured"),
+              (status = 422, body = ErrorBody, description = "the manifest URL or content refused: manifest_address_refused, manifest_url_scheme, manifest_too_large, manifest_privileged, manifest_resources_exceeded, … (cluster/README.md lists them all)"),
+              (status = 502, body = ErrorBody, description = "manifest_http_status, manifest_connect_failed, manifest_tls_failed"),
+              (status = 503, body = ErrorBody, description = "cluster_not_configured, policy_failed"),
               (status = 504, body = ErrorBody, description = "manifest_timeout")))]
 pub async fn deploy(
     State(gw): AppState,
