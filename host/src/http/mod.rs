@@ -19,6 +19,7 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -29,8 +30,25 @@ pub use openapi::openapi;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole router, with its layers, for `gateway`.
+/// The whole router for `gateway`: the API (`/_grid/…`, `/greet`) with its layers, and
+/// Process for every other path. Process is routed before the API's layer stack (request
+/// ids, spans, per-route metrics, CORS, body limit): a proxied request pays only for what
+/// it needs, and has its own metrics (`grid_proxy_*`).
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    let api = api_router(gateway.clone());
+    let process = Router::new()
+        .fallback(process::fallback)
+        .with_state(gateway);
+    Router::new().fallback_service(tower::service_fn(move |request: Request| {
+        let path = request.uri().path();
+        let is_api = path == "/greet" || path == "/_grid" || path.starts_with("/_grid/");
+        let target = if is_api { api.clone() } else { process.clone() };
+        target.oneshot(request)
+    }))
+}
+
+/// The API routes with their layers.
+fn api_router(gateway: Arc<Gateway>) -> Router {
     let body_limit = gateway.config.http.body_limit_bytes;
     let cors = cors(&gateway.config.http.cors_origins);
     let api = Router::new()
@@ -52,7 +70,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/_grid/metrics", get(handlers::metrics))
         .route("/_grid/openapi.json", get(openapi::serve))
         .route("/greet", get(handlers::greet))
-        .fallback(process::fallback)
+        .fallback(process::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(gateway.clone(), track));
     let mut router = api.with_state(gateway);

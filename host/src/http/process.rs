@@ -21,7 +21,12 @@ use crate::policy::unix_now;
 use crate::process::{ORDER_HEADER, RequestView};
 use crate::proxy::{ClientInfo, ForwardOptions};
 
-/// The fallback route: unknown `/_grid/` paths are 404; everything else is Process.
+/// Unknown API paths.
+pub async fn not_found(uri: axum::http::Uri) -> Error {
+    Error::NotFound(uri.path().to_owned())
+}
+
+/// Every path outside the API: Process (`/_grid` paths that reach here are 404).
 pub async fn fallback(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     let path = request.uri().path();
     if path == "/_grid" || path.starts_with("/_grid/") {
