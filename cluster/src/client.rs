@@ -586,11 +586,7 @@ fn deployment_state(object: &str, deployment: &Deployment) -> WorkloadState {
             )
         })
     });
-    let observed = match (deployment.metadata.generation, status.observed_generation) {
-        (Some(generation), Some(observed)) => observed >= generation,
-        (Some(_), None) => false,
-        (None, _) => true,
-    };
+    let observed = observed(deployment.metadata.generation, status.observed_generation);
     let ready = observed
         && status.updated_replicas.unwrap_or(0) >= wanted
         && status.available_replicas.unwrap_or(0) >= wanted;
@@ -618,15 +614,20 @@ fn statefulset_state(object: &str, set: &StatefulSet) -> WorkloadState {
             )
         })
         .collect();
-    let observed = match (set.metadata.generation, status.observed_generation) {
-        (Some(generation), Some(observed)) => observed >= generation,
-        (Some(_), None) => false,
-        (None, _) => true,
-    };
+    let observed = observed(set.metadata.generation, status.observed_generation);
     WorkloadState {
         ready: observed && status.ready_replicas.unwrap_or(0) >= wanted,
         failed: None,
         conditions,
+    }
+}
+
+/// True when the controller has seen the object's latest spec (its status is about it).
+fn observed(generation: Option<i64>, observed_generation: Option<i64>) -> bool {
+    match (generation, observed_generation) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (Some(_), None) => false,
+        (None, _) => true,
     }
 }
 

@@ -299,27 +299,7 @@ async fn only_the_orders_user_deploys_and_only_to_orders_accepted_here() {
     let url = node.files.put("app.yaml", manifest(8080, "500m", "256Mi"));
 
     // Another user with their own order here cannot deploy to this one.
-    node.chain.fund(STRANGER_KEY).await;
-    let theirs = node
-        .chain
-        .create_order_by(
-            STRANGER_KEY,
-            address(PROVIDER_KEY),
-            address(PAYEE_KEY),
-            node_support::chain::resources(""),
-            3600,
-            PRICE_1H,
-        )
-        .await
-        .to_string();
-    let accept = post(
-        &node.gw,
-        &format!("/_grid/v1/orders/{theirs}/accept"),
-        serde_json::json!({}),
-    )
-    .await;
-    assert_eq!(accept.status, 200, "{}", accept.json);
-    let stranger = sign_in(&node.gw, STRANGER_KEY).await;
+    let (_, stranger) = second_user(&node).await;
     node.deploy_as(&stranger, &node.order, &url)
         .await
         .assert_error(403, "not_order_owner");

@@ -67,31 +67,6 @@ async fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answ
     }
 }
 
-/// A second user with their own accepted order and session on `node`.
-async fn second_user(node: &Node) -> (String, String) {
-    node.chain.fund(STRANGER_KEY).await;
-    let order = node
-        .chain
-        .create_order_by(
-            STRANGER_KEY,
-            address(PROVIDER_KEY),
-            address(PAYEE_KEY),
-            node_support::chain::resources(""),
-            3600,
-            PRICE_1H,
-        )
-        .await
-        .to_string();
-    let accept = post(
-        &node.gw,
-        &format!("/_grid/v1/orders/{order}/accept"),
-        serde_json::json!({}),
-    )
-    .await;
-    assert_eq!(accept.status, 200, "{}", accept.json);
-    (order, sign_in(&node.gw, STRANGER_KEY).await)
-}
-
 /// Deploys an app named `name` to `order` as `cookie` and waits until it is available.
 async fn deploy_named(node: &Node, cookie: &str, order: &str, name: &'static str) {
     let app = start_app(name).await;

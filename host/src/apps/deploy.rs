@@ -135,17 +135,7 @@ async fn apply_and_wait(
         )
         .await
         .map_err(fail)?;
-    let conditions: Conditions = readiness
-        .conditions
-        .into_iter()
-        .map(|c| AppCondition {
-            object: c.object,
-            type_: c.type_,
-            status: c.status,
-            reason: c.reason,
-            message: c.message,
-        })
-        .collect();
+    let conditions: Conditions = readiness.conditions;
     match readiness.outcome {
         ReadyOutcome::Ready => {}
         ReadyOutcome::Failed(reason) => {

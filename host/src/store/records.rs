@@ -105,20 +105,7 @@ impl AppStatus {
 }
 
 /// A Kubernetes condition of one of the app's objects, as last seen.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppCondition {
-    /// `Kind/name`.
-    pub object: String,
-    /// The condition type, e.g. `Available`.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    /// Its reason.
-    pub reason: Option<String>,
-    /// Its message.
-    pub message: Option<String>,
-}
+pub type AppCondition = grid_cluster::Condition;
 
 /// The app of one order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

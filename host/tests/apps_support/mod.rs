@@ -316,6 +316,31 @@ fn rand_suffix() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A second user with their own accepted order and session on `node`.
+pub async fn second_user(node: &Node) -> (String, String) {
+    node.chain.fund(STRANGER_KEY).await;
+    let order = node
+        .chain
+        .create_order_by(
+            STRANGER_KEY,
+            address(PROVIDER_KEY),
+            address(PAYEE_KEY),
+            crate::node_support::chain::resources(""),
+            3600,
+            PRICE_1H,
+        )
+        .await
+        .to_string();
+    let accept = post(
+        &node.gw,
+        &format!("/_grid/v1/orders/{order}/accept"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(accept.status, 200, "{}", accept.json);
+    (order, sign_in(&node.gw, STRANGER_KEY).await)
+}
+
 /// Signs `key` in; returns the session cookie.
 pub async fn sign_in(gw: &Arc<Gateway>, key: &str) -> String {
     let message = Siwe::new(address(key), &nonce(gw).await).text();
