@@ -182,6 +182,17 @@ impl OrderService {
         })
     }
 
+    /// What this node recorded of an order it accepted: its terms as last seen on chain
+    /// (extensions included), where it is, and when it ends. Everything in it is public on
+    /// chain, so no session is needed to read it.
+    pub fn accepted_order(&self, id: &str) -> Result<OrderRecord> {
+        let order_id: OrderId = id
+            .parse()
+            .map_err(|_| Error::InvalidOrderId(id.to_owned()))?;
+        let key = order_id.to_string();
+        self.store.order(&key)?.ok_or(Error::OrderNotAccepted(key))
+    }
+
     /// Accepts an order: checks, stores, locks. Idempotent.
     pub async fn accept(&self, id: &str) -> Result<AcceptOutcome> {
         let chain = self.chain.as_ref().ok_or(Error::ChainNotConfigured)?;

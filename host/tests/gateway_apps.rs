@@ -363,6 +363,34 @@ async fn a_cancel_on_chain_tears_the_app_down_and_frees_the_capacity() {
     let before = get(&node.gw, "/_grid/v1/node").await.json["capacity"].clone();
     assert_ne!(before["free"], before["total"]);
 
+    // An extension on chain reaches the node's record of the order (and moves its end).
+    let id = node.order.parse::<U256>().unwrap();
+    let order_path = format!("/_grid/v1/orders/{}", node.order);
+    let old = get(&node.gw, &order_path).await.json;
+    node.chain
+        .market(USER_KEY)
+        .extend(id, 600, U256::from(1000))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let mut extended = get(&node.gw, &order_path).await.json;
+    for _ in 0..200 {
+        if extended["duration_secs"] != old["duration_secs"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        extended = get(&node.gw, &order_path).await.json;
+    }
+    let old_duration = old["duration_secs"].as_u64().unwrap();
+    assert_eq!(extended["duration_secs"], old_duration + 600, "{extended}");
+    assert_eq!(
+        extended["ends_at"].as_u64().unwrap(),
+        old["ends_at"].as_u64().unwrap() + 600
+    );
+
     node.chain
         .market(USER_KEY)
         .cancel(node.order.parse::<U256>().unwrap())
@@ -383,6 +411,7 @@ async fn a_cancel_on_chain_tears_the_app_down_and_frees_the_capacity() {
     assert_eq!(status.json["status"], "deleted", "{}", status.json);
     assert_eq!(status.json["code"], "order_cancelled");
     assert!(!namespace_exists(&node).await);
+    assert_eq!(get(&node.gw, &order_path).await.json["state"], "cancelled");
     let after = get(&node.gw, "/_grid/v1/node").await.json["capacity"].clone();
     assert_eq!(
         after["free"], after["total"],

@@ -41,6 +41,25 @@ async fn quote_then_accept_locks_the_order_once() {
     assert_eq!(again.json["tx_hash"], tx);
     assert_eq!(chain.tx_count(provider).await, sent_before + 1);
 
+    // The node's record of it, for frontends: terms, state, end.
+    let record = get(&gw, &format!("/_grid/v1/orders/{id}")).await;
+    assert_eq!(record.status, 200, "{}", record.json);
+    assert_eq!(record.json["state"], "active");
+    assert_eq!(record.json["user"], address(USER_KEY).to_checksum(None));
+    assert_eq!(record.json["payment"], PRICE_1H.to_string());
+    assert_eq!(record.json["duration_secs"], 3600);
+    assert_eq!(record.json["tx_hash"], tx);
+    let start = record.json["start_time"]
+        .as_u64()
+        .expect("locked: has a start");
+    assert_eq!(record.json["ends_at"], start + 3600);
+    let unknown = get(&gw, "/_grid/v1/orders/999999").await;
+    assert_eq!(unknown.status, 404, "{}", unknown.json);
+    assert_eq!(unknown.json["error"]["code"], "order_not_accepted");
+    let malformed = get(&gw, "/_grid/v1/orders/not-a-number").await;
+    assert_eq!(malformed.status, 400, "{}", malformed.json);
+    assert_eq!(malformed.json["error"]["code"], "invalid_order_id");
+
     // The order now holds capacity.
     let node = get(&gw, "/_grid/v1/node").await;
     assert_eq!(node.status, 200);

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::error::Error;
 use crate::orders::{AcceptOutcome, QuoteInput, QuoteOutcome};
+use crate::store::OrderRecord;
 
 /// A quantity as a Kubernetes quantity string or a bare number.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -172,6 +173,63 @@ impl From<AcceptOutcome> for AcceptResponse {
             order_id: a.order_id,
             status: a.status.to_owned(),
             tx_hash: a.tx_hash,
+        }
+    }
+}
+
+/// An order this node accepted, as it stands here.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct OrderResponse {
+    /// The order (decimal).
+    pub order_id: String,
+    /// `accepted` (lock not confirmed yet), `active`, `cancelled` or `completed`.
+    pub state: String,
+    /// The wallet that ordered (and may sign in to use it).
+    pub user: String,
+    /// Who is paid as the order runs.
+    pub payee: String,
+    /// CPU in millicores.
+    pub cpu_millis: u64,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Storage in bytes.
+    pub storage_bytes: u64,
+    /// GPUs.
+    pub gpus: u32,
+    /// Seconds bought, extensions included.
+    pub duration_secs: u64,
+    /// Escrowed payment, decimal u256, extensions included.
+    pub payment: String,
+    /// Unix seconds it started running (the lock), when locked.
+    pub start_time: Option<u64>,
+    /// Unix seconds it ends (its app is torn down then).
+    pub ends_at: u64,
+    /// The lock transaction, when known.
+    pub tx_hash: Option<String>,
+    /// Unix seconds this node accepted it.
+    pub accepted_at: u64,
+}
+
+impl From<OrderRecord> for OrderResponse {
+    fn from(r: OrderRecord) -> Self {
+        let ends_at = r.ends_at();
+        let o = r.order;
+        OrderResponse {
+            order_id: o.id,
+            state: r.state.as_str().to_owned(),
+            // EIP-55 checksummed, like the node's wallet.
+            user: grid_chain::from_sdk_address(o.user).to_string(),
+            payee: grid_chain::from_sdk_address(o.payee).to_string(),
+            cpu_millis: o.resources.cpu_millis,
+            memory_bytes: o.resources.memory_bytes,
+            storage_bytes: o.resources.storage_bytes,
+            gpus: o.resources.gpus,
+            duration_secs: o.duration_secs,
+            payment: o.payment.to_string(),
+            start_time: o.start_time,
+            ends_at,
+            tx_hash: r.tx_hash,
+            accepted_at: r.accepted_at,
         }
     }
 }

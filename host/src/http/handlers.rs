@@ -49,6 +49,19 @@ pub async fn accept(
     Ok(Json(gw.orders.accept(&id).await?.into()))
 }
 
+/// An order this node accepted: its state, terms (extensions included) and end.
+#[utoipa::path(get, path = "/_grid/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "order id, decimal")),
+    responses((status = 200, body = OrderResponse),
+              (status = 400, body = ErrorBody, description = "invalid_order_id"),
+              (status = 404, body = ErrorBody, description = "order_not_accepted")))]
+pub async fn order(
+    State(gw): AppState,
+    Path(id): Path<String>,
+) -> Result<Json<OrderResponse>, Error> {
+    Ok(Json(gw.orders.accepted_order(&id)?.into()))
+}
+
 /// A single-use login nonce.
 #[utoipa::path(get, path = "/_grid/v1/auth/nonce", tag = "auth",
     responses((status = 200, body = NonceResponse)))]

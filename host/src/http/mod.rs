@@ -53,6 +53,7 @@ fn api_router(gateway: Arc<Gateway>) -> Router {
     let cors = cors(&gateway.config.http.cors_origins);
     let api = Router::new()
         .route("/_grid/v1/quote", post(handlers::quote))
+        .route("/_grid/v1/orders/{id}", get(handlers::order))
         .route("/_grid/v1/orders/{id}/accept", post(handlers::accept))
         .route("/_grid/v1/auth/nonce", get(handlers::nonce))
         .route("/_grid/v1/auth/login", post(handlers::login))

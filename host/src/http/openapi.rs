@@ -17,6 +17,7 @@ use super::handlers;
     paths(
         handlers::quote,
         handlers::accept,
+        handlers::order,
         handlers::nonce,
         handlers::login,
         handlers::logout,
@@ -38,6 +39,7 @@ use super::handlers;
         QuoteResponse,
         PriceLineView,
         AcceptResponse,
+        OrderResponse,
         NonceResponse,
         LoginBody,
         LoginResponse,

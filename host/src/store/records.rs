@@ -19,6 +19,16 @@ pub enum OrderState {
 }
 
 impl OrderState {
+    /// The state's name in the API and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Accepted => "accepted",
+            OrderState::Active => "active",
+            OrderState::Cancelled => "cancelled",
+            OrderState::Completed => "completed",
+        }
+    }
+
     /// True once the order is over on chain (cancelled or completed).
     pub fn is_ended(self) -> bool {
         matches!(self, OrderState::Cancelled | OrderState::Completed)
