@@ -1,97 +1,145 @@
 #!/usr/bin/env bash
-# Brings up what the node can do today and shows it working: the policies, a local chain,
-# a cluster (KUBECONFIG's, or a clearly labelled in-memory stand-in) and the gateway on them. Run from a fresh clone:
-#   scripts/dev-node.sh
+# One command, from a fresh clone, to a complete local provider node doing its job:
+#   - installs what is missing (scripts/bootstrap.sh) and builds;
+#   - shows the reference policies loading and running on their fixtures;
+#   - starts a dev chain (anvil) with the Market deployed;
+#   - a cluster: KUBECONFIG's when set, else a clearly labelled DEVELOPMENT STAND-IN (the
+#     fake API server the tests use) whose Services point at the example app run locally;
+#   - starts the gateway with the reference policies (settings in .dev-node/policies);
+#   - runs the walkthrough client (examples/walkthrough): order, quote, accept, sign in,
+#     deploy, call the app, extend, cancel;
+#   - leaves the node running with its URLs printed, until Ctrl-C.
+#
+#   scripts/dev-node.sh          # stays up
+#   scripts/dev-node.sh --exit   # stops after the walkthrough, with its exit status (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
 
-command -v python3 >/dev/null || { echo "dev-node: python3 is needed to show results" >&2; exit 1; }
+STAY=1
+case "${1:-}" in
+  --exit) STAY=0 ;;
+  "") ;;
+  *) echo "usage: scripts/dev-node.sh [--exit]" >&2; exit 2 ;;
+esac
+
+scripts/bootstrap.sh
+command -v python3 >/dev/null || { echo "dev-node: python3 is needed (example app, file server)" >&2; exit 1; }
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 150); do curl -sf "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "dev-node: $* did not come up" >&2; return 1; }
 
-step "building the gateway (the reference policies are built to wasm32-wasip2 and embedded)"
-cargo build -p grid-gateway -p grid-fake-cluster --quiet
-GW=${CARGO_TARGET_DIR:-target}/debug/grid-gateway
-FAKE=${CARGO_TARGET_DIR:-target}/debug/grid-fake-cluster
+# Everything the node keeps (store, policies, keys, logs) lives here; a new run starts clean.
+STATE=${DEV_NODE_DIR:-.dev-node}
+rm -rf "$STATE"
+mkdir -p "$STATE/policies" "$STATE/www" "$STATE/logs"
+STATE=$(cd "$STATE" && pwd)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "building the gateway, the cluster stand-in and the walkthrough client"
+echo "  (the reference policies are built to wasm32-wasip2 and embedded in the gateway)"
+cargo build -p grid-gateway -p grid-fake-cluster -p grid-walkthrough --quiet
+BIN=${CARGO_TARGET_DIR:-target}/debug
+GW=$BIN/grid-gateway
 
 step "the built-in policies load and validate their default settings"
 for world in pricing payee authorization; do
   $GW policy check --world "$world" | python3 scripts/show.py check
 done
-
 for policy in pricing-linear payee-wallets authz-order-owner; do
-  step "$policy on its fixtures"
+  step "$policy on its fixtures (grid-gateway policy run)"
   $GW policy run --settings "policies/$policy/fixtures/settings.json" --input "policies/$policy/fixtures" | python3 scripts/show.py run
 done
 
-step "a policy that misbehaves is stopped, and the answer is a clean error"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-python3 - "$tmp/loop.json" <<'PY'
-import json, sys
-f = json.load(open("policies/pricing-linear/fixtures/accept-gpu-by-model.json"))
-f["call"]["quote"]["request"]["resources"]["gpu_model"] = "loop"
-del f["expect"]
-json.dump(f, open(sys.argv[1], "w"))
-PY
-$GW policy run --policy "${CARGO_TARGET_DIR:-target}/guests/wasm32-wasip2/policy/hostile_policy.wasm" --input "$tmp/loop.json" 2>&1 | sed 's/^/  /' || true
+step "a local chain: anvil with the Market and a test token deployed"
+RPC_PORT=$(free_port)
+node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil --host 127.0.0.1 --port "$RPC_PORT" --silent &
+PIDS+=($!)
+RPC="http://127.0.0.1:$RPC_PORT"
+wait_http -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$RPC"
+$GW chain deploy-dev --rpc "$RPC" --timeout-secs 30 > "$STATE/chain.toml"
+sed 's/^/  /' "$STATE/chain.toml"
 
-step "a local chain: anvil with the Market contract deployed"
-ANVIL=node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$ANVIL" --host 127.0.0.1 --port "$PORT" --silent &
-ANVIL_PID=$!
-trap 'kill $ANVIL_PID 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 1 100); do
-  curl -sf -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' \
-    "http://127.0.0.1:$PORT" >/dev/null && break
-  sleep 0.1
-done
-$GW chain deploy-dev --rpc "http://127.0.0.1:$PORT" --timeout-secs 30 > "$tmp/chain.toml"
-sed 's/^/  /' "$tmp/chain.toml"
-
+# The example app's port: on the stand-in, Services get the address 127.0.0.1, so the
+# entrance of the app's Service (this port) is the app started below.
+APP_PORT=$(free_port)
+python3 examples/hello-app/manifest.py --port "$APP_PORT" > "$STATE/www/hello.yaml"
 if [ -n "${KUBECONFIG:-}" ]; then
   step "the cluster: KUBECONFIG=$KUBECONFIG"
-  CLUSTER_TOML=$(printf '[cluster]\nkubeconfig = "%s"\nentrance = "cluster_ip"\n' "$KUBECONFIG")
+  echo "  the app runs in your cluster; the gateway reaches it at its Service's cluster IP, so"
+  echo "  run this where cluster IPs are routable (or call it from inside the cluster)"
+  KUBE=$KUBECONFIG
 else
-  step "the cluster: a DEVELOPMENT STAND-IN (grid-fake-cluster: an in-memory API server, nothing runs)"
-  "$FAKE" --kubeconfig "$tmp/kubeconfig" --service-ip 127.0.0.1 --node cpu=8,memory=32Gi,storage=500Gi,gpu=0 > "$tmp/fake.url" &
-  FAKE_PID=$!
-  trap 'kill $FAKE_PID 2>/dev/null; kill $ANVIL_PID 2>/dev/null; rm -rf "$tmp"' EXIT
-  for _ in $(seq 1 100); do [ -s "$tmp/kubeconfig" ] && break; sleep 0.1; done
-  echo "  API server stand-in at $(cat "$tmp/fake.url"); set KUBECONFIG to use a real cluster instead"
-  CLUSTER_TOML=$(printf '[cluster]\nkubeconfig = "%s"\nentrance = "cluster_ip"\n' "$tmp/kubeconfig")
+  step "the cluster: a DEVELOPMENT STAND-IN (grid-fake-cluster: an in-memory API server; nothing runs in it)"
+  "$BIN/grid-fake-cluster" --kubeconfig "$STATE/kubeconfig" --service-ip 127.0.0.1 \
+    --node cpu=8,memory=32Gi,storage=500Gi,gpu=0 > "$STATE/fake.url" 2> "$STATE/logs/fake-cluster.log" &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do [ -s "$STATE/kubeconfig" ] && break; sleep 0.1; done
+  echo "  API server stand-in at $(cat "$STATE/fake.url"); set KUBECONFIG to use a real cluster instead"
+  echo "  its Services point at 127.0.0.1, where the example app runs locally on port $APP_PORT:"
+  python3 examples/hello-app/app.py --bind 127.0.0.1 --port "$APP_PORT" > "$STATE/logs/hello-app.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$APP_PORT/"
+  echo "  python3 examples/hello-app/app.py --port $APP_PORT (log: $STATE/logs/hello-app.log)"
+  KUBE=$STATE/kubeconfig
 fi
 
-step "the gateway's server against that chain and cluster (grid-gateway serve)"
-# anvil's default account 2 is the node wallet (public test key, never for a real network).
-printf '%s' 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$tmp/node.key"
-chmod 600 "$tmp/node.key"
-GW_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-{
-  printf 'listen = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$GW_PORT" "$tmp/data"
-  printf '[auth]\ndomain = "127.0.0.1:%s"\n[session]\nsecure = false\n' "$GW_PORT"
-  cat "$tmp/chain.toml"
-  printf 'key_file = "%s"\n' "$tmp/node.key"
-  echo "$CLUSTER_TOML"
-} > "$tmp/gateway.toml"
-$GW config check --config "$tmp/gateway.toml" | sed 's/^/  /'
-RUST_LOG=warn $GW serve --config "$tmp/gateway.toml" &
-GW_PID=$!
-trap 'kill $GW_PID 2>/dev/null; kill ${FAKE_PID:-} 2>/dev/null; kill $ANVIL_PID 2>/dev/null; rm -rf "$tmp"' EXIT
-URL="http://127.0.0.1:$GW_PORT"
-for _ in $(seq 1 100); do curl -sf "$URL/_grid/healthz" >/dev/null && break; sleep 0.1; done
-show() { printf '  %s\n    ' "$1"; curl -s "${@:2}"; echo; }
-show "GET /_grid/readyz (store, policies, chain, cluster)" "$URL/_grid/readyz"
-show "GET /_grid/v1/node (capacity from the cluster's nodes, policies)" "$URL/_grid/v1/node" | cut -c1-400
-show "POST /_grid/v1/quote (inline spec, type 0 without an order)" -H 'content-type: application/json' \
-  -d '{"resources":{"cpu":"2","memory":"4Gi","storage":"10Gi","gpu":0},"duration_secs":3600,"payment":"1"}' "$URL/_grid/v1/quote"
-show "GET /greet?type=1&input=1 (no such order yet)" "$URL/greet?type=1&input=1"
-show "GET /_grid/v1/auth/nonce (for a sign-in message, type 2)" "$URL/_grid/v1/auth/nonce"
-show "POST /_grid/v1/apps without signing in (deploy needs a session)" -H 'content-type: application/json' \
-  -d '{"order_id":"1","manifest_url":"http://169.254.169.254/latest/meta-data"}' "$URL/_grid/v1/apps"
-show "GET /anything without signing in (Process: requests go to the caller's app)" "$URL/anything"
-echo "  (the gateway on $URL and anvil on port $PORT stop when this script ends)"
+# The manifest is served from loopback, which the gateway refuses to fetch unless told:
+# [cluster.fetch] allow_cidrs below is for this dev node only.
+FILES_PORT=$(free_port)
+python3 -m http.server --bind 127.0.0.1 --directory "$STATE/www" "$FILES_PORT" > "$STATE/logs/files.log" 2>&1 &
+PIDS+=($!)
+MANIFEST_URL="http://127.0.0.1:$FILES_PORT/hello.yaml"
+wait_http "$MANIFEST_URL"
 
-step "done"
-echo "  Write your own policy: guest-sdk/README.md; evaluate it with: $GW policy run --policy <file.wasm> --input <fixtures>"
+step "the gateway (grid-gateway serve) on that chain and cluster, with the reference policies"
+# anvil's default accounts (public test keys, never for a real network): 2 is the node
+# wallet, 3 the payee the payee policy accepts, 1 the walkthrough's user.
+printf '%s' 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$STATE/node.key"
+chmod 600 "$STATE/node.key"
+PAYEE=0x90F79bf6EB2c4f870365E785982E1f101E93b906
+cp policies/pricing-linear/fixtures/settings.json "$STATE/policies/pricing.settings.json"
+printf '{"payees":["%s"],"max_order_age_secs":3600,"max_clock_skew_secs":600}\n' "$PAYEE" > "$STATE/policies/payee.settings.json"
+GW_PORT=$(free_port)
+URL="http://127.0.0.1:$GW_PORT"
+{
+  printf 'listen = "127.0.0.1:%s"\ndata_dir = "%s/data"\n' "$GW_PORT" "$STATE"
+  printf '[auth]\ndomain = "127.0.0.1:%s"\n[session]\nsecure = false\n' "$GW_PORT"
+  printf '[policy]\ndir = "%s/policies"\n' "$STATE"
+  cat "$STATE/chain.toml"
+  printf 'key_file = "%s/node.key"\n' "$STATE"
+  printf '[cluster]\nkubeconfig = "%s"\nentrance = "cluster_ip"\n' "$KUBE"
+  printf '[cluster.fetch]\nallow_cidrs = ["127.0.0.1/32"]\n'
+} > "$STATE/gateway.toml"
+$GW config check --config "$STATE/gateway.toml" | sed 's/^/  /'
+RUST_LOG=${RUST_LOG:-info} $GW serve --config "$STATE/gateway.toml" > "$STATE/logs/gateway.log" 2>&1 &
+GW_PID=$!
+PIDS+=($GW_PID)
+wait_http "$URL/_grid/healthz" || { tail -20 "$STATE/logs/gateway.log" >&2; exit 1; }
+echo "  $URL (log: $STATE/logs/gateway.log)"
+
+step "the walkthrough: a user's whole journey (examples/walkthrough, one HTTP call or transaction per step)"
+"$BIN/grid-walkthrough" --gateway "$URL" --rpc "$RPC" --payee "$PAYEE" --manifest-url "$MANIFEST_URL" || {
+  echo "dev-node: the walkthrough failed; the gateway's last log lines ($STATE/logs/gateway.log):" >&2
+  tail -30 "$STATE/logs/gateway.log" >&2
+  exit 1
+}
+
+step "the node is up"
+cat <<INFO
+  gateway      $URL   (API: $URL/_grid/openapi.json, metrics: $URL/_grid/metrics)
+  chain        $RPC   (anvil; Market and token in $STATE/chain.toml)
+  cluster      $KUBE
+  example app  $MANIFEST_URL
+  config       $STATE/gateway.toml
+  policies     $STATE/policies   (drop a pricing.wasm here and the next quote uses it)
+  logs         $STATE/logs/
+  again:       $BIN/grid-walkthrough --gateway $URL --rpc $RPC --payee $PAYEE --manifest-url $MANIFEST_URL
+INFO
+if [ "$STAY" = 1 ]; then
+  echo "  Ctrl-C stops everything."
+  wait "$GW_PID"
+fi
