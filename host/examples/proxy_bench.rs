@@ -14,19 +14,16 @@
 use std::convert::Infallible;
 use std::path::Path;
 
-use grid_gateway::config::Config;
 use grid_gateway::orders::Hooks;
-use grid_gateway::policy::unix_now;
-use grid_gateway::store::{AppRecord, AppStatus, OrderRecord, OrderState, SessionRecord, Store};
-use grid_policy_sdk::{Address, Amount, Order, OrderStatus, Resources};
+use grid_gateway::proxy::ProxyConfig;
 use http::Response;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-const USER: Address = Address([0xaa; 20]);
-const SESSION: &str = "bench-session";
+#[path = "../tests/seeded_support/mod.rs"]
+mod seeded;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -64,83 +61,23 @@ fn app(port: u16) -> std::thread::JoinHandle<()> {
     })
 }
 
-/// Seeds a store at `data_dir` with the user's running order, its available app at
-/// `entrance`, and a session.
-fn seed(data_dir: &Path, entrance: &str) {
-    std::fs::create_dir_all(data_dir).expect("data dir");
-    let store = Store::open(data_dir).expect("store");
-    let now = unix_now();
-    let order = Order {
-        id: "1".into(),
-        user: USER,
-        provider: Address::ZERO,
-        payee: Address::ZERO,
-        resources: Resources {
-            cpu_millis: 1000,
-            memory_bytes: 1 << 30,
-            ..Resources::default()
-        },
-        duration_secs: 30 * 86_400,
-        payment: Amount::from(1u64),
-        start_time: Some(now),
-        created_at: now,
-        status: OrderStatus::Active,
-    };
-    store
-        .put_order(&OrderRecord {
-            order,
-            state: OrderState::Active,
-            tx_hash: None,
-            accepted_at: now,
-        })
-        .expect("order");
-    store
-        .put_app(&AppRecord {
-            order_id: "1".into(),
-            user: USER,
-            namespace: "grid-order-1".into(),
-            manifest_url: "https://example.com/app.yaml".into(),
-            status: AppStatus::Available,
-            code: None,
-            reason: None,
-            conditions: Vec::new(),
-            entrance: Some(entrance.into()),
-            pod_selector: None,
-            generation: 1,
-            updated_at: now,
-        })
-        .expect("app");
-    store
-        .put_session(&SessionRecord {
-            id: SESSION.into(),
-            address: USER,
-            expires_at: now + 86_400,
-            scopes: None,
-            created_at: now,
-            revoked: false,
-        })
-        .expect("session");
-}
-
 /// A gateway on `port` in front of `entrance`; returns the session's bearer token.
 fn gateway(port: u16, entrance: String, policy: bool, root: &Path) -> String {
     let data_dir = root.join(format!("gw-{port}"));
-    seed(&data_dir, &entrance);
-    let text = format!(
-        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nlog_format = \"text\"\n\
-         [auth]\ndomain = \"bench.local\"\n[session]\nsecure = false\n\
-         [process]\nskip_request_policy = {}\n",
-        data_dir.display(),
-        !policy
+    seeded::seed(&data_dir, &entrance);
+    let config = seeded::config(
+        &format!("127.0.0.1:{port}"),
+        &data_dir,
+        policy,
+        ProxyConfig::default(),
     );
-    let config = Config::from_toml(&text, Path::new("bench.toml"), []).expect("config");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         runtime().block_on(async move {
             let running = grid_gateway::server::start(config, Hooks::default())
                 .await
                 .expect("gateway");
-            let token = running.gateway.auth.seal(SESSION);
+            let token = running.gateway.auth.seal(seeded::SESSION);
             let _ = tx.send(token);
             std::future::pending::<()>().await;
             drop(running);

@@ -1,6 +1,10 @@
-//! The reverse proxy against a real app on loopback: a gateway-side HTTP server that
-//! forwards every request with `Forwarder`, and an upstream app that echoes what it got,
-//! streams, hangs, aborts and speaks websocket.
+//! The reverse proxy against a real app on loopback: an upstream app that echoes what it
+//! got, streams, hangs, aborts and speaks websocket, reached either through a bare HTTP
+//! server forwarding every request with `Forwarder` (the proxy's own behaviour), or through
+//! the whole gateway (`server::start`: session, route table, Process) with a seeded session
+//! and route — the streaming tests run both ways.
+
+mod seeded_support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -233,20 +237,55 @@ async fn app(mut req: Request<Incoming>, sse_gate: Arc<Notify>) -> Response<Prox
     }
 }
 
+/// What stands between the client and the app.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// A bare server calling `Forwarder::forward`.
+    Forwarder,
+    /// The whole gateway, the request carrying the seeded session's bearer token.
+    Gateway,
+}
+
+const BOTH: [Via; 2] = [Via::Forwarder, Via::Gateway];
+
 struct Harness {
     gateway: SocketAddr,
     sse_gate: Arc<Notify>,
     metrics: grid_gateway::proxy::ProxyMetrics,
+    /// `Authorization` value for the whole gateway.
+    bearer: Option<String>,
+    /// Keeps the whole gateway and its data alive for the test.
+    _gateway: Option<(grid_gateway::server::Running, tempfile::TempDir)>,
 }
 
 async fn harness_with(config: ProxyConfig, upstream: Option<String>) -> Harness {
+    harness_via(Via::Forwarder, config, upstream).await
+}
+
+async fn harness_via(via: Via, config: ProxyConfig, upstream: Option<String>) -> Harness {
     let sse_gate = Arc::new(Notify::new());
     let gate = sse_gate.clone();
     let app_addr = serve(move |req, _| app(req, gate.clone())).await;
-    let upstream: Upstream = upstream
-        .unwrap_or_else(|| format!("http://{app_addr}"))
-        .parse()
-        .unwrap();
+    let entrance = upstream.unwrap_or_else(|| format!("http://{app_addr}"));
+    if let Via::Gateway = via {
+        let dir = tempfile::tempdir().unwrap();
+        seeded_support::seed(dir.path(), &entrance);
+        let config = seeded_support::config("127.0.0.1:0", dir.path(), false, config);
+        let running = grid_gateway::server::start(config, grid_gateway::orders::Hooks::default())
+            .await
+            .unwrap();
+        return Harness {
+            gateway: running.addr,
+            sse_gate,
+            metrics: running.gateway.forwarder.metrics().clone(),
+            bearer: Some(format!(
+                "Bearer {}",
+                running.gateway.auth.seal(seeded_support::SESSION)
+            )),
+            _gateway: Some((running, dir)),
+        };
+    }
+    let upstream: Upstream = entrance.parse().unwrap();
     let forwarder = Forwarder::new(config);
     let metrics = forwarder.metrics().clone();
     let gateway = serve(move |req, peer| {
@@ -273,11 +312,17 @@ async fn harness_with(config: ProxyConfig, upstream: Option<String>) -> Harness 
         gateway,
         sse_gate,
         metrics,
+        bearer: None,
+        _gateway: None,
     }
 }
 
 async fn harness() -> Harness {
     harness_with(ProxyConfig::default(), None).await
+}
+
+async fn harness_through(via: Via) -> Harness {
+    harness_via(via, ProxyConfig::default(), None).await
 }
 
 type Client = hyper_util::client::legacy::Client<
@@ -290,9 +335,27 @@ fn client() -> Client {
 }
 
 fn at(h: &Harness, method: &str, path: &str) -> http::request::Builder {
-    Request::builder()
+    let builder = Request::builder()
         .method(method)
-        .uri(format!("http://{}{path}", h.gateway))
+        .uri(format!("http://{}{path}", h.gateway));
+    match &h.bearer {
+        Some(bearer) => builder.header("authorization", bearer),
+        None => builder,
+    }
+}
+
+/// The websocket handshake request, with the session when going through the gateway.
+fn ws_request(h: &Harness) -> http::Request<()> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/ws", h.gateway)
+        .into_client_request()
+        .unwrap();
+    if let Some(bearer) = &h.bearer {
+        request
+            .headers_mut()
+            .insert("authorization", bearer.parse().unwrap());
+    }
+    request
 }
 
 async fn request(
@@ -311,23 +374,27 @@ async fn request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn methods_bodies_and_queries_arrive_intact() {
-    let h = harness().await;
-    for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
-        let body = if method == "GET" {
-            grid_gateway::proxy::empty()
-        } else {
-            full(format!("payload of {method}"))
-        };
-        let (status, echo) = request(&h, at(&h, method, "/items/42?sort=desc&q=a%20b"), body).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(echo["method"], method);
-        assert_eq!(echo["path"], "/items/42");
-        assert_eq!(echo["query"], "sort=desc&q=a%20b");
-        if method != "GET" {
-            assert_eq!(echo["body"], format!("payload of {method}"));
+    for via in BOTH {
+        eprintln!("through {via:?}");
+        let h = harness_through(via).await;
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            let body = if method == "GET" {
+                grid_gateway::proxy::empty()
+            } else {
+                full(format!("payload of {method}"))
+            };
+            let (status, echo) =
+                request(&h, at(&h, method, "/items/42?sort=desc&q=a%20b"), body).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(echo["method"], method);
+            assert_eq!(echo["path"], "/items/42");
+            assert_eq!(echo["query"], "sort=desc&q=a%20b");
+            if method != "GET" {
+                assert_eq!(echo["body"], format!("payload of {method}"));
+            }
         }
+        assert_eq!(h.metrics.request_count("2xx"), 5);
     }
-    assert_eq!(h.metrics.request_count("2xx"), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,145 +469,164 @@ async fn a_trusted_proxy_chain_is_extended() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mib_upload_and_download_stream_through() {
-    let h = harness().await;
-    const SIZE: usize = 100 << 20;
-    let (status, echo) = request(&h, at(&h, "POST", "/upload"), chunks(SIZE, 256 * 1024)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(echo["bytes"], SIZE);
+    for via in BOTH {
+        eprintln!("through {via:?}");
+        let h = harness_through(via).await;
+        const SIZE: usize = 100 << 20;
+        let (status, echo) = request(&h, at(&h, "POST", "/upload"), chunks(SIZE, 256 * 1024)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(echo["bytes"], SIZE);
 
-    let response = client()
-        .request(
-            at(&h, "GET", &format!("/download?bytes={SIZE}"))
-                .body(grid_gateway::proxy::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let mut body = response.into_body();
-    let (mut total, mut largest_frame) = (0usize, 0usize);
-    while let Some(frame) = body.frame().await {
-        let len = frame.unwrap().data_ref().map_or(0, |d| d.len());
-        total += len;
-        largest_frame = largest_frame.max(len);
+        let response = client()
+            .request(
+                at(&h, "GET", &format!("/download?bytes={SIZE}"))
+                    .body(grid_gateway::proxy::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        let (mut total, mut largest_frame) = (0usize, 0usize);
+        while let Some(frame) = body.frame().await {
+            let len = frame.unwrap().data_ref().map_or(0, |d| d.len());
+            total += len;
+            largest_frame = largest_frame.max(len);
+        }
+        assert_eq!(total, SIZE);
+        // Streamed, not buffered: data arrives in pieces of the size the app wrote, not as
+        // one 100 MiB buffer.
+        assert!(largest_frame <= 1 << 20, "largest frame {largest_frame}");
     }
-    assert_eq!(total, SIZE);
-    // Streamed, not buffered: data arrives in pieces of the size the app wrote, not as
-    // one 100 MiB buffer.
-    assert!(largest_frame <= 1 << 20, "largest frame {largest_frame}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_sent_events_arrive_incrementally() {
-    let h = harness().await;
-    let response = client()
-        .request(
-            at(&h, "GET", "/sse")
-                .body(grid_gateway::proxy::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let mut body = response.into_body();
-    let first = tokio::time::timeout(Duration::from_secs(20), body.frame())
-        .await
-        .expect("the first event must arrive before the stream ends");
-    assert_eq!(
-        first.unwrap().unwrap().into_data().unwrap(),
-        "data: one\n\n"
-    );
-    h.sse_gate.notify_one();
-    let rest = body.collect().await.unwrap().to_bytes();
-    assert_eq!(rest, "data: two\n\n");
+    for via in BOTH {
+        eprintln!("through {via:?}");
+        let h = harness_through(via).await;
+        let response = client()
+            .request(
+                at(&h, "GET", "/sse")
+                    .body(grid_gateway::proxy::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let mut body = response.into_body();
+        let first = tokio::time::timeout(Duration::from_secs(20), body.frame())
+            .await
+            .expect("the first event must arrive before the stream ends");
+        assert_eq!(
+            first.unwrap().unwrap().into_data().unwrap(),
+            "data: one\n\n"
+        );
+        h.sse_gate.notify_one();
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(rest, "data: two\n\n");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_echoes_both_ways_and_closes_cleanly() {
-    let h = harness().await;
-    let (mut ws, response) = tokio_tungstenite::connect_async(format!("ws://{}/ws", h.gateway))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
-    for text in ["hello", "again"] {
-        ws.send(Message::text(text)).await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(20), ws.next())
+    for via in BOTH {
+        eprintln!("through {via:?}");
+        let h = harness_through(via).await;
+        let (mut ws, response) = tokio_tungstenite::connect_async(ws_request(&h))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        for text in ["hello", "again"] {
+            ws.send(Message::text(text)).await.unwrap();
+            let reply = tokio::time::timeout(Duration::from_secs(20), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(reply, Message::text(format!("echo: {text}")));
+        }
+        assert_eq!(
+            h.metrics.tunnels_open.get(),
+            1,
+            "the tunnel is counted while open"
+        );
+        ws.close(None).await.unwrap();
+        // The close handshake completes through the tunnel: the stream ends without error.
+        while let Some(message) = tokio::time::timeout(Duration::from_secs(20), ws.next())
             .await
             .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(reply, Message::text(format!("echo: {text}")));
-    }
-    assert_eq!(
-        h.metrics.tunnels_open.get(),
-        1,
-        "the tunnel is counted while open"
-    );
-    ws.close(None).await.unwrap();
-    // The close handshake completes through the tunnel: the stream ends without error.
-    while let Some(message) = tokio::time::timeout(Duration::from_secs(20), ws.next())
-        .await
-        .unwrap()
-    {
-        assert!(matches!(message, Ok(Message::Close(_))), "{message:?}");
+        {
+            assert!(matches!(message, Ok(Message::Close(_))), "{message:?}");
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_refuses_connections_is_502() {
-    // Bind then drop: nothing listens on that port any more.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let h = harness_with(
-        ProxyConfig::default(),
-        Some(format!("http://127.0.0.1:{port}")),
-    )
-    .await;
-    let (status, body) = request(&h, at(&h, "GET", "/"), grid_gateway::proxy::empty()).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY);
-    assert_eq!(body["error"]["code"], "upstream_unreachable");
+    for via in BOTH {
+        eprintln!("through {via:?}");
+        // Bind then drop: nothing listens on that port any more.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let h = harness_via(
+            via,
+            ProxyConfig::default(),
+            Some(format!("http://127.0.0.1:{port}")),
+        )
+        .await;
+        let (status, body) = request(&h, at(&h, "GET", "/"), grid_gateway::proxy::empty()).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(body["error"]["code"], "upstream_unreachable");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_hangs_is_504_within_the_configured_timeout() {
-    let config = ProxyConfig {
-        response_header_timeout: Duration::from_millis(300),
-        ..ProxyConfig::default()
-    };
-    let h = harness_with(config, None).await;
-    let (status, body) = tokio::time::timeout(
-        Duration::from_secs(20),
-        request(&h, at(&h, "GET", "/hang"), grid_gateway::proxy::empty()),
-    )
-    .await
-    .expect("the gateway must answer, not hang");
-    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(body["error"]["code"], "upstream_timeout");
-    assert_eq!(h.metrics.request_count("5xx"), 1);
-    assert_eq!(h.metrics.in_flight.get(), 0);
+    for via in BOTH {
+        eprintln!("through {via:?}");
+        let config = ProxyConfig {
+            response_header_timeout: Duration::from_millis(300),
+            ..ProxyConfig::default()
+        };
+        let h = harness_via(via, config, None).await;
+        let (status, body) = tokio::time::timeout(
+            Duration::from_secs(20),
+            request(&h, at(&h, "GET", "/hang"), grid_gateway::proxy::empty()),
+        )
+        .await
+        .expect("the gateway must answer, not hang");
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(body["error"]["code"], "upstream_timeout");
+        assert_eq!(h.metrics.request_count("5xx"), 1);
+        assert_eq!(h.metrics.in_flight.get(), 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_closing_mid_body_aborts_the_response_and_the_gateway_keeps_serving() {
-    let h = harness().await;
-    let response = client()
-        .request(
-            at(&h, "GET", "/abort")
-                .body(grid_gateway::proxy::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.into_body().collect().await.is_err(),
-        "a cut body must not look complete"
-    );
-    let (status, _) = request(&h, at(&h, "GET", "/echo"), grid_gateway::proxy::empty()).await;
-    assert_eq!(status, StatusCode::OK);
+    for via in BOTH {
+        eprintln!("through {via:?}");
+        let h = harness_through(via).await;
+        let response = client()
+            .request(
+                at(&h, "GET", "/abort")
+                    .body(grid_gateway::proxy::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.into_body().collect().await.is_err(),
+            "a cut body must not look complete"
+        );
+        let (status, _) = request(&h, at(&h, "GET", "/echo"), grid_gateway::proxy::empty()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
