@@ -9,21 +9,21 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::body::{BoxError, IdleTimeout, IdleTimeoutError, ProxyBody};
 use super::config::ProxyConfig;
 use super::error::ProxyError;
 use super::headers::{self, Origin};
 use super::metrics::ProxyMetrics;
+use super::pool::{Pool, SendError};
 use super::tunnel;
 
 /// An app's entrance: where its traffic goes (`http://<service>.<namespace>.svc:<port>`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Upstream {
     authority: Authority,
+    /// `Host` for requests to it, made once.
+    host: HeaderValue,
 }
 
 /// An entrance URL the proxy cannot use.
@@ -43,9 +43,9 @@ impl std::str::FromStr for Upstream {
         {
             return Err(err());
         }
-        Ok(Upstream {
-            authority: uri.authority().cloned().ok_or_else(err)?,
-        })
+        let authority = uri.authority().cloned().ok_or_else(err)?;
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| err())?;
+        Ok(Upstream { authority, host })
     }
 }
 
@@ -77,7 +77,7 @@ pub struct ForwardOptions {
 /// The proxy: a pooled HTTP/1.1 client with keep-alive to entrances. Cheap to clone.
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, ProxyBody>,
+    pool: Pool,
     config: ProxyConfig,
     metrics: ProxyMetrics,
 }
@@ -90,21 +90,15 @@ impl Forwarder {
 
     /// A forwarder recording into `metrics` (shared with the gateway's registry).
     pub fn with_metrics(config: ProxyConfig, metrics: ProxyMetrics) -> Self {
-        let mut connector = HttpConnector::new();
-        // Small writes (websocket frames, SSE events) go out at once.
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.enforce_http(true);
-        // The legacy client retries a request whose pooled connection turned out closed
-        // before anything was sent (`retry_canceled_requests`, on by default): safe for any
-        // method, since the app never saw it. Other failures are not retried: the body may
-        // already be consumed and the method may not be idempotent.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .build(connector);
+        // Idle connections are closed after 90 s, under the 2 minutes after which servers
+        // commonly drop an idle keep-alive connection themselves.
+        let pool = Pool::new(
+            config.pool_max_idle_per_host,
+            std::time::Duration::from_secs(90),
+            config.connect_timeout,
+        );
         Forwarder {
-            client,
+            pool,
             config,
             metrics,
         }
@@ -175,19 +169,15 @@ impl Forwarder {
             .or_else(|| request.uri().authority().map(|a| a.to_string()));
 
         let (mut parts, body) = request.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(upstream.authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|e| {
-                ProxyError::UpstreamBadResponse(format!("cannot build the upstream URI: {e}"))
-            })?;
+        // Entrances get origin-form (`/path?query`); the connection says where.
+        if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+            parts.uri = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"))
+                .into();
+        }
         let h = &mut parts.headers;
         headers::remove_hop_by_hop(h);
         if let Some(protocol) = upgrade.clone() {
@@ -209,9 +199,7 @@ impl Forwarder {
             } as &Origin<'_>,
         );
         headers::add_via(h, parts.version);
-        if let Ok(authority) = HeaderValue::from_str(upstream.authority.as_str()) {
-            h.insert(HOST, authority);
-        }
+        h.insert(HOST, upstream.host.clone());
         // The client talks HTTP/1.1 or 2 to us; entrances get HTTP/1.1.
         parts.version = http::Version::HTTP_11;
 
@@ -226,7 +214,8 @@ impl Forwarder {
         self.metrics.in_flight.inc();
         let sent = tokio::time::timeout(
             self.config.response_header_timeout,
-            self.client.request(Request::from_parts(parts, body)),
+            self.pool
+                .send(&upstream.authority, Request::from_parts(parts, body)),
         )
         .await;
         self.metrics.in_flight.dec();
@@ -265,9 +254,17 @@ impl Forwarder {
         Ok(Response::from_parts(parts, body))
     }
 
-    /// Names a client error: our own body limits first (they surface as body errors of the
-    /// upstream request), then connect failures and timeouts, then anything else.
-    fn classify(&self, error: hyper_util::client::legacy::Error) -> ProxyError {
+    /// Names a failed exchange: our own body limits first (they surface as body errors of
+    /// the upstream request), then connect failures and timeouts, then anything else.
+    fn classify(&self, error: SendError) -> ProxyError {
+        let error = match error {
+            SendError::ConnectTimeout => return ProxyError::UpstreamTimeout,
+            SendError::Connect(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return ProxyError::UpstreamTimeout;
+            }
+            SendError::Connect(e) => return ProxyError::UpstreamUnreachable(chain(&e)),
+            SendError::Exchange(e) => e,
+        };
         let mut source: Option<&(dyn std::error::Error + 'static)> = error.source();
         while let Some(e) = source {
             if e.is::<LengthLimitError>() {
@@ -284,13 +281,6 @@ impl Forwarder {
                 return ProxyError::UpstreamTimeout;
             }
             source = e.source();
-        }
-        if error.is_connect() {
-            let message = format!("{error:#}");
-            if message.contains("timed out") {
-                return ProxyError::UpstreamTimeout;
-            }
-            return ProxyError::UpstreamUnreachable(chain(&error));
         }
         ProxyError::UpstreamBadResponse(chain(&error))
     }

@@ -13,6 +13,7 @@ mod error;
 mod forward;
 pub mod headers;
 mod metrics;
+mod pool;
 mod tunnel;
 
 pub use body::{BoxError, ProxyBody, empty, full};
