@@ -1,6 +1,7 @@
-//! Builds the guest crates (the reference policies and the hostile test policy) for
-//! `wasm32-wasip2` with a nested cargo, so the gateway can embed the reference policies
-//! and the tests can load real components, all from a plain `cargo build` / `cargo test`.
+//! Builds the guest crates (the reference policies, the hostile test policy and the example
+//! policy in `examples/`) for `wasm32-wasip2` with a nested cargo, so the gateway can embed
+//! the reference policies and the tests can load real components, all from a plain
+//! `cargo build` / `cargo test`.
 //!
 //! The nested build uses its own target directory (beside the outer one) so it never waits
 //! on the outer build's lock, and a clean environment so the outer build's flags, wrappers
@@ -10,8 +11,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Guest crates built here: (package, wasm file stem, env var the host reads).
-const GUESTS: [(&str, &str, &str); 4] = [
+/// Guest crates built here: (package, wasm file stem, env var the host reads). The hostile
+/// and example policies are only read by tests.
+const GUESTS: [(&str, &str, &str); 5] = [
     (
         "pricing-linear",
         "pricing_linear",
@@ -24,6 +26,7 @@ const GUESTS: [(&str, &str, &str); 4] = [
         "GRID_WASM_AUTHZ_ORDER_OWNER",
     ),
     ("hostile-policy", "hostile_policy", "GRID_WASM_HOSTILE"),
+    ("pricing-surge", "pricing_surge", "GRID_WASM_PRICING_SURGE"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -36,7 +39,9 @@ fn main() {
         .parent()
         .expect("host/ lives in the workspace")
         .to_path_buf();
-    for dir in ["wit", "guest-sdk", "policies"] {
+    // Only the example policy of `examples/`: app manifests and walkthroughs there are no
+    // reason to rebuild the gateway.
+    for dir in ["wit", "guest-sdk", "policies", "examples/pricing-surge"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!(
