@@ -5,7 +5,8 @@
 #   - starts a dev chain (anvil) with the Market deployed;
 #   - a cluster: KUBECONFIG's when set, else a clearly labelled DEVELOPMENT STAND-IN (the
 #     fake API server the tests use) whose Services point at the example app run locally;
-#   - starts the gateway with the reference policies (settings in .dev-node/policies);
+#   - starts the gateway with the reference policies, watching .dev-node/policies (which
+#     holds only the payee policy's settings: the dev payee);
 #   - runs the walkthrough client (examples/walkthrough): order, quote, accept, sign in,
 #     deploy, call the app, extend, cancel;
 #   - leaves the node running with its URLs printed, until Ctrl-C.
@@ -101,7 +102,6 @@ step "the gateway (grid-gateway serve) on that chain and cluster, with the refer
 printf '%s' 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$STATE/node.key"
 chmod 600 "$STATE/node.key"
 PAYEE=0x90F79bf6EB2c4f870365E785982E1f101E93b906
-cp policies/pricing-linear/fixtures/settings.json "$STATE/policies/pricing.settings.json"
 printf '{"payees":["%s"],"max_order_age_secs":3600,"max_clock_skew_secs":600}\n' "$PAYEE" > "$STATE/policies/payee.settings.json"
 GW_PORT=$(free_port)
 URL="http://127.0.0.1:$GW_PORT"
