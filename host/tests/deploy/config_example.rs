@@ -12,21 +12,14 @@
 //! must be in that file.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use grid_gateway::config::Config;
 
+use super::{CONFIG_MAP, config_map_toml, read, repo_file};
+
 const EXAMPLE: &str = "deploy/gateway.example.toml";
-const CONFIG_MAP: &str = "deploy/config.yaml";
-
-fn repo_file(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
-}
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// A commented-out setting or table header: `#` directly followed by a key or `[`.
 fn is_commented_setting(line: &str) -> bool {
@@ -228,18 +221,6 @@ fn no_setting_hides_under_a_commented_table() {
             );
         }
     }
-}
-
-/// `gateway.toml` of the ConfigMap in `deploy/config.yaml`.
-fn config_map_toml() -> String {
-    let yaml = read(CONFIG_MAP);
-    let mut lines = yaml.lines().skip_while(|l| l.trim() != "gateway.toml: |");
-    assert!(lines.next().is_some(), "{CONFIG_MAP} has no gateway.toml");
-    lines
-        .take_while(|l| l.is_empty() || l.starts_with("    "))
-        .map(|l| l.strip_prefix("    ").unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]
