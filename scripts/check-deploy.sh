@@ -9,8 +9,11 @@
 # validation is off (--validate=false); field-level checks of these manifests (unknown or
 # mistyped fields) are in host/tests/deploy/manifests.rs, against the Kubernetes types.
 #
-#   scripts/check-deploy.sh                  # deploy/*.yaml
-#   scripts/check-deploy.sh FILE...          # other manifests
+# Then, where systemd-analyze exists, deploy/systemd/: the unit with `systemd-analyze
+# verify` (any warning fails) and the sysusers.d file with `systemd-sysusers --root`.
+#
+#   scripts/check-deploy.sh                  # deploy/*.yaml and deploy/systemd/
+#   scripts/check-deploy.sh FILE...          # only these manifests
 #   KUBECTL=/path/to/kubectl scripts/check-deploy.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,3 +66,31 @@ echo "check-deploy: kubectl ${version:-(version unknown)} --dry-run=client again
 files=()
 for manifest in "${manifests[@]}"; do files+=(-f "$manifest"); done
 "$kubectl" --kubeconfig "$tmp/kubeconfig" apply --dry-run=client --validate=false "${files[@]}"
+
+[ "$#" -gt 0 ] && exit 0
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  echo "check-deploy: systemd-analyze is missing; deploy/systemd/ not checked"
+  exit 0
+fi
+echo "check-deploy: $(systemd-analyze --version | head -n1): deploy/systemd/"
+# verify wants ExecStart's program to exist; the unit is what is checked, so any will do.
+sed "s|^ExecStart=/usr/local/bin/grid-gateway |ExecStart=$(type -P true) |" \
+  deploy/systemd/grid-gateway.service >"$tmp/grid-gateway.service"
+if ! out=$(systemd-analyze verify --man=no "$tmp/grid-gateway.service" 2>&1) || [ -n "$out" ]; then
+  echo "check-deploy: systemd-analyze verify deploy/systemd/grid-gateway.service:" >&2
+  echo "$out" >&2
+  exit 1
+fi
+# The sysusers.d file, installed into an empty root as the unit's comment says.
+install -D -m 0644 deploy/systemd/grid-gateway.sysusers "$tmp/root/usr/lib/sysusers.d/grid-gateway.conf"
+mkdir -p "$tmp/root/etc"
+systemd-sysusers --root="$tmp/root" >"$tmp/sysusers.log" 2>&1 || {
+  cat "$tmp/sysusers.log" >&2
+  exit 1
+}
+if ! grep -q '^grid-gateway:' "$tmp/root/etc/passwd" 2>/dev/null; then
+  echo "check-deploy: deploy/systemd/grid-gateway.sysusers created no grid-gateway user:" >&2
+  cat "$tmp/sysusers.log" >&2
+  exit 1
+fi
+echo "check-deploy: deploy/systemd/ ok"
