@@ -4,6 +4,7 @@
 #   - the wasm32-wasip2 Rust target (policies are built for it)
 #   - the npm tooling pinned in package-lock.json (solc-js for the contracts, anvil for
 #     the local chain), when the repository has it
+#   - kubectl (Debian's kubernetes-client), for scripts/check-deploy.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,3 +36,10 @@ if [ -f package-lock.json ]; then
   fi
 fi
 
+# Any kubectl will do: scripts/check-deploy.sh only runs a client dry run. Debian's is 1.20.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "bootstrap: installing kubectl (Debian package kubernetes-client)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq kubernetes-client
+fi

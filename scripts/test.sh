@@ -16,6 +16,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== deploy/: kubectl apply --dry-run=client"
+scripts/check-deploy.sh
+
 echo "== cargo test"
 # cargo prints one "test result" line per test binary and the last one is often a doc-test
 # crate with nothing in it; the closing line below sums them up.
