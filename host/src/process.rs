@@ -61,8 +61,8 @@ pub struct RequestView<'a> {
     pub host: Option<&'a str>,
     /// `X-Grid-Order`, if sent.
     pub order_header: Option<&'a str>,
-    /// All request headers, to pick the policy's from.
-    pub headers: Vec<(&'a str, &'a str)>,
+    /// The request's headers, to pick the policy's from (only read when it is asked).
+    pub headers: Option<&'a http::HeaderMap>,
 }
 
 /// Routing and per-request authorization.
@@ -178,10 +178,17 @@ impl ProcessService {
             host: request.host.map(str::to_owned),
             headers: request
                 .headers
-                .iter()
-                .filter(|(name, _)| POLICY_HEADERS.contains(name))
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect(),
+                .map(|headers| {
+                    POLICY_HEADERS
+                        .iter()
+                        .flat_map(|name| {
+                            headers.get_all(*name).iter().filter_map(|v| {
+                                Some(((*name).to_owned(), v.to_str().ok()?.to_owned()))
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             caller: Some(caller.address),
             order_id: Some(route.order_id.clone()),
             scopes: caller.scopes.clone().unwrap_or_default(),

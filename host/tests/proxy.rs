@@ -292,7 +292,7 @@ async fn harness_via(via: Via, config: ProxyConfig, upstream: Option<String>) ->
         let (forwarder, upstream) = (forwarder.clone(), upstream.clone());
         async move {
             let options = ForwardOptions {
-                strip_cookies: vec!["grid_session".into()],
+                strip_cookies: &["grid_session"],
                 strip_authorization: true,
             };
             match forwarder

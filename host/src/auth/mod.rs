@@ -25,7 +25,7 @@ pub use keys::KeyRing;
 
 /// The cookie's name: `__Host-` makes browsers insist on Secure, Path=/ and no Domain,
 /// so a sibling subdomain cannot plant or shadow it. Without Secure the prefix is invalid.
-pub fn cookie_name(secure: bool) -> &'static str {
+pub const fn cookie_name(secure: bool) -> &'static str {
     if secure {
         "__Host-grid_session"
     } else {

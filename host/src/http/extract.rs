@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum_extra::extract::CookieJar;
 use serde::de::DeserializeOwned;
@@ -44,22 +45,36 @@ pub struct Session {
     pub token: String,
 }
 
+/// Where a request's session came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// The session cookie.
+    Cookie,
+    /// `Authorization: Bearer`.
+    Bearer,
+}
+
 /// The sealed session value a request carries, if any: the cookie first, then the bearer
 /// token.
 pub fn session_token(parts: &Parts, cookie_name: &str) -> Option<String> {
-    let jar = CookieJar::from_headers(&parts.headers);
-    if let Some(cookie) = jar.get(cookie_name) {
-        return Some(cookie.value().to_owned());
+    session_credential(&parts.headers, cookie_name).map(|(token, _)| token)
+}
+
+/// [`session_token`], saying which of the two carried it.
+pub fn session_credential(headers: &HeaderMap, cookie_name: &str) -> Option<(String, Credential)> {
+    if headers.contains_key(COOKIE)
+        && let Some(cookie) = CookieJar::from_headers(headers).get(cookie_name)
+    {
+        return Some((cookie.value().to_owned(), Credential::Cookie));
     }
-    parts
-        .headers
+    headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(|t| t.trim().to_owned())
+        .map(|t| (t.trim().to_owned(), Credential::Bearer))
 }
 
 impl FromRequestParts<Arc<Gateway>> for Session {

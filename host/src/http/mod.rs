@@ -36,14 +36,17 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// it needs, and has its own metrics (`grid_proxy_*`).
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = api_router(gateway.clone());
-    let process = Router::new()
-        .fallback(process::fallback)
-        .with_state(gateway);
     Router::new().fallback_service(tower::service_fn(move |request: Request| {
         let path = request.uri().path();
         let is_api = path == "/greet" || path == "/_grid" || path.starts_with("/_grid/");
-        let target = if is_api { api.clone() } else { process.clone() };
-        target.oneshot(request)
+        let (api, gateway) = (api.clone(), gateway.clone());
+        async move {
+            if is_api {
+                api.oneshot(request).await
+            } else {
+                Ok(process::handle(&gateway, request).await)
+            }
+        }
     }))
 }
 

@@ -5,15 +5,13 @@
 //! forward. Whatever refuses the request answers with the API's JSON error body.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::CookieJar;
 
-use super::extract::session_token;
+use super::extract::{Credential, session_credential};
 use crate::auth::cookie_name;
 use crate::error::Error;
 use crate::gateway::Gateway;
@@ -27,28 +25,30 @@ pub async fn not_found(uri: axum::http::Uri) -> Error {
 }
 
 /// Every path outside the API: Process (`/_grid` paths that reach here are 404).
-pub async fn fallback(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
+pub async fn handle(gw: &Gateway, request: Request) -> Response {
     let path = request.uri().path();
     if path == "/_grid" || path.starts_with("/_grid/") {
         return Error::NotFound(path.to_owned()).into_response();
     }
-    match process(&gw, request).await {
+    match process(gw, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
+/// The gateway's session cookie under both names: a node switching `session.secure` must
+/// not leak the other one to apps.
+const SESSION_COOKIES: &[&str] = &[cookie_name(true), cookie_name(false)];
+
 async fn process(gw: &Gateway, request: Request) -> Result<Response, Error> {
     let (mut parts, body) = request.into_parts();
-    let settings = gw.auth.settings();
-    let token = session_token(&parts, settings.cookie_name).ok_or(Error::Unauthenticated)?;
+    let (token, credential) = session_credential(&parts.headers, gw.auth.settings().cookie_name)
+        .ok_or(Error::Unauthenticated)?;
     let session = gw.auth.authenticate(&token, unix_now())?;
-    let from_cookie = CookieJar::from_headers(&parts.headers)
-        .get(settings.cookie_name)
-        .is_some();
 
     let route = {
-        let view = view(&parts);
+        let asks_policy = !gw.process.config().skip_request_policy;
+        let view = view(&parts, asks_policy);
         let route = gw.process.route(&session, &view)?;
         if let Err(e) = gw.process.authorize(&session, &route, &view).await {
             if matches!(e, Error::RequestDenied(_)) {
@@ -71,11 +71,10 @@ async fn process(gw: &Gateway, request: Request) -> Result<Response, Error> {
         https: false,
     };
     let options = ForwardOptions {
-        // Both names: a node switching `session.secure` must not leak the other one.
-        strip_cookies: vec![cookie_name(true).to_owned(), cookie_name(false).to_owned()],
+        strip_cookies: SESSION_COOKIES,
         // A bearer token that signed the request in is the gateway's; an Authorization
         // header next to a session cookie is the app's own and goes through.
-        strip_authorization: !from_cookie,
+        strip_authorization: credential == Credential::Bearer,
     };
     let request = Request::from_parts(parts, body);
     let response = gw
@@ -85,17 +84,14 @@ async fn process(gw: &Gateway, request: Request) -> Result<Response, Error> {
     Ok(response.map(Body::new))
 }
 
-fn view(parts: &Parts) -> RequestView<'_> {
+/// What routing needs of the request; its headers only when the policy will be asked.
+fn view(parts: &Parts, with_headers: bool) -> RequestView<'_> {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     RequestView {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         host: header("host").or_else(|| parts.uri.authority().map(|a| a.as_str())),
         order_header: header(ORDER_HEADER),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
-            .collect(),
+        headers: with_headers.then_some(&parts.headers),
     }
 }

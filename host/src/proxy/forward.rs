@@ -69,7 +69,7 @@ pub struct ClientInfo {
 #[derive(Clone, Debug, Default)]
 pub struct ForwardOptions {
     /// Cookies to remove (the gateway's session cookie under its names).
-    pub strip_cookies: Vec<String>,
+    pub strip_cookies: &'static [&'static str],
     /// Remove `Authorization` (the request authenticated with the gateway's bearer token).
     pub strip_authorization: bool,
 }
@@ -183,8 +183,7 @@ impl Forwarder {
         if let Some(protocol) = upgrade.clone() {
             headers::set_upgrade(h, protocol);
         }
-        let cookie_names: Vec<&str> = options.strip_cookies.iter().map(String::as_str).collect();
-        headers::strip_cookies(h, &cookie_names);
+        headers::strip_cookies(h, options.strip_cookies);
         if options.strip_authorization {
             headers::strip_authorization(h);
         }

@@ -80,6 +80,9 @@ pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
 
 /// Removes the named cookies from the `Cookie` header(s), keeping the others in order.
 pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    if !headers.contains_key(COOKIE) {
+        return;
+    }
     let kept: Vec<String> = headers
         .get_all(COOKIE)
         .iter()
