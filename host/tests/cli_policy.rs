@@ -134,6 +134,29 @@ fn run_reports_a_malformed_fixture_with_its_path() {
 }
 
 #[test]
+fn check_names_rejected_settings_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"no_such_key": 1}"#).unwrap();
+    let out = gateway(&[
+        "policy",
+        "check",
+        "--world",
+        "pricing",
+        "--settings",
+        settings.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("rejected its settings").count(),
+        1,
+        "the cause is printed once: {err}"
+    );
+    assert!(err.contains("cannot load the policy"), "{err}");
+}
+
+#[test]
 fn run_reports_a_policy_that_fails_to_evaluate() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = dir.path().join("loop.json");

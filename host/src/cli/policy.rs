@@ -51,8 +51,9 @@ pub enum CommandError {
     /// The engine could not start.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The policy could not be loaded.
-    #[error("cannot load the policy: {0}")]
+    /// The policy could not be loaded. The cause is the error's source, printed once by
+    /// `{:#}`.
+    #[error("cannot load the policy")]
     Load(#[from] LoadError),
     /// The policy gave no answer.
     #[error("{path}: evaluation failed: {error}")]
