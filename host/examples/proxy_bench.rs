@@ -7,9 +7,10 @@
 //!
 //! Each gateway's store is seeded with one user, one running order whose app is available
 //! at the upstream, and a session; the session's bearer tokens are written to
-//! `<work dir>/tokens` (one line per gateway) for the load generator. No chain and no cluster are involved: what is measured is the
-//! request path. Each server runs on its own runtime with one worker thread (like one nginx
-//! worker).
+//! `<work dir>/tokens` (one line per gateway) for the load generator. No chain and no
+//! cluster are involved: what is measured is the request path. The app runs on a runtime
+//! with one worker thread; each gateway serves with one HTTP worker (`http.workers = 1`,
+//! like nginx's `worker_processes 1`), its background work on a runtime of its own.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -65,12 +66,14 @@ fn app(port: u16) -> std::thread::JoinHandle<()> {
 fn gateway(port: u16, entrance: String, policy: bool, root: &Path) -> String {
     let data_dir = root.join(format!("gw-{port}"));
     seeded::seed(&data_dir, &entrance);
-    let config = seeded::config(
+    let mut config = seeded::config(
         &format!("127.0.0.1:{port}"),
         &data_dir,
         policy,
         ProxyConfig::default(),
     );
+    // One HTTP worker, like nginx's `worker_processes 1`.
+    config.http.workers = 1;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         runtime().block_on(async move {

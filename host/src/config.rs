@@ -137,6 +137,9 @@ pub struct HttpConfig {
     /// Frontend origins allowed to call the API with credentials (`https://app.example`).
     /// Default none: only same-origin callers.
     pub cors_origins: Vec<String>,
+    /// Threads serving HTTP, each its own event loop accepting from the one listening
+    /// socket (nginx's `worker_processes`). Default 0: one per CPU.
+    pub workers: usize,
 }
 
 impl Default for HttpConfig {
@@ -146,11 +149,23 @@ impl Default for HttpConfig {
             chain_timeout_ms: 15_000,
             accept_timeout_ms: 120_000,
             cors_origins: Vec::new(),
+            workers: 0,
         }
     }
 }
 
 impl HttpConfig {
+    /// Most serving threads a config may ask for.
+    pub const MAX_WORKERS: usize = 256;
+
+    /// The number of serving threads: `workers`, or one per CPU when 0.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// The bound on a chain read.
     pub fn chain_timeout(&self) -> Duration {
         Duration::from_millis(self.chain_timeout_ms.max(1))
@@ -360,6 +375,15 @@ impl Config {
         }
         if self.http.body_limit_bytes < 1024 {
             return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.http.workers > HttpConfig::MAX_WORKERS {
+            return Err(invalid(
+                "http.workers",
+                format!(
+                    "must be at most {} (0: one per CPU)",
+                    HttpConfig::MAX_WORKERS
+                ),
+            ));
         }
         self.policy
             .limits

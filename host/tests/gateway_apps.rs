@@ -376,14 +376,10 @@ async fn a_cancel_on_chain_tears_the_app_down_and_frees_the_capacity() {
         .get_receipt()
         .await
         .unwrap();
-    let mut extended = get(&node.gw, &order_path).await.json;
-    for _ in 0..200 {
-        if extended["duration_secs"] != old["duration_secs"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        extended = get(&node.gw, &order_path).await.json;
-    }
+    let extended = get_until(&node.gw, &order_path, |o| {
+        o["duration_secs"] != old["duration_secs"]
+    })
+    .await;
     let old_duration = old["duration_secs"].as_u64().unwrap();
     assert_eq!(extended["duration_secs"], old_duration + 600, "{extended}");
     assert_eq!(

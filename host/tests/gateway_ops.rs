@@ -205,6 +205,57 @@ async fn serves_real_http_on_loopback_and_shuts_down() {
     assert!(TcpStream::connect(addr).is_err(), "stopped listening");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_http_workers_serve_keep_alive_connections_and_stop_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = grid_gateway::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..dead_chain_config(dir.path())
+    };
+    config.http.workers = 3;
+    let running = grid_gateway::server::start(config, Hooks::default())
+        .await
+        .unwrap();
+    let addr = running.addr;
+    // Twelve connections, two requests each on the same connection (keep-alive), then one
+    // connection left open and idle: shutdown must not wait for it.
+    let idle = tokio::task::spawn_blocking(move || {
+        let mut open = Vec::new();
+        for _ in 0..12 {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            for _ in 0..2 {
+                write!(stream, "GET /_grid/healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                let mut buf = [0u8; 1024];
+                let n = stream.read(&mut buf).unwrap();
+                let head = String::from_utf8_lossy(&buf[..n]);
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            }
+            open.push(stream);
+        }
+        open.pop().unwrap()
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), running.shutdown())
+        .await
+        .expect("shutdown does not wait on idle keep-alive connections")
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "every worker stopped listening"
+    );
+    drop(idle);
+}
+
+#[test]
+fn too_many_http_workers_is_a_config_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dead_chain_config(dir.path());
+    config.http.workers = 100_000;
+    let error = config.validate().unwrap_err();
+    assert!(error.to_string().starts_with("http.workers"), "{error}");
+}
+
 fn gateway_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_grid-gateway"))
 }

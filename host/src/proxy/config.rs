@@ -26,7 +26,7 @@ pub struct ProxyConfig {
     pub tunnel_idle_timeout: Duration,
     /// Largest request body, also when streamed without a length. 0 means no limit.
     pub max_request_body_bytes: u64,
-    /// Idle keep-alive connections kept per entrance.
+    /// Idle keep-alive connections kept per entrance and HTTP worker.
     pub pool_max_idle_per_host: usize,
     /// Peers whose `X-Forwarded-*` / `Forwarded` headers are believed (a load balancer in
     /// front of the gateway). From anyone else those headers are replaced, not extended.

@@ -6,6 +6,10 @@
 //! a checkout is a pop from the entrance's idle list, and a connection goes back the moment
 //! the response body ends, from the body's own poll.
 //!
+//! Idle connections are kept per thread: a connection's task runs on the runtime that
+//! opened it, so a request on another thread (another HTTP worker) would pay a cross-thread
+//! wake-up on every read and write. Each worker reuses its own.
+//!
 //! A request that never left (the pooled connection turned out closed) is retried on
 //! another connection, whatever its method: the app never saw it. Nothing else is retried.
 
@@ -13,6 +17,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -45,8 +50,11 @@ pub(crate) struct Pool {
     inner: Arc<Inner>,
 }
 
+/// Idle connections by the thread they are used on, then by entrance.
+type IdleMap = HashMap<ThreadId, HashMap<Authority, Vec<Idle>>>;
+
 struct Inner {
-    idle: Mutex<HashMap<Authority, Vec<Idle>>>,
+    idle: Mutex<IdleMap>,
     max_idle_per_host: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -154,7 +162,11 @@ impl Pool {
         self.inner
             .idle
             .lock()
-            .map(|idle| idle.get(authority).map_or(0, Vec::len))
+            .map(|idle| {
+                idle.get(&std::thread::current().id())
+                    .and_then(|mine| mine.get(authority))
+                    .map_or(0, Vec::len)
+            })
             .unwrap_or(0)
     }
 }
@@ -164,7 +176,9 @@ impl Inner {
     /// expired ones are dropped on the way; one still finishing its last exchange is left.
     fn checkout(&self, authority: &Authority) -> Option<Sender> {
         let mut idle = self.idle.lock().ok()?;
-        let list = idle.get_mut(authority)?;
+        let list = idle
+            .get_mut(&std::thread::current().id())?
+            .get_mut(authority)?;
         let now = Instant::now();
         let mut busy = Vec::new();
         let mut found = None;
@@ -189,7 +203,11 @@ impl Inner {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        let list = idle.entry(authority).or_default();
+        let list = idle
+            .entry(std::thread::current().id())
+            .or_default()
+            .entry(authority)
+            .or_default();
         if list.len() < self.max_idle_per_host {
             list.push(Idle {
                 sender,
@@ -203,11 +221,14 @@ impl Inner {
             return;
         };
         let now = Instant::now();
-        idle.retain(|_, list| {
-            list.retain(|e| {
-                !e.sender.is_closed() && now.duration_since(e.since) <= self.idle_timeout
+        idle.retain(|_, mine| {
+            mine.retain(|_, list| {
+                list.retain(|e| {
+                    !e.sender.is_closed() && now.duration_since(e.since) <= self.idle_timeout
+                });
+                !list.is_empty()
             });
-            !list.is_empty()
+            !mine.is_empty()
         });
     }
 }

@@ -169,6 +169,20 @@ pub async fn get(gw: &Arc<Gateway>, path: &str) -> Reply {
     send(gw, Request::get(path).body(Body::empty()).unwrap()).await
 }
 
+/// GETs `path` every 25 ms until `done` holds of the answer (at most 5 s); returns the last
+/// answer, so the caller's assertion shows what it was.
+pub async fn get_until(gw: &Arc<Gateway>, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut reply = get(gw, path).await.json;
+    for _ in 0..200 {
+        if done(&reply) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        reply = get(gw, path).await.json;
+    }
+    reply
+}
+
 pub async fn get_with(
     gw: &Arc<Gateway>,
     path: &str,
