@@ -4,7 +4,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -98,16 +100,21 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     let listener = std::net::TcpListener::bind(listen).map_err(bind_error)?;
     listener.set_nonblocking(true).map_err(bind_error)?;
     let addr = listener.local_addr()?;
-    let app = crate::http::router(gateway.clone());
+    let api = crate::http::api_router(gateway.clone());
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut finished = Vec::with_capacity(workers);
     for index in 0..workers {
-        let (listener, app, stopping) = (listener.try_clone()?, app.clone(), stopping.clone());
+        let (listener, gateway, api, stopping) = (
+            listener.try_clone()?,
+            gateway.clone(),
+            api.clone(),
+            stopping.clone(),
+        );
         let (done, worker) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("http-worker-{index}"))
             .spawn(move || {
-                let _ = done.send(serve_on(listener, app, stopping));
+                let _ = done.send(serve_on(listener, gateway, api, stopping));
             })?;
         finished.push(worker);
     }
@@ -120,35 +127,72 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     })
 }
 
-/// One worker: a current-thread runtime serving `app` on connections it accepts from
-/// `listener`, until `stopping` turns true.
+/// One worker: a current-thread runtime serving the connections it accepts from
+/// `listener`, until `stopping` turns true; then it stops accepting and lets the requests
+/// in flight finish.
 fn serve_on(
     listener: std::net::TcpListener,
-    app: axum::Router,
+    gateway: Arc<Gateway>,
+    api: axum::Router,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        // Small responses (and proxied frames: SSE events, websocket messages) go out at
-        // once instead of waiting for the peer's delayed ACK (Nagle).
-        let listener = TcpListener::from_std(listener)?.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let listener = TcpListener::from_std(listener)?;
+        let connections = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let stop = async move {
             // The sender gone without a stop (a dropped `Running`): keep serving.
             if stopping.wait_for(|stop| *stop).await.is_err() {
                 std::future::pending::<()>().await;
             }
-        })
-        .await
-        .map_err(ServeError::Io)
+        };
+        tokio::pin!(stop);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        accept_failed(error).await;
+                        continue;
+                    }
+                },
+                () = &mut stop => break,
+            };
+            // Small responses (and proxied frames: SSE events, websocket messages) go out
+            // at once instead of waiting for the peer's delayed ACK (Nagle).
+            let _ = stream.set_nodelay(true);
+            let service = crate::http::connection_service(gateway.clone(), api.clone(), peer);
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = connections.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        connections.shutdown().await;
+        Ok(())
     })
+}
+
+/// A failed accept: the peer's own failure is skipped; running out of descriptors or
+/// memory is logged and waited out for a moment instead of spinning.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accept failed; retrying in 1 s");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
 
 /// `serve`: runs until `shutdown` resolves (SIGTERM / SIGINT in the binary).

@@ -10,15 +10,18 @@ pub mod handlers;
 mod openapi;
 mod process;
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use hyper::body::Incoming;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -33,15 +36,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole router for `gateway`: the API (`/_grid/…`, `/greet`) with its layers, and
 /// Process for every other path. Process is routed before the API's layer stack (request
 /// ids, spans, per-route metrics, CORS, body limit): a proxied request pays only for what
-/// it needs, and has its own metrics (`grid_proxy_*`).
+/// it needs, and has its own metrics (`grid_proxy_*`). The server's workers dispatch the
+/// same way per connection ([`connection_service`]); this router is for embedding and
+/// tests that call it without a socket.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = api_router(gateway.clone());
     Router::new().fallback_service(tower::service_fn(move |request: Request| {
-        let path = request.uri().path();
-        let is_api = path == "/greet" || path == "/_grid" || path.starts_with("/_grid/");
         let (api, gateway) = (api.clone(), gateway.clone());
         async move {
-            if is_api {
+            if is_api(request.uri().path()) {
                 api.oneshot(request).await
             } else {
                 Ok(process::handle(&gateway, request).await)
@@ -50,8 +53,38 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     }))
 }
 
-/// The API routes with their layers.
-fn api_router(gateway: Arc<Gateway>) -> Router {
+/// The service of one client connection from `peer`: Process requests go straight to the
+/// proxy with their body as received, API requests through [`api_router`].
+pub fn connection_service(
+    gateway: Arc<Gateway>,
+    api: Router,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        let (api, gateway) = (api.clone(), gateway.clone());
+        async move {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            if is_api(request.uri().path()) {
+                api.oneshot(request.map(axum::body::Body::new)).await
+            } else {
+                Ok(process::handle(&gateway, request).await)
+            }
+        }
+    })
+}
+
+/// The gateway's own paths; everything else is Process.
+fn is_api(path: &str) -> bool {
+    path == "/greet" || path == "/_grid" || path.starts_with("/_grid/")
+}
+
+/// The API (`/_grid/…`, `/greet`) with its layers; unknown `/_grid/` paths are 404.
+pub fn api_router(gateway: Arc<Gateway>) -> Router {
     let body_limit = gateway.config.http.body_limit_bytes;
     let cors = cors(&gateway.config.http.cors_origins);
     let api = Router::new()

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::policy::unix_now;
 use crate::process::{ORDER_HEADER, RequestView};
-use crate::proxy::{ClientInfo, ForwardOptions};
+use crate::proxy::{BoxError, ClientInfo, ForwardOptions};
 
 /// Unknown API paths.
 pub async fn not_found(uri: axum::http::Uri) -> Error {
@@ -25,7 +25,11 @@ pub async fn not_found(uri: axum::http::Uri) -> Error {
 }
 
 /// Every path outside the API: Process (`/_grid` paths that reach here are 404).
-pub async fn handle(gw: &Gateway, request: Request) -> Response {
+pub async fn handle<B>(gw: &Gateway, request: http::Request<B>) -> Response
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     let path = request.uri().path();
     if path == "/_grid" || path.starts_with("/_grid/") {
         return Error::NotFound(path.to_owned()).into_response();
@@ -40,7 +44,11 @@ pub async fn handle(gw: &Gateway, request: Request) -> Response {
 /// not leak the other one to apps.
 const SESSION_COOKIES: &[&str] = &[cookie_name(true), cookie_name(false)];
 
-async fn process(gw: &Gateway, request: Request) -> Result<Response, Error> {
+async fn process<B>(gw: &Gateway, request: http::Request<B>) -> Result<Response, Error>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     let (mut parts, body) = request.into_parts();
     let (token, credential) = session_credential(&parts.headers, gw.auth.settings().cookie_name)
         .ok_or(Error::Unauthenticated)?;
@@ -76,7 +84,7 @@ async fn process(gw: &Gateway, request: Request) -> Result<Response, Error> {
         // header next to a session cookie is the app's own and goes through.
         strip_authorization: credential == Credential::Bearer,
     };
-    let request = Request::from_parts(parts, body);
+    let request = http::Request::from_parts(parts, body);
     let response = gw
         .forwarder
         .forward(request, &route.entrance, &client, &options)
