@@ -116,6 +116,12 @@ impl ProcessService {
         }
     }
 
+    /// True when `host` is an app's own (`<order-id>.<apps_domain>`): every path on it,
+    /// `/_grid/` included, is the app's.
+    pub fn is_app_host(&self, host: Option<&str>) -> bool {
+        self.order_from_host(host).is_some()
+    }
+
     /// The order a host names: `<order-id>.<apps_domain>` (port ignored, case-insensitive).
     fn order_from_host<'r>(&self, host: Option<&'r str>) -> Option<&'r str> {
         let domain = self.config.apps_domain.as_deref()?;

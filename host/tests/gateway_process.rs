@@ -138,7 +138,14 @@ async fn sessions_reach_their_own_app_only() {
         request(addr, "/_grid-like/path", &own_host).await.text,
         "app a: GET /_grid-like/path"
     );
-    // Gateway paths stay the gateway's.
+    for path in ["/_grid/v1/node", "/greet?type=0"] {
+        assert_eq!(
+            request(addr, path, &own_host).await.text,
+            format!("app a: GET {path}"),
+            "on the app's host, {path} is the app's"
+        );
+    }
+    // Elsewhere, gateway paths stay the gateway's.
     request(addr, "/_grid/v1/nothing", &a)
         .await
         .assert_error(404, "not_found");

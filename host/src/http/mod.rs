@@ -44,7 +44,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new().fallback_service(tower::service_fn(move |request: Request| {
         let (api, gateway) = (api.clone(), gateway.clone());
         async move {
-            if is_api(request.uri().path()) {
+            if is_api(&gateway, &request) {
                 api.oneshot(request).await
             } else {
                 Ok(process::handle(&gateway, request).await)
@@ -69,7 +69,7 @@ pub fn connection_service(
         let (api, gateway) = (api.clone(), gateway.clone());
         async move {
             request.extensions_mut().insert(ConnectInfo(peer));
-            if is_api(request.uri().path()) {
+            if is_api(&gateway, &request) {
                 api.oneshot(request.map(axum::body::Body::new)).await
             } else {
                 Ok(process::handle(&gateway, request).await)
@@ -78,9 +78,12 @@ pub fn connection_service(
     })
 }
 
-/// The gateway's own paths; everything else is Process.
-fn is_api(path: &str) -> bool {
-    path == "/greet" || path == "/_grid" || path.starts_with("/_grid/")
+/// The gateway's own paths; everything else is Process. On an app's own host
+/// (`<order-id>.<apps_domain>`) the whole path space is the app's, `/_grid/` included.
+fn is_api<B>(gateway: &Gateway, request: &hyper::Request<B>) -> bool {
+    let path = request.uri().path();
+    let gateway_path = path == "/greet" || path == "/_grid" || path.starts_with("/_grid/");
+    gateway_path && !gateway.process.is_app_host(process::host(request))
 }
 
 /// The API (`/_grid/…`, `/greet`) with its layers; unknown `/_grid/` paths are 404.

@@ -24,16 +24,12 @@ pub async fn not_found(uri: axum::http::Uri) -> Error {
     Error::NotFound(uri.path().to_owned())
 }
 
-/// Every path outside the API: Process (`/_grid` paths that reach here are 404).
+/// Every request outside the API: Process.
 pub async fn handle<B>(gw: &Gateway, request: http::Request<B>) -> Response
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    let path = request.uri().path();
-    if path == "/_grid" || path.starts_with("/_grid/") {
-        return Error::NotFound(path.to_owned()).into_response();
-    }
     match process(gw, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
@@ -92,14 +88,28 @@ where
     Ok(response.map(Body::new))
 }
 
+/// The host a request names: its `Host` header, or the URI's authority (HTTP/2).
+pub fn host<B>(request: &http::Request<B>) -> Option<&str> {
+    host_of(request.headers(), request.uri())
+}
+
+fn host_of<'r>(headers: &'r http::HeaderMap, uri: &'r http::Uri) -> Option<&'r str> {
+    headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+}
+
 /// What routing needs of the request; its headers only when the policy will be asked.
 fn view(parts: &Parts, with_headers: bool) -> RequestView<'_> {
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     RequestView {
         method: parts.method.as_str(),
         path: parts.uri.path(),
-        host: header("host").or_else(|| parts.uri.authority().map(|a| a.as_str())),
-        order_header: header(ORDER_HEADER),
+        host: host_of(&parts.headers, &parts.uri),
+        order_header: parts
+            .headers
+            .get(ORDER_HEADER)
+            .and_then(|v| v.to_str().ok()),
         headers: with_headers.then_some(&parts.headers),
     }
 }
