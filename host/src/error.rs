@@ -181,6 +181,12 @@ pub enum Error {
     /// The caller has several apps and the request does not say which.
     #[error("you have {0} apps here: name one with the X-Grid-Order header")]
     OrderRequired(usize),
+    /// A sign-in hand-off code that is unknown, spent, expired or for another app's host.
+    #[error("this sign-in link is invalid or expired; ask the gateway for a new one")]
+    HandoffInvalid,
+    /// Hand-offs need host routing, which this node does not do.
+    #[error("this node serves apps on no apps domain (process.apps_domain)")]
+    AppsDomainNotConfigured,
     /// The request could not be forwarded to the app.
     #[error("{0}")]
     Proxy(#[from] crate::proxy::ProxyError),
@@ -253,6 +259,8 @@ impl Error {
             Error::NoSuchApp => "no_app",
             Error::AppNotAvailable(_) => "app_not_available",
             Error::OrderRequired(_) => "order_required",
+            Error::HandoffInvalid => "handoff_invalid",
+            Error::AppsDomainNotConfigured => "apps_domain_not_configured",
             Error::Proxy(e) => e.code(),
             Error::ManifestFetch(e) => e.code(),
             Error::Manifest(e) => e.code(),

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod handoff;
 pub mod http;
 pub mod metrics;
 pub mod orders;

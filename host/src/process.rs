@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apps::{AppService, Route};
 use crate::error::{Error, Result};
+use crate::handoff::HandoffCodes;
 use crate::policy::{PolicySet, unix_now};
 use crate::store::{SessionRecord, Store};
 
@@ -72,6 +73,16 @@ pub struct ProcessService {
     apps: AppService,
     policies: Arc<PolicySet>,
     config: ProcessConfig,
+    handoffs: Arc<HandoffCodes>,
+}
+
+/// A sign-in hand-off to an app's host.
+#[derive(Clone, Debug)]
+pub struct Handoff {
+    /// Open this in the browser: the app's host with a one-time code.
+    pub url: String,
+    /// Unix seconds the code stops working.
+    pub expires_at: u64,
 }
 
 impl ProcessService {
@@ -87,6 +98,7 @@ impl ProcessService {
             apps,
             policies,
             config,
+            handoffs: Arc::default(),
         }
     }
 
@@ -114,6 +126,52 @@ impl ProcessService {
                 }
             }
         }
+    }
+
+    /// A hand-off URL for `caller`'s available app of `order_id`: its own host, on the
+    /// port and scheme the gateway was reached with (`gateway_host`, `https`), with a
+    /// one-time code that signs the browser in there.
+    pub fn handoff(
+        &self,
+        caller: &SessionRecord,
+        order_id: &str,
+        gateway_host: Option<&str>,
+        https: bool,
+    ) -> Result<Handoff> {
+        let domain = self
+            .config
+            .apps_domain
+            .as_deref()
+            .ok_or(Error::AppsDomainNotConfigured)?;
+        let route = self
+            .apps
+            .routes()
+            .find(&caller.address, order_id)
+            .ok_or_else(|| self.why_no_route(caller, order_id))?;
+        let (code, expires_at) = self.handoffs.issue(&caller.id, &route.order_id, unix_now());
+        let port = gateway_host
+            .and_then(|h| h.rsplit_once(':'))
+            .map(|(_, port)| port)
+            .filter(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+            .map(|port| format!(":{port}"))
+            .unwrap_or_default();
+        let scheme = if https { "https" } else { "http" };
+        Ok(Handoff {
+            url: format!(
+                "{scheme}://{}.{domain}{port}/?{}={code}",
+                route.order_id,
+                crate::handoff::PARAM
+            ),
+            expires_at,
+        })
+    }
+
+    /// The session id a hand-off `code` signs in on `host` (an app's own host).
+    pub fn redeem_handoff(&self, host: Option<&str>, code: &str) -> Result<String> {
+        let order_id = self.order_from_host(host).ok_or(Error::HandoffInvalid)?;
+        self.handoffs
+            .redeem(code, order_id, unix_now())
+            .ok_or(Error::HandoffInvalid)
     }
 
     /// True when `host` is an app's own (`<order-id>.<apps_domain>`): every path on it,

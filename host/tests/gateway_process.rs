@@ -27,6 +27,7 @@ async fn listen(node: &Node) -> SocketAddr {
 
 struct Answer {
     status: u16,
+    headers: http::HeaderMap,
     text: String,
 }
 
@@ -50,8 +51,14 @@ impl Answer {
 }
 
 async fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
+    send(addr, "GET", path, headers).await
+}
+
+async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut builder = http::Request::get(format!("http://{addr}{path}"));
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
@@ -60,9 +67,11 @@ async fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answ
         .await
         .unwrap();
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
+        headers,
         text: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
@@ -152,10 +161,100 @@ async fn sessions_reach_their_own_app_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_signs_the_browser_in_on_the_apps_own_host() {
+    let node = Node::start_with(true, |config| {
+        config.process.apps_domain = Some("apps.test".into());
+    })
+    .await;
+    let addr = listen(&node).await;
+    let (order_b, cookie_b) = second_user(&node).await;
+    deploy_named(&node, &node.cookie, &node.order, "a").await;
+    let handoff_path = format!("/_grid/v1/apps/{}/handoff", node.order);
+
+    // Only the order's user, signed in, gets a link.
+    send(addr, "POST", &handoff_path, &[])
+        .await
+        .assert_error(401, "unauthenticated");
+    send(
+        addr,
+        "POST",
+        &handoff_path,
+        &[("cookie", cookie_b.as_str())],
+    )
+    .await
+    .assert_error(404, "no_app");
+
+    let a = [("cookie", node.cookie.as_str())];
+    let link = send(addr, "POST", &handoff_path, &a).await;
+    assert_eq!(link.status, 200, "{}", link.text);
+    let url = link.json()["url"].as_str().unwrap().to_owned();
+    let prefix = format!(
+        "http://{}.apps.test:{}/?grid_handoff=",
+        node.order,
+        addr.port()
+    );
+    let code = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
+
+    // The browser opens it on the app's host, with no cookie of that host yet.
+    let app_host = format!("{}.apps.test", node.order);
+    let opened = request(
+        addr,
+        &format!("/?x=1&grid_handoff={code}"),
+        &[("host", app_host.as_str())],
+    )
+    .await;
+    assert_eq!(opened.status, 303, "{}", opened.text);
+    assert_eq!(opened.headers["location"], "/?x=1", "the code is dropped");
+    let set_cookie = opened.headers["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(!set_cookie.contains("Domain"), "host-only: {set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap();
+    assert!(cookie.starts_with("grid_session="), "{set_cookie}");
+
+    // With that cookie, the app's host is the app; the code does not work twice.
+    let own = [("cookie", cookie), ("host", app_host.as_str())];
+    assert_eq!(request(addr, "/?x=1", &own).await.text, "app a: GET /?x=1");
+    request(
+        addr,
+        &format!("/?grid_handoff={code}"),
+        &[("host", app_host.as_str())],
+    )
+    .await
+    .assert_error(401, "handoff_invalid");
+
+    // A code for A's app does not open B's host.
+    let link = send(addr, "POST", &handoff_path, &a).await;
+    let code = link.json()["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_owned();
+    let host_b = format!("{order_b}.apps.test");
+    request(
+        addr,
+        &format!("/?grid_handoff={code}"),
+        &[("host", host_b.as_str())],
+    )
+    .await
+    .assert_error(401, "handoff_invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateways_credentials_never_reach_the_app() {
     let node = Node::start(true).await;
     let addr = listen(&node).await;
     deploy_named(&node, &node.cookie, &node.order, "web").await;
+    // (This node has no apps domain: no hand-off to an app's own host.)
+    send(
+        addr,
+        "POST",
+        &format!("/_grid/v1/apps/{}/handoff", node.order),
+        &[("cookie", node.cookie.as_str())],
+    )
+    .await
+    .assert_error(409, "apps_domain_not_configured");
 
     let cookies = format!("theme=dark; {}; lang=en", node.cookie);
     let seen = request(

@@ -103,6 +103,16 @@ impl From<AppRecord> for AppResponse {
     }
 }
 
+/// A sign-in hand-off to the app's own host.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct HandoffResponse {
+    /// Send the browser here: the app's host (`<order-id>.<apps domain>`) with a one-time
+    /// code, which it trades for a session cookie of that host and redirects to `/`.
+    pub url: String,
+    /// Unix seconds the code stops working (a minute from now).
+    pub expires_at: u64,
+}
+
 /// `GET /_grid/v1/apps/{order_id}/logs` parameters.
 #[derive(Clone, Debug, Deserialize, utoipa::IntoParams)]
 pub struct LogsQuery {
@@ -185,6 +195,32 @@ pub async fn delete(
             .await?
             .into(),
     ))
+}
+
+/// A link that signs the browser in on the app's own host (`<order-id>.<apps domain>`),
+/// where the gateway's cookie is not sent: single use, valid for a minute.
+#[utoipa::path(post, path = "/_grid/v1/apps/{order_id}/handoff", tag = "apps",
+    params(("order_id" = String, Path, description = "order id, decimal")),
+    responses((status = 200, body = HandoffResponse),
+              (status = 401, body = ErrorBody, description = "unauthenticated, invalid_session, session_expired, session_revoked"),
+              (status = 404, body = ErrorBody, description = "no_app (not the caller's order, or no such order)"),
+              (status = 409, body = ErrorBody, description = "app_not_available, apps_domain_not_configured")))]
+pub async fn handoff(
+    State(gw): AppState,
+    session: Session,
+    Path(order_id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<HandoffResponse>, Error> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let handoff = gw
+        .process
+        .handoff(&session.record, &order_id, host, gw.config.session.secure)?;
+    Ok(Json(HandoffResponse {
+        url: handoff.url,
+        expires_at: handoff.expires_at,
+    }))
 }
 
 /// The log of the app's first pod, as text; with `follow=true` the response stays open.

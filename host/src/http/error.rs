@@ -72,6 +72,8 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::NoSuchApp => StatusCode::NOT_FOUND,
         Error::AppNotAvailable(_) => StatusCode::CONFLICT,
         Error::OrderRequired(_) => StatusCode::BAD_REQUEST,
+        Error::HandoffInvalid => StatusCode::UNAUTHORIZED,
+        Error::AppsDomainNotConfigured => StatusCode::CONFLICT,
         Error::Proxy(e) => e.status(),
         Error::ManifestFetch(e) => {
             StatusCode::from_u16(e.status_hint()).unwrap_or(StatusCode::BAD_GATEWAY)

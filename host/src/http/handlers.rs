@@ -92,9 +92,20 @@ async fn do_login(
 ) -> Result<Response, Error> {
     let now = unix_now();
     let login = gw.auth.login(message, signature, now).await?;
+    let cookie = session_cookie(gw, login.token.clone(), login.session.expires_at, now);
+    let body = LoginResponse {
+        address: login.session.address.to_string(),
+        expires_at: login.session.expires_at,
+        token: login.token,
+    };
+    Ok((jar.add(cookie), Json(body)).into_response())
+}
+
+/// The session cookie carrying `token` until `expires_at`, for the host that answers
+/// (no `Domain`: never shared with other hosts, such as the apps' own).
+pub fn session_cookie(gw: &Gateway, token: String, expires_at: u64, now: u64) -> Cookie<'static> {
     let settings = &gw.config.session;
-    let max_age = login.session.expires_at.saturating_sub(now);
-    let cookie = Cookie::build((gw.auth.settings().cookie_name, login.token.clone()))
+    Cookie::build((gw.auth.settings().cookie_name, token))
         .path("/")
         .http_only(true)
         .secure(settings.secure)
@@ -104,14 +115,9 @@ async fn do_login(
             SameSite::None => CookieSameSite::None,
         })
         .max_age(cookie::time::Duration::seconds(
-            i64::try_from(max_age).unwrap_or(i64::MAX),
-        ));
-    let body = LoginResponse {
-        address: login.session.address.to_string(),
-        expires_at: login.session.expires_at,
-        token: login.token,
-    };
-    Ok((jar.add(cookie), Json(body)).into_response())
+            i64::try_from(expires_at.saturating_sub(now)).unwrap_or(i64::MAX),
+        ))
+        .build()
 }
 
 /// The current session (cookie or bearer token).

@@ -105,6 +105,7 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
             get(apps::status).delete(apps::delete),
         )
         .route("/_grid/v1/apps/{order_id}/logs", get(apps::logs))
+        .route("/_grid/v1/apps/{order_id}/handoff", post(apps::handoff))
         .route("/_grid/healthz", get(handlers::healthz))
         .route("/_grid/readyz", get(handlers::readyz))
         .route("/_grid/metrics", get(handlers::metrics))

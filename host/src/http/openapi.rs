@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::api::*;
-use super::apps::{self, AppResponse, ConditionView, DeployBody, DeployResponse};
+use super::apps::{self, AppResponse, ConditionView, DeployBody, DeployResponse, HandoffResponse};
 use super::error::{ErrorBody, ErrorDetail};
 use super::handlers;
 
@@ -30,7 +30,8 @@ use super::handlers;
         apps::deploy,
         apps::status,
         apps::delete,
-        apps::logs
+        apps::logs,
+        apps::handoff
     ),
     components(schemas(
         QuoteBody,
@@ -49,6 +50,7 @@ use super::handlers;
         DeployResponse,
         AppResponse,
         ConditionView,
+        HandoffResponse,
         ErrorBody,
         ErrorDetail
     ))

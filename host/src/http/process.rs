@@ -11,10 +11,14 @@ use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
+use axum::http::{StatusCode, header};
+
 use super::extract::{Credential, session_credential};
+use super::handlers::session_cookie;
 use crate::auth::cookie_name;
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::handoff;
 use crate::policy::unix_now;
 use crate::process::{ORDER_HEADER, RequestView};
 use crate::proxy::{BoxError, ClientInfo, ForwardOptions};
@@ -45,6 +49,11 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
+    if let Some(code) = request.uri().query().and_then(handoff::code_in)
+        && gw.process.is_app_host(host(&request))
+    {
+        return redeem_handoff(gw, &request, code);
+    }
     let (mut parts, body) = request.into_parts();
     let (token, credential) = session_credential(&parts.headers, gw.auth.settings().cookie_name)
         .ok_or(Error::Unauthenticated)?;
@@ -86,6 +95,37 @@ where
         .forward(request, &route.entrance, &client, &options)
         .await?;
     Ok(response.map(Body::new))
+}
+
+/// A sign-in hand-off arriving on an app's host: the code becomes the session cookie of
+/// this host, and the browser goes on to the same URL without the code.
+fn redeem_handoff<B>(
+    gw: &Gateway,
+    request: &http::Request<B>,
+    code: &str,
+) -> Result<Response, Error> {
+    let session_id = gw.process.redeem_handoff(host(request), code)?;
+    let now = unix_now();
+    let token = gw.auth.seal(&session_id);
+    // Revoked or expired since the code was issued: no cookie.
+    let session = gw.auth.authenticate(&token, now)?;
+    let cookie = session_cookie(gw, token, session.expires_at, now);
+    let uri = request.uri();
+    let location = match uri.query().and_then(handoff::strip_param) {
+        Some(query) => format!("{}?{query}", uri.path()),
+        None => uri.path().to_owned(),
+    };
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, location),
+            (header::SET_COOKIE, cookie.encoded().to_string()),
+            // The URL carried a credential: keep it out of caches and referrers.
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+        ],
+    )
+        .into_response())
 }
 
 /// The host a request names: its `Host` header, or the URI's authority (HTTP/2).
