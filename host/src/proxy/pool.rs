@@ -113,13 +113,17 @@ impl Pool {
 
     async fn connect(&self, authority: &Authority) -> Result<Sender, SendError> {
         let port = authority.port_u16().unwrap_or(80);
-        let stream = tokio::time::timeout(
-            self.inner.connect_timeout,
-            TcpStream::connect((authority.host(), port)),
-        )
-        .await
-        .map_err(|_elapsed| SendError::ConnectTimeout)?
-        .map_err(SendError::Connect)?;
+        // An IPv6 entrance is `[fd00::1]:80`: the address without its brackets, or it would
+        // be looked up as a name.
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let stream =
+            tokio::time::timeout(self.inner.connect_timeout, TcpStream::connect((host, port)))
+                .await
+                .map_err(|_elapsed| SendError::ConnectTimeout)?
+                .map_err(SendError::Connect)?;
         // Small writes (websocket frames, SSE events) go out at once.
         stream.set_nodelay(true).map_err(SendError::Connect)?;
         let (sender, connection) = http1::Builder::new()
@@ -412,6 +416,35 @@ mod tests {
             response.into_body().collect().await.expect("body");
         }
         assert_eq!(pool.idle_count(&authority), 2);
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_entrance_is_reached_by_its_address() {
+        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+            // No IPv6 loopback on this machine: nothing to test.
+            return;
+        };
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nv6")
+                .await;
+        });
+        let authority: Authority = format!("[::1]:{port}").parse().expect("authority");
+        let pool = Pool::new(8, Duration::from_secs(90), Duration::from_secs(2));
+        let response = pool.send(&authority, get(&authority)).await;
+        let body = response
+            .expect("connected over IPv6")
+            .into_body()
+            .collect()
+            .await
+            .expect("body");
+        assert_eq!(body.to_bytes(), "v6");
     }
 
     #[tokio::test]
