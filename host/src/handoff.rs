@@ -24,8 +24,12 @@ pub const PARAM: &str = "grid_handoff";
 /// Seconds a code can be redeemed.
 pub const CODE_TTL_SECS: u64 = 60;
 
-/// Codes pending at once; beyond it the oldest expire first anyway, so a burst of asks
-/// cannot grow memory without bound.
+/// Codes one session may have pending: more asks replace its oldest, so one user cannot
+/// crowd out the others' links.
+const MAX_PER_SESSION: usize = 8;
+
+/// Codes pending at once, all sessions together: beyond it the oldest go first, so a burst
+/// of sessions cannot grow memory without bound.
 const MAX_PENDING: usize = 10_000;
 
 struct Pending {
@@ -49,11 +53,23 @@ impl HandoffCodes {
         let expires_at = now + CODE_TTL_SECS;
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain(|_, p| p.expires_at > now);
-        if pending.len() >= MAX_PENDING
-            && let Some(oldest) = pending
+        let oldest_where = |pending: &HashMap<String, Pending>, mine: bool| {
+            pending
                 .iter()
+                .filter(|(_, p)| !mine || p.session_id == session_id)
                 .min_by_key(|(_, p)| p.expires_at)
                 .map(|(c, _)| c.clone())
+        };
+        let of_session = pending
+            .values()
+            .filter(|p| p.session_id == session_id)
+            .count();
+        if of_session >= MAX_PER_SESSION
+            && let Some(oldest) = oldest_where(&pending, true)
+        {
+            pending.remove(&oldest);
+        } else if pending.len() >= MAX_PENDING
+            && let Some(oldest) = oldest_where(&pending, false)
         {
             pending.remove(&oldest);
         }
@@ -122,6 +138,18 @@ mod tests {
             None,
             "expired"
         );
+    }
+
+    #[test]
+    fn one_session_cannot_crowd_out_another() {
+        let codes = HandoffCodes::default();
+        let (theirs, _) = codes.issue("other", "2", 0);
+        let (first, _) = codes.issue("greedy", "1", 0);
+        for _ in 0..100 {
+            codes.issue("greedy", "1", 1);
+        }
+        assert_eq!(codes.redeem(&first, "1", 2), None, "its oldest went first");
+        assert_eq!(codes.redeem(&theirs, "2", 2).as_deref(), Some("other"));
     }
 
     #[test]

@@ -222,6 +222,24 @@ async fn a_handoff_signs_the_browser_in_on_the_apps_own_host() {
     .await
     .assert_error(401, "handoff_invalid");
 
+    // The redirect stays on the app's host, whatever the path looks like.
+    let link = send(addr, "POST", &handoff_path, &a).await;
+    let code = link.json()["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_owned();
+    let opened = request(
+        addr,
+        &format!("//evil.example/x?grid_handoff={code}"),
+        &[("host", app_host.as_str())],
+    )
+    .await;
+    assert_eq!(opened.status, 303, "{}", opened.text);
+    assert_eq!(opened.headers["location"], "/evil.example/x");
+
     // A code for A's app does not open B's host.
     let link = send(addr, "POST", &handoff_path, &a).await;
     let code = link.json()["url"]

@@ -210,10 +210,10 @@ pub async fn handoff(
     session: Session,
     Path(order_id): Path<String>,
     headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Json<HandoffResponse>, Error> {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok());
+    // `Host`, or the authority of an HTTP/2 request.
+    let host = super::process::host_of(&headers, &uri);
     let handoff = gw
         .process
         .handoff(&session.record, &order_id, host, gw.config.session.secure)?;

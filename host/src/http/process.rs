@@ -111,9 +111,12 @@ fn redeem_handoff<B>(
     let session = gw.auth.authenticate(&token, now)?;
     let cookie = session_cookie(gw, token, session.expires_at, now);
     let uri = request.uri();
+    // Always a path on this host: `//evil.example` or `/\evil.example` would be read by
+    // browsers as another host.
+    let path = format!("/{}", uri.path().trim_start_matches(['/', '\\']));
     let location = match uri.query().and_then(handoff::strip_param) {
-        Some(query) => format!("{}?{query}", uri.path()),
-        None => uri.path().to_owned(),
+        Some(query) => format!("{path}?{query}"),
+        None => path,
     };
     Ok((
         StatusCode::SEE_OTHER,
@@ -133,7 +136,7 @@ pub fn host<B>(request: &http::Request<B>) -> Option<&str> {
     host_of(request.headers(), request.uri())
 }
 
-fn host_of<'r>(headers: &'r http::HeaderMap, uri: &'r http::Uri) -> Option<&'r str> {
+pub(crate) fn host_of<'r>(headers: &'r http::HeaderMap, uri: &'r http::Uri) -> Option<&'r str> {
     headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
