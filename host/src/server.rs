@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -82,11 +82,13 @@ impl Running {
 /// Builds the node from `config`, binds, and serves on `http.workers` threads.
 ///
 /// Each worker is a single-threaded event loop on its own thread taking connections from
-/// the one listening socket (nginx's model): a connection, its requests and its upstream
-/// connections stay on one thread, with no cross-thread hand-offs and none of the
+/// the one listening socket (nginx's model): a proxied request, its connection and its
+/// upstream connections stay on one thread, with no cross-thread hand-offs and none of the
 /// work-stealing scheduler's wake-ups on the request path (~4 µs of kernel time per
-/// proxied request, `host/benches/README.md`). Background work (the chain follower, the
-/// policy watcher, sweeps) stays on the caller's runtime.
+/// proxied request, `host/benches/README.md`). API requests are handed to the caller's
+/// runtime, where the node's background work runs too (the chain follower, the policy
+/// watcher, sweeps): what they start (a deploy, a chain client's connections) lives there,
+/// not on a worker.
 pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> {
     let listen = config.listen;
     let workers = config.http.worker_count();
@@ -101,22 +103,38 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     listener.set_nonblocking(true).map_err(bind_error)?;
     let addr = listener.local_addr()?;
     let api = crate::http::api_router(gateway.clone());
+    let api_runtime = tokio::runtime::Handle::current();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut finished = Vec::with_capacity(workers);
     for index in 0..workers {
-        let (listener, gateway, api, stopping) = (
-            listener.try_clone()?,
-            gateway.clone(),
-            api.clone(),
-            stopping.clone(),
-        );
-        let (done, worker) = oneshot::channel();
-        std::thread::Builder::new()
-            .name(format!("http-worker-{index}"))
-            .spawn(move || {
-                let _ = done.send(serve_on(listener, gateway, api, stopping));
-            })?;
-        finished.push(worker);
+        let spawned = listener.try_clone().and_then(|listener| {
+            let (done, worker) = oneshot::channel();
+            let (gateway, api, api_runtime, stopping) = (
+                gateway.clone(),
+                api.clone(),
+                api_runtime.clone(),
+                stopping.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("http-worker-{index}"))
+                .spawn(move || {
+                    let served = serve_on(listener, gateway, api, api_runtime, stopping);
+                    if let Err(error) = &served {
+                        tracing::error!(worker = index, %error, "HTTP worker stopped");
+                    }
+                    let _ = done.send(served);
+                })?;
+            Ok(worker)
+        });
+        match spawned {
+            Ok(worker) => finished.push(worker),
+            Err(error) => {
+                // Stop the workers already serving: no half-started server is left behind.
+                let _ = stop.send(true);
+                gateway.stop().await;
+                return Err(ServeError::Io(error));
+            }
+        }
     }
     tracing::info!(%addr, workers, "grid-gateway listening");
     Ok(Running {
@@ -127,6 +145,13 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     })
 }
 
+/// Longest wait for a request's head (slow clients hold a connection and its descriptor).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Longest wait at shutdown for requests in flight (a followed log or an event stream
+/// never ends by itself).
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One worker: a current-thread runtime serving the connections it accepts from
 /// `listener`, until `stopping` turns true; then it stops accepting and lets the requests
 /// in flight finish.
@@ -134,6 +159,7 @@ fn serve_on(
     listener: std::net::TcpListener,
     gateway: Arc<Gateway>,
     api: axum::Router,
+    api_runtime: tokio::runtime::Handle,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -142,7 +168,11 @@ fn serve_on(
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
         let connections = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
         let stop = async move {
             // The sender gone without a stop (a dropped `Running`): keep serving.
             if stopping.wait_for(|stop| *stop).await.is_err() {
@@ -164,7 +194,12 @@ fn serve_on(
             // Small responses (and proxied frames: SSE events, websocket messages) go out
             // at once instead of waiting for the peer's delayed ACK (Nagle).
             let _ = stream.set_nodelay(true);
-            let service = crate::http::connection_service(gateway.clone(), api.clone(), peer);
+            let service = crate::http::connection_service(
+                gateway.clone(),
+                api.clone(),
+                api_runtime.clone(),
+                peer,
+            );
             let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
@@ -176,7 +211,12 @@ fn serve_on(
             });
         }
         drop(listener);
-        connections.shutdown().await;
+        if tokio::time::timeout(DRAIN_TIMEOUT, connections.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}: cut");
+        }
         Ok(())
     })
 }

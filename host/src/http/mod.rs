@@ -19,7 +19,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper::body::Incoming;
 use tower::ServiceExt;
@@ -54,10 +54,13 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 }
 
 /// The service of one client connection from `peer`: Process requests go straight to the
-/// proxy with their body as received, API requests through [`api_router`].
+/// proxy with their body as received, on the connection's thread; API requests through
+/// [`api_router`] on `api_runtime`, so that what they start (a deploy, a chain client's
+/// connections) outlives no worker.
 pub fn connection_service(
     gateway: Arc<Gateway>,
     api: Router,
+    api_runtime: tokio::runtime::Handle,
     peer: SocketAddr,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
@@ -66,11 +69,15 @@ pub fn connection_service(
     Future = impl Future<Output = Result<Response, Infallible>> + Send,
 > + Clone {
     hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        let (api, gateway) = (api.clone(), gateway.clone());
+        let (api, gateway, api_runtime) = (api.clone(), gateway.clone(), api_runtime.clone());
         async move {
             request.extensions_mut().insert(ConnectInfo(peer));
             if is_api(&gateway, &request) {
-                api.oneshot(request.map(axum::body::Body::new)).await
+                let handled = api_runtime.spawn(api.oneshot(request.map(axum::body::Body::new)));
+                handled.await.unwrap_or_else(|error| {
+                    tracing::error!(%error, "an API handler panicked");
+                    Ok(axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
+                })
             } else {
                 Ok(process::handle(&gateway, request).await)
             }
