@@ -21,7 +21,7 @@ use crate::apps::{AppService, Route};
 use crate::error::{Error, Result};
 use crate::handoff::HandoffCodes;
 use crate::policy::{PolicySet, unix_now};
-use crate::store::{SessionRecord, Store};
+use crate::store::{AppStatus, SessionRecord, Store};
 
 /// The header that picks one of several apps.
 pub const ORDER_HEADER: &str = "x-grid-order";
@@ -108,7 +108,27 @@ impl ProcessService {
     }
 
     /// The app `request` goes to, for the signed-in `caller`.
+    ///
+    /// An app that the store already records as available but the route table does not
+    /// have yet (its deploy wrote the store and is about to rebuild the table) gets the
+    /// table rebuilt and one more lookup: a client that saw `available` is never told
+    /// `app_not_available` after it.
     pub fn route(&self, caller: &SessionRecord, request: &RequestView<'_>) -> Result<Route> {
+        match self.lookup(caller, request) {
+            Err(Error::AppNotAvailable(order_id))
+                if self
+                    .store
+                    .app(&order_id)?
+                    .is_some_and(|app| app.status == AppStatus::Available) =>
+            {
+                self.apps.refresh_routes()?;
+                self.lookup(caller, request)
+            }
+            found => found,
+        }
+    }
+
+    fn lookup(&self, caller: &SessionRecord, request: &RequestView<'_>) -> Result<Route> {
         let routes = self.apps.routes();
         let wanted = self
             .order_from_host(request.host)

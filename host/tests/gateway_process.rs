@@ -260,6 +260,31 @@ async fn a_handoff_signs_the_browser_in_on_the_apps_own_host() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_the_store_calls_available_is_served_before_the_route_table_catches_up() {
+    let node = Node::start(true).await;
+    let addr = listen(&node).await;
+    deploy_named(&node, &node.cookie, &node.order, "web").await;
+    let a = [("cookie", node.cookie.as_str())];
+    // The moment between a deploy recording `available` and rebuilding the route table:
+    // the table without the app, the store with it.
+    let available = node.gw.store.app(&node.order).unwrap().unwrap();
+    node.gw
+        .store
+        .put_app(&grid_gateway::store::AppRecord {
+            status: grid_gateway::store::AppStatus::Deploying,
+            ..available.clone()
+        })
+        .unwrap();
+    node.gw.apps.refresh_routes().unwrap();
+    request(addr, "/x", &a)
+        .await
+        .assert_error(409, "app_not_available");
+    node.gw.store.put_app(&available).unwrap();
+    // A client that polled `available` is served, not told to wait.
+    assert_eq!(request(addr, "/x", &a).await.text, "app web: GET /x");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateways_credentials_never_reach_the_app() {
     let node = Node::start(true).await;
     let addr = listen(&node).await;

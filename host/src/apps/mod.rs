@@ -97,6 +97,11 @@ impl AppService {
         &self.inner.routes
     }
 
+    /// Rebuilds the route table from the store (every change of an app's state does).
+    pub fn refresh_routes(&self) -> Result<()> {
+        self.inner.refresh_routes(unix_now())
+    }
+
     /// The order-lifecycle side: teardown on chain events and expiry, reconciliation.
     pub fn lifecycle(&self) -> Lifecycle {
         Lifecycle::new(self.inner.clone())
