@@ -114,7 +114,13 @@ impl ProcessService {
     /// table rebuilt and one more lookup: a client that saw `available` is never told
     /// `app_not_available` after it.
     pub fn route(&self, caller: &SessionRecord, request: &RequestView<'_>) -> Result<Route> {
-        match self.lookup(caller, request) {
+        self.with_fresh_routes(|| self.lookup(caller, request))
+    }
+
+    /// Runs `find` against the route table; when it misses an app the store already
+    /// records as available, rebuilds the table from the store and runs it once more.
+    fn with_fresh_routes(&self, find: impl Fn() -> Result<Route>) -> Result<Route> {
+        match find() {
             Err(Error::AppNotAvailable(order_id))
                 if self
                     .store
@@ -122,23 +128,20 @@ impl ProcessService {
                     .is_some_and(|app| app.status == AppStatus::Available) =>
             {
                 self.apps.refresh_routes()?;
-                self.lookup(caller, request)
+                find()
             }
             found => found,
         }
     }
 
     fn lookup(&self, caller: &SessionRecord, request: &RequestView<'_>) -> Result<Route> {
-        let routes = self.apps.routes();
         let wanted = self
             .order_from_host(request.host)
             .or(request.order_header.map(str::trim));
         match wanted {
-            Some(order_id) => routes
-                .find(&caller.address, order_id)
-                .ok_or_else(|| self.why_no_route(caller, order_id)),
+            Some(order_id) => self.find_route(caller, order_id),
             None => {
-                let mut mine = routes.of_user(&caller.address);
+                let mut mine = self.apps.routes().of_user(&caller.address);
                 match mine.len() {
                     1 => Ok(mine.remove(0)),
                     0 => Err(self.why_no_app(caller)),
@@ -146,6 +149,14 @@ impl ProcessService {
                 }
             }
         }
+    }
+
+    /// `caller`'s available app of `order_id`, or why there is none.
+    fn find_route(&self, caller: &SessionRecord, order_id: &str) -> Result<Route> {
+        self.apps
+            .routes()
+            .find(&caller.address, order_id)
+            .ok_or_else(|| self.why_no_route(caller, order_id))
     }
 
     /// A hand-off URL for `caller`'s available app of `order_id`: its own host, on the
@@ -163,16 +174,11 @@ impl ProcessService {
             .apps_domain
             .as_deref()
             .ok_or(Error::AppsDomainNotConfigured)?;
-        let route = self
-            .apps
-            .routes()
-            .find(&caller.address, order_id)
-            .ok_or_else(|| self.why_no_route(caller, order_id))?;
+        let route = self.with_fresh_routes(|| self.find_route(caller, order_id))?;
         let (code, expires_at) = self.handoffs.issue(&caller.id, &route.order_id, unix_now());
         let port = gateway_host
-            .and_then(|h| h.rsplit_once(':'))
-            .map(|(_, port)| port)
-            .filter(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|host| split_port(host).1)
+            .filter(|port| !port.is_empty())
             .map(|port| format!(":{port}"))
             .unwrap_or_default();
         let scheme = if https { "https" } else { "http" };
@@ -203,14 +209,7 @@ impl ProcessService {
     /// The order a host names: `<order-id>.<apps_domain>` (port ignored, case-insensitive).
     fn order_from_host<'r>(&self, host: Option<&'r str>) -> Option<&'r str> {
         let domain = self.config.apps_domain.as_deref()?;
-        let host = host?;
-        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        });
+        let (host, _port) = split_port(host?);
         let (label, rest) = host.split_once('.')?;
         (rest.eq_ignore_ascii_case(domain)
             && !label.is_empty()
@@ -281,6 +280,15 @@ impl ProcessService {
             Decision::Allow => Ok(()),
             Decision::Deny { reason } => Err(Error::RequestDenied(reason)),
         }
+    }
+}
+
+/// `host[:port]` split in two; a suffix after the last `:` that is not all digits is part
+/// of the host.
+fn split_port(host: &str) -> (&str, Option<&str>) {
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (name, Some(port)),
+        _ => (host, None),
     }
 }
 

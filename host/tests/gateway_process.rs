@@ -76,6 +76,15 @@ async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str
     }
 }
 
+/// Asks for a hand-off link at `path` with `headers`; returns its code.
+async fn new_handoff_code(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {
+    let link = send(addr, "POST", path, headers).await;
+    assert_eq!(link.status, 200, "{}", link.text);
+    let url = link.json()["url"].as_str().unwrap().to_owned();
+    let (_, code) = url.rsplit_once("grid_handoff=").unwrap();
+    code.to_owned()
+}
+
 /// Deploys an app named `name` to `order` as `cookie` and waits until it is available.
 async fn deploy_named(node: &Node, cookie: &str, order: &str, name: &'static str) {
     let app = start_app(name).await;
@@ -223,14 +232,7 @@ async fn a_handoff_signs_the_browser_in_on_the_apps_own_host() {
     .assert_error(401, "handoff_invalid");
 
     // The redirect stays on the app's host, whatever the path looks like.
-    let link = send(addr, "POST", &handoff_path, &a).await;
-    let code = link.json()["url"]
-        .as_str()
-        .unwrap()
-        .rsplit('=')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = new_handoff_code(addr, &handoff_path, &a).await;
     let opened = request(
         addr,
         &format!("//evil.example/x?grid_handoff={code}"),
@@ -241,14 +243,7 @@ async fn a_handoff_signs_the_browser_in_on_the_apps_own_host() {
     assert_eq!(opened.headers["location"], "/evil.example/x");
 
     // A code for A's app does not open B's host.
-    let link = send(addr, "POST", &handoff_path, &a).await;
-    let code = link.json()["url"]
-        .as_str()
-        .unwrap()
-        .rsplit('=')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = new_handoff_code(addr, &handoff_path, &a).await;
     let host_b = format!("{order_b}.apps.test");
     request(
         addr,
