@@ -21,6 +21,7 @@ use crate::apps::{AppService, Route};
 use crate::error::{Error, Result};
 use crate::handoff::HandoffCodes;
 use crate::policy::{PolicySet, unix_now};
+use crate::proxy::headers::Headers;
 use crate::store::{AppStatus, SessionRecord, Store};
 
 /// The header that picks one of several apps.
@@ -51,9 +52,10 @@ pub struct ProcessConfig {
     pub skip_request_policy: bool,
 }
 
-/// What the router needs of a request.
-#[derive(Clone, Debug, Default)]
-pub struct RequestView<'a> {
+/// What the router needs of a request; `H` is the header container it came in (hyper's map,
+/// or the wire fast path's list).
+#[derive(Clone, Debug)]
+pub struct RequestView<'a, H = http::HeaderMap> {
     /// Method, upper case.
     pub method: &'a str,
     /// Path as received (normalised before the policy sees it).
@@ -63,7 +65,7 @@ pub struct RequestView<'a> {
     /// `X-Grid-Order`, if sent.
     pub order_header: Option<&'a str>,
     /// The request's headers, to pick the policy's from (only read when it is asked).
-    pub headers: Option<&'a http::HeaderMap>,
+    pub headers: Option<&'a H>,
 }
 
 /// Routing and per-request authorization.
@@ -113,7 +115,7 @@ impl ProcessService {
     /// have yet (its deploy wrote the store and is about to rebuild the table) gets the
     /// table rebuilt and one more lookup: a client that saw `available` is never told
     /// `app_not_available` after it.
-    pub fn route(&self, caller: &SessionRecord, request: &RequestView<'_>) -> Result<Route> {
+    pub fn route<H>(&self, caller: &SessionRecord, request: &RequestView<'_, H>) -> Result<Route> {
         self.with_fresh_routes(|| self.lookup(caller, request))
     }
 
@@ -134,7 +136,7 @@ impl ProcessService {
         }
     }
 
-    fn lookup(&self, caller: &SessionRecord, request: &RequestView<'_>) -> Result<Route> {
+    fn lookup<H>(&self, caller: &SessionRecord, request: &RequestView<'_, H>) -> Result<Route> {
         let wanted = self
             .order_from_host(request.host)
             .or(request.order_header.map(str::trim));
@@ -246,11 +248,11 @@ impl ProcessService {
     }
 
     /// Asks the authorization policy about one request (unless configured off).
-    pub async fn authorize(
+    pub async fn authorize<H: Headers>(
         &self,
         caller: &SessionRecord,
         route: &Route,
-        request: &RequestView<'_>,
+        request: &RequestView<'_, H>,
     ) -> Result<()> {
         if self.config.skip_request_policy {
             return Ok(());
@@ -265,9 +267,9 @@ impl ProcessService {
                     POLICY_HEADERS
                         .iter()
                         .flat_map(|name| {
-                            headers.get_all(*name).iter().filter_map(|v| {
-                                Some(((*name).to_owned(), v.to_str().ok()?.to_owned()))
-                            })
+                            headers
+                                .values(name)
+                                .map(|v| ((*name).to_owned(), v.to_owned()))
                         })
                         .collect()
                 })

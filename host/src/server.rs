@@ -4,11 +4,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, LogFormat};
 use crate::gateway::{BuildError, Gateway};
@@ -148,6 +148,9 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
 /// Longest wait for a request's head (slow clients hold a connection and its descriptor).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How often a worker drops keep-alive connections to apps that have idled out.
+const IDLE_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Longest wait at shutdown for requests in flight (a followed log or an event stream
 /// never ends by itself).
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -160,22 +163,37 @@ fn serve_on(
     gateway: Arc<Gateway>,
     api: axum::Router,
     api_runtime: tokio::runtime::Handle,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
-        let connections = GracefulShutdown::new();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
+        let mut hyper = auto::Builder::new(TokioExecutor::new());
+        hyper
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT);
+        let connections = Arc::new(crate::http::wire::Connections {
+            gateway,
+            api,
+            api_runtime,
+            hyper,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        });
+        let tracker = TaskTracker::new();
+        let sweeper = tokio::spawn(async {
+            let mut every = tokio::time::interval(IDLE_SWEEP);
+            loop {
+                every.tick().await;
+                crate::proxy::wire::sweep_idle();
+            }
+        });
+        let mut stop = stopping.clone();
         let stop = async move {
             // The sender gone without a stop (a dropped `Running`): keep serving.
-            if stopping.wait_for(|stop| *stop).await.is_err() {
+            if stop.wait_for(|stop| *stop).await.is_err() {
                 std::future::pending::<()>().await;
             }
         };
@@ -194,29 +212,25 @@ fn serve_on(
             // Small responses (and proxied frames: SSE events, websocket messages) go out
             // at once instead of waiting for the peer's delayed ACK (Nagle).
             let _ = stream.set_nodelay(true);
-            let service = crate::http::connection_service(
-                gateway.clone(),
-                api.clone(),
-                api_runtime.clone(),
+            tracker.spawn(crate::http::wire::serve(
+                connections.clone(),
+                stream,
                 peer,
-            );
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = connections.watch(connection);
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
-                }
-            });
+                stopping.clone(),
+            ));
         }
         drop(listener);
-        if tokio::time::timeout(DRAIN_TIMEOUT, connections.shutdown())
+        // Each connection sees the stop itself: idle ones close, busy ones finish their
+        // request first.
+        tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}: cut");
         }
+        sweeper.abort();
+        crate::proxy::wire::close_idle();
         Ok(())
     })
 }

@@ -4,16 +4,15 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
-use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::Cookie;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::policy::unix_now;
+use crate::proxy::headers::Headers;
 use crate::store::SessionRecord;
 
 /// `axum::Json` with our error body on rejection.
@@ -60,16 +59,26 @@ pub fn session_token(parts: &Parts, cookie_name: &str) -> Option<String> {
     session_credential(&parts.headers, cookie_name).map(|(token, _)| token)
 }
 
-/// [`session_token`], saying which of the two carried it.
-pub fn session_credential(headers: &HeaderMap, cookie_name: &str) -> Option<(String, Credential)> {
-    if headers.contains_key(COOKIE)
-        && let Some(cookie) = CookieJar::from_headers(headers).get(cookie_name)
-    {
+/// [`session_token`], saying which of the two carried it. Works on hyper's header map and
+/// on the wire fast path's header list alike.
+pub fn session_credential(
+    headers: &impl Headers,
+    cookie_name: &str,
+) -> Option<(String, Credential)> {
+    // Parsed as a cookie jar does: every `Cookie` header, `;`-separated, percent-decoded;
+    // of several cookies with the name, the last one counts.
+    let cookie = headers
+        .values("cookie")
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| Cookie::parse_encoded(pair.trim()).ok())
+        .filter(|c| c.name() == cookie_name)
+        .last();
+    if let Some(cookie) = cookie {
         return Some((cookie.value().to_owned(), Credential::Cookie));
     }
     headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .values("authorization")
+        .next()
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod handlers;
 mod openapi;
 mod process;
+pub mod wire;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -88,9 +89,13 @@ pub fn connection_service(
 /// The gateway's own paths; everything else is Process. On an app's own host
 /// (`<order-id>.<apps_domain>`) the whole path space is the app's, `/_grid/` included.
 fn is_api<B>(gateway: &Gateway, request: &hyper::Request<B>) -> bool {
-    let path = request.uri().path();
+    is_api_path(gateway, request.uri().path(), process::host(request))
+}
+
+/// [`is_api`] for a request's path and `Host`.
+fn is_api_path(gateway: &Gateway, path: &str, host: Option<&str>) -> bool {
     let gateway_path = path == "/greet" || path == "/_grid" || path.starts_with("/_grid/");
-    gateway_path && !gateway.process.is_app_host(process::host(request))
+    gateway_path && !gateway.process.is_app_host(host)
 }
 
 /// The API (`/_grid/…`, `/greet`) with its layers; unknown `/_grid/` paths are 404.

@@ -1,26 +1,26 @@
 //! Process: every request outside `/_grid/` (and `/greet`) goes to the caller's app.
 //!
-//! The order of checks is the order of cost: the session (a cookie decrypt and a store
-//! read), the route (an in-memory map), the authorization policy (a wasm call), then the
-//! forward. Whatever refuses the request answers with the API's JSON error body.
+//! The checks ([`admit`]) are the same on hyper's path and on the wire fast path
+//! (`super::wire`); whatever refuses a request answers with the API's JSON error body.
 
 use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use axum::http::{StatusCode, header};
 
 use super::extract::{Credential, session_credential};
 use super::handlers::session_cookie;
+use crate::apps::Route;
 use crate::auth::cookie_name;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::handoff;
 use crate::policy::unix_now;
 use crate::process::{ORDER_HEADER, RequestView};
+use crate::proxy::headers::Headers;
 use crate::proxy::{BoxError, ClientInfo, ForwardOptions};
 
 /// Unknown API paths.
@@ -49,29 +49,20 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    if let Some(code) = request.uri().query().and_then(handoff::code_in)
-        && gw.process.is_app_host(host(&request))
-    {
+    if let Some(code) = handoff_code(gw, request.uri().query(), host(&request)) {
         return redeem_handoff(gw, &request, code);
     }
     let (mut parts, body) = request.into_parts();
-    let (token, credential) = session_credential(&parts.headers, gw.auth.settings().cookie_name)
-        .ok_or(Error::Unauthenticated)?;
-    let session = gw.auth.authenticate(&token, unix_now())?;
-
-    let route = {
-        let asks_policy = !gw.process.config().skip_request_policy;
-        let view = view(&parts, asks_policy);
-        let route = gw.process.route(&session, &view)?;
-        if let Err(e) = gw.process.authorize(&session, &route, &view).await {
-            if matches!(e, Error::RequestDenied(_)) {
-                gw.forwarder.metrics().policy_denials.inc();
-            }
-            return Err(e);
-        }
-        route
+    let (route, credential) = {
+        let view = view(
+            gw,
+            parts.method.as_str(),
+            parts.uri.path(),
+            host_of(&parts.headers, &parts.uri),
+            &parts.headers,
+        );
+        admit(gw, &parts.headers, &view).await?
     };
-
     // The header is the gateway's; the app has no use for it.
     parts.headers.remove(ORDER_HEADER);
     let client = ClientInfo {
@@ -83,18 +74,25 @@ where
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
         https: false,
     };
-    let options = ForwardOptions {
-        strip_cookies: SESSION_COOKIES,
-        // A bearer token that signed the request in is the gateway's; an Authorization
-        // header next to a session cookie is the app's own and goes through.
-        strip_authorization: credential == Credential::Bearer,
-    };
+    let options = forward_options(credential);
     let request = http::Request::from_parts(parts, body);
     let response = gw
         .forwarder
         .forward(request, &route.entrance, &client, &options)
         .await?;
     Ok(response.map(Body::new))
+}
+
+/// The hand-off code of a request that redeems one: a `grid_handoff` query parameter on an
+/// app's own host.
+pub(super) fn handoff_code<'q>(
+    gw: &Gateway,
+    query: Option<&'q str>,
+    host: Option<&str>,
+) -> Option<&'q str> {
+    query
+        .and_then(handoff::code_in)
+        .filter(|_| gw.process.is_app_host(host))
 }
 
 /// A sign-in hand-off arriving on an app's host: the code becomes the session cookie of
@@ -143,16 +141,50 @@ pub(crate) fn host_of<'r>(headers: &'r http::HeaderMap, uri: &'r http::Uri) -> O
         .or_else(|| uri.authority().map(|a| a.as_str()))
 }
 
-/// What routing needs of the request; its headers only when the policy will be asked.
-fn view(parts: &Parts, with_headers: bool) -> RequestView<'_> {
+/// What routing needs of a request; its headers only when the policy will be asked.
+pub(super) fn view<'a, H: Headers>(
+    gw: &Gateway,
+    method: &'a str,
+    path: &'a str,
+    host: Option<&'a str>,
+    headers: &'a H,
+) -> RequestView<'a, H> {
     RequestView {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        host: host_of(&parts.headers, &parts.uri),
-        order_header: parts
-            .headers
-            .get(ORDER_HEADER)
-            .and_then(|v| v.to_str().ok()),
-        headers: with_headers.then_some(&parts.headers),
+        method,
+        path,
+        host,
+        order_header: headers.values(ORDER_HEADER).next(),
+        headers: (!gw.process.config().skip_request_policy).then_some(headers),
+    }
+}
+
+/// Who is asking and where their request goes, in the order of cost: the session (a
+/// cookie decrypt and a cache read), the route (an in-memory map), the authorization
+/// policy (a wasm call). Returns the route and what carried the session.
+pub(super) async fn admit<H: Headers + Sync>(
+    gw: &Gateway,
+    headers: &H,
+    view: &RequestView<'_, H>,
+) -> Result<(Route, Credential), Error> {
+    let (token, credential) = session_credential(headers, gw.auth.settings().cookie_name)
+        .ok_or(Error::Unauthenticated)?;
+    let session = gw.auth.authenticate(&token, unix_now())?;
+    let route = gw.process.route(&session, view)?;
+    if let Err(e) = gw.process.authorize(&session, &route, view).await {
+        if matches!(e, Error::RequestDenied(_)) {
+            gw.forwarder.metrics().policy_denials.inc();
+        }
+        return Err(e);
+    }
+    Ok((route, credential))
+}
+
+/// What the proxy strips on the way to the app: the gateway's session cookie under both
+/// names, and the bearer token when it signed the request in (an `Authorization` header
+/// next to a session cookie is the app's own and goes through).
+pub(super) fn forward_options(credential: Credential) -> ForwardOptions {
+    ForwardOptions {
+        strip_cookies: SESSION_COOKIES,
+        strip_authorization: credential == Credential::Bearer,
     }
 }

@@ -1,11 +1,11 @@
-//! Header rewriting between client and app. Pure functions over `HeaderMap`.
+//! Header rewriting between client and app, written once for both header containers the
+//! gateway forwards with: hyper's `HeaderMap` (the general path) and the wire fast path's
+//! [`HeaderList`] (headers as they arrived, in order, borrowed from the read buffer).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
-use http::header::{
-    AUTHORIZATION, CONNECTION, COOKIE, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
-    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
-};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard `Keep-Alive` and
 /// `Proxy-Connection` clients still send): they describe one connection, never the message.
@@ -21,17 +21,128 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+const FORWARDED: &str = "forwarded";
+
+/// What header rewriting needs of a set of headers. Names are lower case here;
+/// implementations compare case-insensitively. Values that are not visible ASCII are
+/// skipped by [`Headers::values`] (as `HeaderValue::to_str` does) but still removed.
+pub trait Headers {
+    /// Every value of `name`, in order.
+    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str>;
+    /// Whether `name` is present at all.
+    fn contains(&self, name: &str) -> bool;
+    /// Removes every `name`.
+    fn remove(&mut self, name: &str);
+    /// Replaces every `name` with one `value`; a value that is not a valid header value
+    /// removes the header instead.
+    fn set(&mut self, name: &'static str, value: &str);
+}
+
+impl Headers for HeaderMap {
+    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
+        self.get_all(name).iter().filter_map(|v| v.to_str().ok())
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.contains_key(name)
+    }
+
+    fn remove(&mut self, name: &str) {
+        HeaderMap::remove(self, name);
+    }
+
+    fn set(&mut self, name: &'static str, value: &str) {
+        match HeaderValue::from_str(value) {
+            Ok(v) => {
+                self.insert(HeaderName::from_static(name), v);
+            }
+            Err(_) => {
+                HeaderMap::remove(self, name);
+            }
+        }
+    }
+}
+
+/// Headers as they came off the wire: names as sent, values as bytes, order kept.
+/// Borrows from the buffer the head was read into; what the gateway sets is owned.
+#[derive(Debug, Default)]
+pub struct HeaderList<'b> {
+    entries: Vec<(&'b str, Cow<'b, [u8]>)>,
+}
+
+impl<'b> HeaderList<'b> {
+    /// A list of `capacity` headers.
+    pub fn with_capacity(capacity: usize) -> Self {
+        HeaderList {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Appends one header.
+    pub fn push(&mut self, name: &'b str, value: &'b [u8]) {
+        self.entries.push((name, Cow::Borrowed(value)));
+    }
+
+    /// Every header, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(n, v)| (*n, v.as_ref()))
+    }
+
+    /// Writes every header as `name: value\r\n`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        for (name, value) in &self.entries {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+impl Headers for HeaderList<'_> {
+    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
+        self.entries
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .filter_map(|(_, v)| visible_ascii(v))
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    fn set(&mut self, name: &'static str, value: &str) {
+        self.remove(name);
+        if HeaderValue::from_str(value).is_ok() {
+            self.entries
+                .push((name, Cow::Owned(value.as_bytes().to_vec())));
+        }
+    }
+}
+
+/// `value` as text when it is what `HeaderValue::to_str` accepts (visible ASCII, spaces and
+/// tabs).
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
+}
 
 /// The tokens of every `Connection` header, lower case.
-fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+pub fn connection_tokens(headers: &impl Headers) -> Vec<String> {
     headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+        .values("connection")
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
@@ -42,51 +153,36 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
 pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     let wants_upgrade = connection_tokens(headers).iter().any(|t| t == "upgrade");
     wants_upgrade
-        .then(|| headers.get(UPGRADE).cloned())
+        .then(|| headers.get(http::header::UPGRADE).cloned())
         .flatten()
 }
 
 /// Removes the hop-by-hop headers and every header the `Connection` header names.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub fn remove_hop_by_hop(headers: &mut impl Headers) {
     for token in connection_tokens(headers) {
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-            headers.remove(name);
-        }
+        headers.remove(&token);
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    // Keep the compiler honest that the constants above are the real header names.
-    debug_assert!(
-        [
-            CONNECTION,
-            PROXY_AUTHENTICATE,
-            PROXY_AUTHORIZATION,
-            TE,
-            TRAILER,
-            TRANSFER_ENCODING,
-            UPGRADE
-        ]
-        .iter()
-        .all(|h| HOP_BY_HOP.contains(&h.as_str()))
-    );
 }
 
 /// Restores the two headers an upgrade needs after [`remove_hop_by_hop`].
 pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
-    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(UPGRADE, protocol);
+    headers.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("upgrade"),
+    );
+    headers.insert(http::header::UPGRADE, protocol);
 }
 
 /// Removes the named cookies from the `Cookie` header(s), keeping the others in order.
-pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
-    if !headers.contains_key(COOKIE) {
+pub fn strip_cookies(headers: &mut impl Headers, names: &[&str]) {
+    if !headers.contains("cookie") {
         return;
     }
     let kept: Vec<String> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+        .values("cookie")
         .flat_map(|v| v.split(';'))
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
@@ -96,17 +192,15 @@ pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
         })
         .map(str::to_owned)
         .collect();
-    headers.remove(COOKIE);
-    if !kept.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
-    {
-        headers.insert(COOKIE, value);
+    headers.remove("cookie");
+    if !kept.is_empty() {
+        headers.set("cookie", &kept.join("; "));
     }
 }
 
 /// Removes `Authorization` (the gateway's bearer token must not reach the app).
-pub fn strip_authorization(headers: &mut HeaderMap) {
-    headers.remove(AUTHORIZATION);
+pub fn strip_authorization(headers: &mut impl Headers) {
+    headers.remove("authorization");
 }
 
 /// Who the request came from, as the gateway saw it.
@@ -124,47 +218,29 @@ pub struct Origin<'a> {
     pub forwarded_header: bool,
 }
 
-fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let values: Vec<&str> = headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+fn joined(headers: &impl Headers, name: &str) -> Option<String> {
+    let values: Vec<&str> = headers.values(name).collect();
     (!values.is_empty()).then(|| values.join(", "))
-}
-
-fn put(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
-    match HeaderValue::from_str(value) {
-        Ok(v) => {
-            headers.insert(name.clone(), v);
-        }
-        Err(_) => {
-            headers.remove(name);
-        }
-    }
 }
 
 /// Sets `X-Forwarded-For/Proto/Host` (and `Forwarded` if asked). From a trusted proxy the
 /// client's chain is extended with the peer; from anyone else it is replaced, so a client
 /// cannot make the app believe it comes from elsewhere.
-pub fn set_forwarding(headers: &mut HeaderMap, origin: &Origin<'_>) {
+pub fn set_forwarding(headers: &mut impl Headers, origin: &Origin<'_>) {
     let peer = origin.peer.to_string();
-    let chain = match (origin.trusted, joined(headers, &X_FORWARDED_FOR)) {
+    let chain = match (origin.trusted, joined(headers, X_FORWARDED_FOR)) {
         (true, Some(existing)) => format!("{existing}, {peer}"),
-        _ => peer.clone(),
+        _ => peer,
     };
-    put(headers, &X_FORWARDED_FOR, &chain);
-    let keep =
-        |headers: &HeaderMap, name: &HeaderName| origin.trusted && headers.contains_key(name);
-    if !keep(headers, &X_FORWARDED_PROTO) {
-        put(headers, &X_FORWARDED_PROTO, origin.proto);
+    headers.set(X_FORWARDED_FOR, &chain);
+    // A trusted proxy's own protocol and host stand; anyone else's are replaced.
+    if !(origin.trusted && headers.contains(X_FORWARDED_PROTO)) {
+        headers.set(X_FORWARDED_PROTO, origin.proto);
     }
-    if !keep(headers, &X_FORWARDED_HOST) {
+    if !(origin.trusted && headers.contains(X_FORWARDED_HOST)) {
         match origin.host {
-            Some(host) => put(headers, &X_FORWARDED_HOST, host),
-            None => {
-                headers.remove(&X_FORWARDED_HOST);
-            }
+            Some(host) => headers.set(X_FORWARDED_HOST, host),
+            None => headers.remove(X_FORWARDED_HOST),
         }
     }
     if origin.forwarded_header {
@@ -179,28 +255,27 @@ pub fn set_forwarding(headers: &mut HeaderMap, origin: &Origin<'_>) {
         {
             element.push_str(&format!(";host=\"{host}\""));
         }
-        let value = match (origin.trusted, joined(headers, &FORWARDED)) {
+        let value = match (origin.trusted, joined(headers, FORWARDED)) {
             (true, Some(existing)) => format!("{existing}, {element}"),
             _ => element,
         };
-        put(headers, &FORWARDED, &value);
+        headers.set(FORWARDED, &value);
     } else if !origin.trusted {
-        headers.remove(&FORWARDED);
+        headers.remove(FORWARDED);
     }
 }
 
 /// Appends this hop to `Via` (RFC 9110 §7.6.3).
-pub fn add_via(headers: &mut HeaderMap, version: http::Version) {
+pub fn add_via(headers: &mut impl Headers, version: http::Version) {
     let hop = match version {
         http::Version::HTTP_10 => "1.0 grid-gateway",
         http::Version::HTTP_2 => "2 grid-gateway",
         _ => "1.1 grid-gateway",
     };
-    let value = match joined(headers, &VIA) {
-        Some(existing) => format!("{existing}, {hop}"),
-        None => hop.to_owned(),
-    };
-    put(headers, &VIA, &value);
+    match joined(headers, "via") {
+        Some(existing) => headers.set("via", &format!("{existing}, {hop}")),
+        None => headers.set("via", hop),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod headers;
 mod metrics;
 mod pool;
 mod tunnel;
+pub mod wire;
 
 pub use body::{BoxError, ProxyBody, empty, full};
 pub use config::ProxyConfig;

@@ -112,20 +112,7 @@ impl Pool {
     }
 
     async fn connect(&self, authority: &Authority) -> Result<Sender, SendError> {
-        let port = authority.port_u16().unwrap_or(80);
-        // An IPv6 entrance is `[fd00::1]:80`: the address without its brackets, or it would
-        // be looked up as a name.
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let stream =
-            tokio::time::timeout(self.inner.connect_timeout, TcpStream::connect((host, port)))
-                .await
-                .map_err(|_elapsed| SendError::ConnectTimeout)?
-                .map_err(SendError::Connect)?;
-        // Small writes (websocket frames, SSE events) go out at once.
-        stream.set_nodelay(true).map_err(SendError::Connect)?;
+        let stream = connect_tcp(authority, self.inner.connect_timeout).await?;
         let (sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -235,6 +222,27 @@ impl Inner {
             !mine.is_empty()
         });
     }
+}
+
+/// A TCP connection to an entrance, with `TCP_NODELAY` (small writes such as websocket
+/// frames and SSE events go out at once), within `timeout`.
+pub(crate) async fn connect_tcp(
+    authority: &Authority,
+    timeout: Duration,
+) -> Result<TcpStream, SendError> {
+    let port = authority.port_u16().unwrap_or(80);
+    // An IPv6 entrance is `[fd00::1]:80`: the address without its brackets, or it would
+    // be looked up as a name.
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_elapsed| SendError::ConnectTimeout)?
+        .map_err(SendError::Connect)?;
+    stream.set_nodelay(true).map_err(SendError::Connect)?;
+    Ok(stream)
 }
 
 /// Drops expired and closed connections until the pool is gone.

@@ -1,0 +1,379 @@
+//! A client connection on an HTTP worker.
+//!
+//! Process requests in plain HTTP/1.1 — no body or a `Content-Length` body, no upgrade,
+//! no `Expect`, one `Host` — are read off the socket, admitted ([`super::process::admit`])
+//! and forwarded as bytes by the wire fast path ([`crate::proxy::wire`]). At the first
+//! request that is anything else (an API call, a hand-off, a websocket, a chunked upload,
+//! HTTP/1.0 or HTTP/2, a malformed head) the connection, with what was read of it, is
+//! handed to hyper and served there to its end: hyper's router and forwarder answer exactly
+//! as they would have from the first byte.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::process::{admit, forward_options, handoff_code, view};
+use crate::error::Error;
+use crate::gateway::Gateway;
+use crate::process::ORDER_HEADER;
+use crate::proxy::ClientInfo;
+use crate::proxy::headers::{HeaderList, Headers};
+use crate::proxy::wire::{Finished, WireBuffers, WireError, WireRequest, content_length};
+
+/// Largest request head the fast path reads; a larger one goes to hyper, which refuses it.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Most header fields in a request head the fast path takes.
+const MAX_HEADERS: usize = 100;
+
+/// What every connection of a worker shares.
+pub struct Connections {
+    /// The node.
+    pub gateway: Arc<Gateway>,
+    /// The API, served on `api_runtime`.
+    pub api: Router,
+    /// Where API requests run (the node's runtime, not the worker's).
+    pub api_runtime: tokio::runtime::Handle,
+    /// hyper, for connections handed over.
+    pub hyper: auto::Builder<TokioExecutor>,
+    /// Longest wait for a request head, idle keep-alive included.
+    pub header_read_timeout: Duration,
+}
+
+/// Why a request on the fast path got no response from the app.
+enum Failure {
+    /// Answer with this error.
+    Refused(Error),
+    /// The response had begun or the client went away: close.
+    Aborted(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Refused(error)
+    }
+}
+
+/// Serves the connection `stream` from `peer` until it closes, or until `stopping` turns
+/// true and the request in flight (if any) is answered.
+pub async fn serve(
+    connections: Arc<Connections>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let gw = &connections.gateway;
+    let mut read: Vec<u8> = Vec::with_capacity(4096);
+    let mut buffers = WireBuffers::default();
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut head = httparse::Request::new(&mut fields);
+        let head_len = match head.parse(&read) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if read.len() < MAX_HEAD => {
+                let timeout = connections.header_read_timeout;
+                if read_more(&mut stream, &mut read, &mut stopping, timeout).await {
+                    continue;
+                }
+                return;
+            }
+            // Malformed, too large, or not HTTP/1 at all (the HTTP/2 preface): hyper
+            // answers it.
+            _ => break,
+        };
+        let Some(request) = fast_request(gw, &head) else {
+            break;
+        };
+        let in_hand = request.content_length.min((read.len() - head_len) as u64) as usize;
+        let body_start = &read[head_len..head_len + in_hand];
+        // A body not wholly read yet may be half-read when the request fails.
+        let body_on_the_wire = request.content_length > in_hand as u64;
+        let client_close = request.close;
+        let outcome = process(gw, &mut stream, request, body_start, peer, &mut buffers).await;
+        let keep_alive = match outcome {
+            Ok(Finished::KeepAlive) => true,
+            Ok(Finished::Close) => false,
+            Err(Failure::Aborted(reason)) => {
+                tracing::debug!(%peer, %reason, "proxied exchange aborted");
+                false
+            }
+            Err(Failure::Refused(error)) => {
+                let close = client_close || body_on_the_wire;
+                write_error(&mut stream, error, close).await.is_ok() && !close
+            }
+        };
+        if !keep_alive || *stopping.borrow() {
+            let _ = stream.shutdown().await;
+            return;
+        }
+        read.drain(..head_len + in_hand);
+    }
+    hand_over(&connections, stream, read, peer, stopping).await;
+}
+
+/// Reads more of a request head into `read`; false when the connection is over (closed,
+/// silent past `timeout`, or the server stopping while it was idle).
+async fn read_more(
+    stream: &mut TcpStream,
+    read: &mut Vec<u8>,
+    stopping: &mut watch::Receiver<bool>,
+    timeout: Duration,
+) -> bool {
+    read.reserve(4096);
+    let idle = read.is_empty();
+    let more = tokio::time::timeout(timeout, stream.read_buf(read));
+    let result = if idle {
+        tokio::select! {
+            result = more => result,
+            () = stopped(stopping) => return false,
+        }
+    } else {
+        more.await
+    };
+    matches!(result, Ok(Ok(n)) if n > 0)
+}
+
+/// Resolves once the server is stopping (never, when the sender is gone without a stop).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The request, when the fast path takes it: a Process request in plain HTTP/1.1 whose
+/// body length is one `Content-Length` (or none).
+fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<WireRequest<'b>> {
+    if head.version != Some(1) {
+        return None;
+    }
+    let (method, target) = (head.method?, head.path?);
+    if method == "CONNECT" || !target.starts_with('/') {
+        return None;
+    }
+    let mut headers = HeaderList::with_capacity(head.headers.len() + 6);
+    let (mut host, mut length, mut close) = (None, None, false);
+    for field in head.headers.iter() {
+        let name = field.name;
+        let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
+        if is("host") {
+            if host.is_some() {
+                return None;
+            }
+            host = Some(std::str::from_utf8(field.value).ok()?);
+        } else if is("content-length") {
+            if length.is_some() {
+                return None;
+            }
+            length = Some(content_length(field.value)?);
+        } else if is("transfer-encoding") || is("expect") || is("upgrade") || is("http2-settings") {
+            return None;
+        } else if is("connection") {
+            for token in std::str::from_utf8(field.value).ok()?.split(',') {
+                let token = token.trim();
+                if token.eq_ignore_ascii_case("upgrade") {
+                    return None;
+                }
+                close |= token.eq_ignore_ascii_case("close");
+            }
+        }
+        headers.push(name, field.value);
+    }
+    let host = host?;
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    if super::is_api_path(gw, path, Some(host)) || handoff_code(gw, query, Some(host)).is_some() {
+        return None;
+    }
+    Some(WireRequest {
+        method,
+        target,
+        headers,
+        host: Some(host),
+        content_length: length.unwrap_or(0),
+        close,
+    })
+}
+
+/// Admits `request` and forwards it.
+async fn process(
+    gw: &Gateway,
+    stream: &mut TcpStream,
+    mut request: WireRequest<'_>,
+    body_start: &[u8],
+    peer: SocketAddr,
+    buffers: &mut WireBuffers,
+) -> Result<Finished, Failure> {
+    let (route, credential) = {
+        let path = request.target.split('?').next().unwrap_or_default();
+        let view = view(gw, request.method, path, request.host, &request.headers);
+        admit(gw, &request.headers, &view).await?
+    };
+    // The header is the gateway's; the app has no use for it.
+    request.headers.remove(ORDER_HEADER);
+    let client = ClientInfo { peer, https: false };
+    let options = forward_options(credential);
+    gw.forwarder
+        .forward_wire(
+            stream,
+            request,
+            body_start,
+            &route.entrance,
+            &client,
+            &options,
+            buffers,
+        )
+        .await
+        .map_err(|e| match e {
+            WireError::Refused(e) => Failure::Refused(e.into()),
+            WireError::Aborted(reason) => Failure::Aborted(reason),
+        })
+}
+
+/// Answers with `error`'s JSON body, as the API does.
+async fn write_error(stream: &mut TcpStream, error: Error, close: bool) -> io::Result<()> {
+    let (parts, body) = error.into_response().into_parts();
+    // The error body is in memory: collecting it cannot wait or fail.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name != http::header::CONTENT_LENGTH {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    crate::proxy::wire::write_date(&mut out);
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&body);
+    stream.write_all(&out).await
+}
+
+/// Serves the rest of the connection with hyper, starting with the bytes already `read`.
+async fn hand_over(
+    connections: &Connections,
+    stream: TcpStream,
+    read: Vec<u8>,
+    peer: SocketAddr,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let service = super::connection_service(
+        connections.gateway.clone(),
+        connections.api.clone(),
+        connections.api_runtime.clone(),
+        peer,
+    );
+    let io = TokioIo::new(Rewind {
+        prefix: read,
+        at: 0,
+        inner: stream,
+    });
+    let connection = connections
+        .hyper
+        .serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    let stop = stopped(&mut stopping);
+    tokio::pin!(stop);
+    let mut draining = false;
+    let result = loop {
+        tokio::select! {
+            result = connection.as_mut() => break result,
+            () = &mut stop, if !draining => {
+                draining = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// A stream that first gives back bytes already read from it.
+struct Rewind {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.prefix.len() {
+            let n = (this.prefix.len() - this.at).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.prefix.len() {
+                // Given back whole: free it for the rest of the connection's life.
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

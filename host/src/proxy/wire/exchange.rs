@@ -1,0 +1,563 @@
+//! One exchange on the wire fast path: the request head rewritten and sent with its body,
+//! then the app's response head rewritten and sent back with its body, both streamed in
+//! pieces of at most [`READ_CHUNK`] bytes, never buffered whole.
+
+use std::time::Instant;
+
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::chunked::ChunkedScanner;
+use super::{date, idle};
+use crate::proxy::error::ProxyError;
+use crate::proxy::forward::{ClientInfo, ForwardOptions, Forwarder, Upstream};
+use crate::proxy::headers::{self, HeaderList, Headers, Origin};
+
+/// Largest response head taken from an app.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Most header fields in a response head.
+const MAX_HEADERS: usize = 100;
+
+/// Bytes moved per read of a body.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A request the HTTP layer took off the wire and admitted.
+#[derive(Debug)]
+pub struct WireRequest<'b> {
+    /// The method as sent.
+    pub method: &'b str,
+    /// The origin-form target (`/path?query`).
+    pub target: &'b str,
+    /// The headers as sent (the gateway's own, such as `X-Grid-Order`, already removed).
+    pub headers: HeaderList<'b>,
+    /// The `Host` header.
+    pub host: Option<&'b str>,
+    /// The body's length (0 without a body).
+    pub content_length: u64,
+    /// The client asked to close the connection after this exchange.
+    pub close: bool,
+}
+
+/// How an exchange ended for the client's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// Ready for the client's next request.
+    KeepAlive,
+    /// The response was close-delimited, or the client asked: close the connection.
+    Close,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// Nothing was written to the client yet: answer with this error.
+    #[error(transparent)]
+    Refused(#[from] ProxyError),
+    /// The response had begun, or the client went away: the connection can only be closed
+    /// (the client sees an aborted response).
+    #[error("exchange aborted: {0}")]
+    Aborted(String),
+}
+
+/// The buffers of one client connection, reused from one exchange to the next.
+#[derive(Debug, Default)]
+pub struct WireBuffers {
+    /// Heads being written (the request's, then the response's).
+    out: Vec<u8>,
+    /// What is read from the app (and the client's body on its way).
+    read: Vec<u8>,
+}
+
+/// One attempt on one app connection.
+enum Attempt {
+    /// The connection turned out closed before any answer: a reused one may have been
+    /// closed by the app while idle.
+    Closed,
+    /// Anything else.
+    Failed(WireError),
+}
+
+impl From<ProxyError> for Attempt {
+    fn from(error: ProxyError) -> Self {
+        Attempt::Failed(WireError::Refused(error))
+    }
+}
+
+/// How the end of a response body is known.
+#[derive(Clone, Debug)]
+enum Framing {
+    /// This many bytes are left (0: no body, or all sent).
+    Length(u64),
+    /// Chunked, passed through as it is.
+    Chunked(ChunkedScanner),
+    /// Until the app closes the connection.
+    UntilClose,
+}
+
+impl Framing {
+    /// How many of `bytes` belong to the body.
+    fn take(&mut self, bytes: &[u8]) -> Result<usize, WireError> {
+        match self {
+            Framing::Length(left) => {
+                let take = (*left).min(bytes.len() as u64);
+                *left -= take;
+                // At most `bytes.len()`.
+                Ok(take as usize)
+            }
+            Framing::Chunked(scanner) => scanner
+                .scan(bytes)
+                .map_err(|e| WireError::Aborted(format!("the app's response: {e}"))),
+            Framing::UntilClose => Ok(bytes.len()),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Framing::Length(left) => *left == 0,
+            Framing::Chunked(scanner) => scanner.is_done(),
+            Framing::UntilClose => false,
+        }
+    }
+}
+
+/// What the response head said, once it has been rewritten for the client.
+struct ResponseHead {
+    status: u16,
+    head_len: usize,
+    framing: Framing,
+    /// The app's connection can serve another request after this body.
+    reusable: bool,
+    /// The client's connection closes after this response.
+    close: bool,
+}
+
+/// Counts a request being forwarded until its response head arrives.
+struct InFlight<'a>(&'a Gauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a Gauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Forwarder {
+    /// Forwards `request` (whose body begins with `body_start`, the rest still on
+    /// `client`) to `upstream` and streams the app's response to `client`. Records the
+    /// status class (the error's on failure) as [`Forwarder::forward`] does.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn forward_wire(
+        &self,
+        client: &mut TcpStream,
+        request: WireRequest<'_>,
+        body_start: &[u8],
+        upstream: &Upstream,
+        info: &ClientInfo,
+        options: &ForwardOptions,
+        buffers: &mut WireBuffers,
+    ) -> Result<Finished, WireError> {
+        let result = self
+            .exchange(
+                client, request, body_start, upstream, info, options, buffers,
+            )
+            .await;
+        if let Err(WireError::Refused(error)) = &result {
+            self.metrics().count(error.status());
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange(
+        &self,
+        client: &mut TcpStream,
+        mut request: WireRequest<'_>,
+        body_start: &[u8],
+        upstream: &Upstream,
+        info: &ClientInfo,
+        options: &ForwardOptions,
+        buffers: &mut WireBuffers,
+    ) -> Result<Finished, WireError> {
+        let config = self.config();
+        let limit = config.max_request_body_bytes;
+        if limit > 0 && request.content_length > limit {
+            return Err(ProxyError::BodyTooLarge { limit }.into());
+        }
+        let WireBuffers { out, read } = buffers;
+        self.write_request_head(out, &mut request, upstream, info, options);
+        out.extend_from_slice(body_start);
+        let unread_body = request
+            .content_length
+            .saturating_sub(body_start.len() as u64);
+        // Sent again on a new connection if a reused one turns out closed: only what is
+        // safe to repeat and still wholly in hand.
+        let resendable = unread_body == 0 && idempotent(request.method);
+        let authority = upstream.authority().as_str();
+        let is_head = request.method == "HEAD";
+
+        let started = Instant::now();
+        let in_flight = InFlight::new(&self.metrics().in_flight);
+        let deadline = tokio::time::Instant::now() + config.response_header_timeout;
+        let attempt = loop {
+            let (mut app, reused) = match idle::take(authority) {
+                Some(app) => (app, true),
+                None => match crate::proxy::pool::connect_tcp(
+                    upstream.authority(),
+                    config.connect_timeout,
+                )
+                .await
+                {
+                    Ok(app) => (app, false),
+                    Err(e) => break Err(WireError::Refused(self.classify(e))),
+                },
+            };
+            let attempt = self
+                .attempt(
+                    &mut app,
+                    out,
+                    read,
+                    client,
+                    unread_body,
+                    is_head,
+                    request.close,
+                    deadline,
+                )
+                .await;
+            match attempt {
+                Ok(head) => break Ok((app, head)),
+                Err(Attempt::Closed) if reused && resendable => continue,
+                Err(Attempt::Closed) => {
+                    break Err(WireError::Refused(ProxyError::UpstreamBadResponse(
+                        "the app closed the connection before answering".into(),
+                    )));
+                }
+                Err(Attempt::Failed(error)) => break Err(error),
+            }
+        };
+        drop(in_flight);
+        self.metrics()
+            .upstream_duration
+            .observe(started.elapsed().as_secs_f64());
+        let (mut app, head) = attempt?;
+        self.metrics().count(
+            http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::BAD_GATEWAY),
+        );
+
+        let ResponseHead {
+            head_len,
+            mut framing,
+            mut reusable,
+            close,
+            ..
+        } = head;
+        let rest = &read[head_len..];
+        let taken = framing.take(rest)?;
+        // Bytes after the message: the app is out of step with its connection.
+        reusable &= taken == rest.len();
+        out.extend_from_slice(&rest[..taken]);
+        client
+            .write_all(out)
+            .await
+            .map_err(|e| WireError::Aborted(format!("writing to the client: {e}")))?;
+        while !framing.is_done() {
+            read.clear();
+            read.reserve(READ_CHUNK);
+            let n = match tokio::time::timeout(config.body_idle_timeout, app.read_buf(read)).await {
+                Err(_elapsed) => {
+                    return Err(WireError::Aborted(format!(
+                        "the app's body paused for over {:?}",
+                        config.body_idle_timeout
+                    )));
+                }
+                Ok(Err(e)) => return Err(WireError::Aborted(format!("reading the app: {e}"))),
+                Ok(Ok(0)) if matches!(framing, Framing::UntilClose) => break,
+                Ok(Ok(0)) => {
+                    return Err(WireError::Aborted(
+                        "the app closed the connection in the middle of its body".into(),
+                    ));
+                }
+                Ok(Ok(n)) => n,
+            };
+            let taken = framing.take(&read[..n])?;
+            reusable &= taken == n;
+            client
+                .write_all(&read[..taken])
+                .await
+                .map_err(|e| WireError::Aborted(format!("writing to the client: {e}")))?;
+        }
+        if reusable {
+            idle::give(authority, app, config.pool_max_idle_per_host);
+        }
+        Ok(if close {
+            Finished::Close
+        } else {
+            Finished::KeepAlive
+        })
+    }
+
+    /// Writes the rewritten request head for `upstream` into `out`.
+    fn write_request_head(
+        &self,
+        out: &mut Vec<u8>,
+        request: &mut WireRequest<'_>,
+        upstream: &Upstream,
+        info: &ClientInfo,
+        options: &ForwardOptions,
+    ) {
+        let config = self.config();
+        let h = &mut request.headers;
+        headers::remove_hop_by_hop(h);
+        headers::strip_cookies(h, options.strip_cookies);
+        if options.strip_authorization {
+            headers::strip_authorization(h);
+        }
+        headers::set_forwarding(
+            h,
+            &Origin {
+                peer: info.peer.ip(),
+                proto: if info.https { "https" } else { "http" },
+                host: request.host,
+                trusted: config.trusted_proxies.contains(&info.peer.ip()),
+                forwarded_header: config.forwarded_header,
+            },
+        );
+        headers::add_via(h, http::Version::HTTP_11);
+        h.remove("host");
+        out.clear();
+        out.extend_from_slice(request.method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(request.target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        out.extend_from_slice(upstream.authority().as_str().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        h.write_to(out);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Sends the request in `out` and the rest of its body from `client` on `app`, then
+    /// reads the response head into `read` and writes its rewrite for the client into
+    /// `out`.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        app: &mut TcpStream,
+        out: &mut Vec<u8>,
+        read: &mut Vec<u8>,
+        client: &mut TcpStream,
+        mut unread_body: u64,
+        is_head: bool,
+        client_close: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<ResponseHead, Attempt> {
+        if app.write_all(out).await.is_err() {
+            return Err(Attempt::Closed);
+        }
+        let idle_timeout = self.config().body_idle_timeout;
+        while unread_body > 0 {
+            read.clear();
+            let want = unread_body.min(READ_CHUNK as u64);
+            // `take`: never read past this body into the client's next request.
+            let n =
+                match tokio::time::timeout(idle_timeout, (&mut *client).take(want).read_buf(read))
+                    .await
+                {
+                    Err(_elapsed) => return Err(ProxyError::ClientBodyTimeout.into()),
+                    Ok(Ok(0)) | Ok(Err(_)) => {
+                        return Err(Attempt::Failed(WireError::Aborted(
+                            "the client stopped sending its body".into(),
+                        )));
+                    }
+                    Ok(Ok(n)) => n,
+                };
+            unread_body -= n as u64;
+            if let Err(e) = app.write_all(&read[..n]).await {
+                return Err(
+                    ProxyError::UpstreamBadResponse(format!("sending the body: {e}")).into(),
+                );
+            }
+        }
+        read.clear();
+        loop {
+            if read.len() >= MAX_HEAD {
+                return Err(ProxyError::UpstreamBadResponse(format!(
+                    "response head over {MAX_HEAD} bytes"
+                ))
+                .into());
+            }
+            read.reserve(4096);
+            let n = match tokio::time::timeout_at(deadline, app.read_buf(read)).await {
+                Err(_elapsed) => return Err(ProxyError::UpstreamTimeout.into()),
+                // Closed or reset before a byte of the answer.
+                Ok(Ok(0)) | Ok(Err(_)) if read.is_empty() => return Err(Attempt::Closed),
+                Ok(Ok(0)) => {
+                    return Err(ProxyError::UpstreamBadResponse(
+                        "closed in the middle of its response head".into(),
+                    )
+                    .into());
+                }
+                Ok(Err(e)) => return Err(ProxyError::UpstreamBadResponse(e.to_string()).into()),
+                Ok(Ok(n)) => n,
+            };
+            debug_assert!(n > 0);
+            if let Some(head) = rewrite_response_head(read, out, is_head, client_close)? {
+                return Ok(head);
+            }
+        }
+    }
+}
+
+/// A `Content-Length` value: 1 to 19 digits (so it fits a u64), nothing else.
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Methods whose repetition does no harm (RFC 9110 §9.2.2).
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+    )
+}
+
+/// Parses the response head at the start of `read`; when complete, writes its rewrite for
+/// the client into `out`. Interim responses (`100 Continue`, `103 Early Hints`) are
+/// dropped from `read`: the fast path never forwards `Expect`.
+fn rewrite_response_head(
+    read: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    is_head: bool,
+    client_close: bool,
+) -> Result<Option<ResponseHead>, ProxyError> {
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut fields);
+        let head_len = match response.parse(read) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => {
+                return Err(ProxyError::UpstreamBadResponse(format!(
+                    "invalid response head: {e}"
+                )));
+            }
+        };
+        let (Some(status), Some(version)) = (response.code, response.version) else {
+            return Err(ProxyError::UpstreamBadResponse(
+                "incomplete status line".into(),
+            ));
+        };
+        if (100..200).contains(&status) {
+            if status == 101 {
+                return Err(ProxyError::UpstreamBadResponse(
+                    "101 Switching Protocols without an upgrade request".into(),
+                ));
+            }
+            read.drain(..head_len);
+            continue;
+        }
+        let mut list = HeaderList::with_capacity(response.headers.len() + 4);
+        for field in response.headers.iter() {
+            list.push(field.name, field.value);
+        }
+        let both_lengths = list.contains("transfer-encoding") && list.contains("content-length");
+        let framing = framing_of(&list, status, is_head)?;
+        let reusable = version == 1
+            && !both_lengths
+            && !matches!(framing, Framing::UntilClose)
+            && !headers::connection_tokens(&list)
+                .iter()
+                .any(|t| t == "close");
+        let close = client_close || matches!(framing, Framing::UntilClose);
+        headers::remove_hop_by_hop(&mut list);
+        if !matches!(framing, Framing::Length(_)) {
+            // The length is the transfer coding's (RFC 9112 §6.3): a stray one must not
+            // reach the client next to it.
+            list.remove("content-length");
+        }
+        let version = if version == 0 {
+            http::Version::HTTP_10
+        } else {
+            http::Version::HTTP_11
+        };
+        headers::add_via(&mut list, version);
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        // httparse reads exactly three digits.
+        out.extend_from_slice(&[
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+            b' ',
+        ]);
+        out.extend_from_slice(response.reason.unwrap_or_default().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        list.write_to(out);
+        if matches!(framing, Framing::Chunked(_)) {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        if !list.contains("date") {
+            date::write_date(out);
+        }
+        out.extend_from_slice(b"\r\n");
+        return Ok(Some(ResponseHead {
+            status,
+            head_len,
+            framing,
+            reusable,
+            close,
+        }));
+    }
+}
+
+/// How the body of a response with `status` to a (`is_head`) request ends (RFC 9112 §6.3).
+fn framing_of(list: &HeaderList<'_>, status: u16, is_head: bool) -> Result<Framing, ProxyError> {
+    if is_head || status == 204 || status == 304 {
+        return Ok(Framing::Length(0));
+    }
+    if list.contains("transfer-encoding") {
+        let chunked = list
+            .values("transfer-encoding")
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .last()
+            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+        return Ok(if chunked {
+            Framing::Chunked(ChunkedScanner::default())
+        } else {
+            Framing::UntilClose
+        });
+    }
+    let mut length = None;
+    for (_, value) in list
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+    {
+        for part in value.split(|&b| b == b',') {
+            match (content_length(part), length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(m)) if n == m => {}
+                _ => {
+                    return Err(ProxyError::UpstreamBadResponse(
+                        "invalid Content-Length".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}

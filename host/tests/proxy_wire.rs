@@ -1,0 +1,488 @@
+//! The wire fast path through the whole gateway (`server::start` with a seeded session and
+//! route), against an app on loopback that answers byte by byte what each test needs:
+//! response framings a proxy must follow (chunked with trailers, close-delimited, HEAD,
+//! 204, interim 1xx), an app that closes idle connections, one that hangs, one that answers
+//! garbage. Clients write raw bytes too, to pipeline, mix API and app requests on one
+//! connection, and send what the fast path hands to hyper.
+
+mod seeded_support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use grid_gateway::proxy::ProxyConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The scripted app: how many connections it accepted, and its address.
+struct App {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+/// Reads one request (head, then a `Content-Length` or chunked body) off `stream`; returns
+/// its request line and body, or None when the client closed.
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    buf.drain(..head_end);
+    let line = head.lines().next().unwrap_or_default().to_owned();
+    let lower = head.to_ascii_lowercase();
+    let mut body = Vec::new();
+    if let Some(len) = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        while buf.len() < len {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        body = buf.drain(..len).collect();
+    } else if lower.contains("transfer-encoding: chunked") {
+        // The test bodies are small: read up to the last chunk and keep the raw chunks.
+        loop {
+            if let Some(at) = buf.windows(5).position(|w| w == b"0\r\n\r\n") {
+                body = buf.drain(..at + 5).collect();
+                break;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Some((line, body))
+}
+
+/// What the app answers to `line` (`METHOD /path HTTP/1.1`); None to close without one.
+fn answer(line: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let path = line.split(' ').nth(1).unwrap_or_default();
+    let text = match path {
+        "/chunked" => "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                       4\r\nabcd\r\n3;ext=1\r\nefg\r\n0\r\nx-trailer: 1\r\n\r\n"
+            .to_owned(),
+        "/until-close" => {
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nto the end".to_owned()
+        }
+        "/head" => "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n".to_owned(),
+        "/no-content" => "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n".to_owned(),
+        "/early-hints" => "HTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n\
+                           HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal"
+            .to_owned(),
+        "/garbage" => "SURPRISE\r\n\r\n".to_owned(),
+        "/two-lengths" => {
+            "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd".to_owned()
+        }
+        "/hang" => return None,
+        _ => {
+            let echo = format!("{line} body={}", body.len());
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{echo}",
+                echo.len()
+            )
+        }
+    };
+    Some(text.into_bytes())
+}
+
+/// Serves [`answer`]s; with `close_after_each`, closes every connection after one answer
+/// without saying so (an app whose keep-alive ends while the gateway holds it idle).
+async fn app(close_after_each: bool) -> App {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some((line, body)) = read_request(&mut stream, &mut buf).await {
+                    if line.contains("/slow") {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    let Some(response) = answer(&line, &body) else {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    };
+                    if stream.write_all(&response).await.is_err() {
+                        return;
+                    }
+                    if line.contains("/until-close") || close_after_each {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    App { addr, connections }
+}
+
+/// A whole gateway in front of `app`, and a bearer header for its seeded session.
+struct Gateway {
+    addr: SocketAddr,
+    bearer: String,
+    running: grid_gateway::server::Running,
+    _dir: tempfile::TempDir,
+}
+
+async fn gateway(app: &App, proxy: ProxyConfig) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    seeded_support::seed(dir.path(), &format!("http://{}", app.addr));
+    let mut config = seeded_support::config("127.0.0.1:0", dir.path(), false, proxy);
+    // One worker: every connection to the app is pooled on the same thread.
+    config.http.workers = 1;
+    let running = grid_gateway::server::start(config, grid_gateway::orders::Hooks::default())
+        .await
+        .unwrap();
+    Gateway {
+        addr: running.addr,
+        bearer: format!(
+            "authorization: Bearer {}",
+            running.gateway.auth.seal(seeded_support::SESSION)
+        ),
+        running,
+        _dir: dir,
+    }
+}
+
+/// A request for the raw client: `METHOD path`, extra header lines, a body.
+fn request(gw: &Gateway, method: &str, path: &str, extra: &[&str], body: &str) -> String {
+    let mut text = format!(
+        "{method} {path} HTTP/1.1\r\nhost: gw.test\r\n{}\r\n",
+        gw.bearer
+    );
+    for line in extra {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    if !body.is_empty() && !extra.iter().any(|l| l.starts_with("transfer-encoding")) {
+        text.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    text
+}
+
+/// Writes `requests` at once on one connection and reads until the gateway closes it
+/// (the last request should say `connection: close`).
+async fn exchange(gw: &Gateway, requests: &[String]) -> String {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(requests.concat().as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("the gateway closes the connection after the last request")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The positions of `needles` in `text`, asserting each is there after the previous one.
+fn in_order(text: &str, needles: &[&str]) {
+    let mut from = 0;
+    for needle in needles {
+        let at = text[from..]
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not found (in order) in:\n{text}"));
+        from += at + needle.len();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_on_kept_app_connections() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let text = exchange(
+        &gw,
+        &[
+            request(&gw, "GET", "/one?x=1", &[], ""),
+            request(&gw, "POST", "/two", &[], "hello"),
+            request(&gw, "PUT", "/three", &["connection: close"], "abc"),
+        ],
+    )
+    .await;
+    in_order(
+        &text,
+        &[
+            "HTTP/1.1 200 OK",
+            "via: 1.1 grid-gateway",
+            "GET /one?x=1 HTTP/1.1 body=0",
+            "HTTP/1.1 200 OK",
+            "POST /two HTTP/1.1 body=5",
+            "HTTP/1.1 200 OK",
+            "connection: close",
+            "PUT /three HTTP/1.1 body=3",
+        ],
+    );
+    assert!(text.contains("date: "), "a Date is added: {text}");
+    assert_eq!(
+        app.connections.load(Ordering::SeqCst),
+        1,
+        "one kept connection to the app serves all three"
+    );
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_moves_to_hyper_at_its_first_api_request_and_keeps_serving() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let text = exchange(
+        &gw,
+        &[
+            request(&gw, "GET", "/before", &[], ""),
+            request(&gw, "GET", "/_grid/healthz", &[], ""),
+            request(&gw, "GET", "/after", &["connection: close"], ""),
+        ],
+    )
+    .await;
+    in_order(
+        &text,
+        &[
+            "GET /before HTTP/1.1 body=0",
+            "x-request-id",
+            "GET /after HTTP/1.1 body=0",
+        ],
+    );
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_fast_path_does_not_take_is_served_by_hyper() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    // A chunked upload: hyper reads it and the forwarder sends it on.
+    let chunked = exchange(
+        &gw,
+        &[request(
+            &gw,
+            "POST",
+            "/upload",
+            &["transfer-encoding: chunked", "connection: close"],
+            "5\r\nhello\r\n0\r\n\r\n",
+        )],
+    )
+    .await;
+    assert!(chunked.starts_with("HTTP/1.1 200 OK"), "{chunked}");
+    assert!(chunked.contains("POST /upload HTTP/1.1"), "{chunked}");
+    // HTTP/1.0.
+    let old = exchange(
+        &gw,
+        &[format!(
+            "GET /old HTTP/1.0\r\nhost: gw.test\r\n{}\r\n\r\n",
+            gw.bearer
+        )],
+    )
+    .await;
+    assert!(old.contains("GET /old HTTP/1.1 body=0"), "{old}");
+    // A malformed head: hyper's 400.
+    let bad = exchange(&gw, &["GET /x HTTP/1.1\r\nbad header\r\n\r\n".to_owned()]).await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    // Without a session: the API's 401 body, on the fast path as on hyper's.
+    let anonymous = exchange(
+        &gw,
+        &["GET /x HTTP/1.1\r\nhost: gw.test\r\nconnection: close\r\n\r\n".to_owned()],
+    )
+    .await;
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    assert!(
+        anonymous.contains(r#""code":"unauthenticated""#),
+        "{anonymous}"
+    );
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_framing_reaches_the_client_whole() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let text = exchange(
+        &gw,
+        &[
+            request(&gw, "GET", "/chunked", &[], ""),
+            request(&gw, "HEAD", "/head", &[], ""),
+            request(&gw, "GET", "/no-content", &[], ""),
+            request(&gw, "GET", "/early-hints", &[], ""),
+            request(&gw, "GET", "/echo", &["connection: close"], ""),
+        ],
+    )
+    .await;
+    // The app's connection survives each of these; the last answer is the echo, whole.
+    in_order(
+        &text,
+        &[
+            "transfer-encoding: chunked",
+            "4\r\nabcd\r\n3;ext=1\r\nefg\r\n0\r\nx-trailer: 1\r\n\r\n",
+            "content-length: 100\r\n",
+            "HTTP/1.1 204 No Content",
+            "HTTP/1.1 200 OK",
+            "final",
+            "GET /echo HTTP/1.1 body=0",
+        ],
+    );
+    assert!(
+        !text.contains("103"),
+        "interim responses are dropped: {text}"
+    );
+    // A close-delimited body: the client gets all of it, told the connection closes.
+    let until_close = exchange(&gw, &[request(&gw, "GET", "/until-close", &[], "")]).await;
+    // (The app ends this connection itself, so the request need not ask to close.)
+    assert!(until_close.contains("connection: close"), "{until_close}");
+    assert!(until_close.ends_with("\r\n\r\nto the end"), "{until_close}");
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_closing_kept_connections_costs_idempotent_requests_nothing() {
+    let app = app(true).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    for n in 0..5 {
+        let text = exchange(
+            &gw,
+            &[request(
+                &gw,
+                "GET",
+                &format!("/again/{n}"),
+                &["connection: close"],
+                "",
+            )],
+        )
+        .await;
+        assert!(
+            text.contains(&format!("GET /again/{n} HTTP/1.1 body=0")),
+            "request {n}: {text}"
+        );
+    }
+    assert_eq!(app.connections.load(Ordering::SeqCst), 5);
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_app_is_504_and_a_garbled_one_502_with_the_usual_error_body() {
+    let app = app(false).await;
+    let proxy = ProxyConfig {
+        response_header_timeout: Duration::from_millis(300),
+        ..ProxyConfig::default()
+    };
+    let gw = gateway(&app, proxy).await;
+    let hang = exchange(
+        &gw,
+        &[request(&gw, "GET", "/hang", &["connection: close"], "")],
+    )
+    .await;
+    assert!(hang.starts_with("HTTP/1.1 504"), "{hang}");
+    assert!(hang.contains(r#""code":"upstream_timeout""#), "{hang}");
+    for path in ["/garbage", "/two-lengths"] {
+        let bad = exchange(
+            &gw,
+            &[request(&gw, "GET", path, &["connection: close"], "")],
+        )
+        .await;
+        assert!(bad.starts_with("HTTP/1.1 502"), "{path}: {bad}");
+        assert!(
+            bad.contains(r#""code":"upstream_bad_response""#),
+            "{path}: {bad}"
+        );
+    }
+    let metrics = gw.running.gateway.forwarder.metrics();
+    assert!(metrics.request_count("5xx") >= 3);
+    // And the gateway goes on serving.
+    let fine = exchange(
+        &gw,
+        &[request(&gw, "GET", "/fine", &["connection: close"], "")],
+    )
+    .await;
+    assert!(fine.contains("GET /fine HTTP/1.1 body=0"), "{fine}");
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_413_before_anything_reaches_the_app() {
+    let app = app(false).await;
+    let proxy = ProxyConfig {
+        max_request_body_bytes: 4,
+        ..ProxyConfig::default()
+    };
+    let gw = gateway(&app, proxy).await;
+    let text = exchange(
+        &gw,
+        &[request(
+            &gw,
+            "POST",
+            "/big",
+            &["connection: close"],
+            "too long",
+        )],
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains(r#""code":"body_too_large""#), "{text}");
+    assert_eq!(app.connections.load(Ordering::SeqCst), 0);
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_idle_connections_and_finishes_the_request_in_flight() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    // An idle keep-alive connection that has been served once.
+    let mut idle = TcpStream::connect(gw.addr).await.unwrap();
+    idle.write_all(request(&gw, "GET", "/first", &[], "").as_bytes())
+        .await
+        .unwrap();
+    let mut got = vec![0u8; 4096];
+    let n = idle.read(&mut got).await.unwrap();
+    assert!(String::from_utf8_lossy(&got[..n]).contains("GET /first"));
+    // A request the app takes half a second to answer, in flight when the stop comes.
+    let mut busy = TcpStream::connect(gw.addr).await.unwrap();
+    busy.write_all(request(&gw, "GET", "/slow", &[], "").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(gw.running.shutdown());
+
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), busy.read_to_end(&mut answer)).await;
+    assert!(matches!(read, Ok(Ok(_))), "{read:?}");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.contains("GET /slow HTTP/1.1 body=0"),
+        "the request in flight is answered whole, then the connection closes: {answer}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("an idle connection does not hold the shutdown")
+        .unwrap()
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle connection is closed"
+    );
+}
