@@ -11,9 +11,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Guest crates built here: (package, wasm file stem, env var the host reads). The hostile
-/// and example policies are only read by tests.
-const GUESTS: [(&str, &str, &str); 5] = [
+/// Guest crates built here: (package, wasm file stem, env var the host reads). The hostile,
+/// chatty and example policies are only read by tests.
+const GUESTS: [(&str, &str, &str); 6] = [
     (
         "pricing-linear",
         "pricing_linear",
@@ -26,6 +26,7 @@ const GUESTS: [(&str, &str, &str); 5] = [
         "GRID_WASM_AUTHZ_ORDER_OWNER",
     ),
     ("hostile-policy", "hostile_policy", "GRID_WASM_HOSTILE"),
+    ("chatty-authz", "chatty_authz", "GRID_WASM_CHATTY_AUTHZ"),
     ("pricing-surge", "pricing_surge", "GRID_WASM_PRICING_SURGE"),
 ];
 

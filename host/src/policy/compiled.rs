@@ -78,6 +78,8 @@ pub struct CompiledPolicy {
     settings: Arc<str>,
     pre: WorldPre,
     warm: Mutex<Vec<Instance>>,
+    /// False once an evaluation could not run on a runtime's thread ([`super::inline`]).
+    inline: std::sync::atomic::AtomicBool,
 }
 
 /// sha256 of bytes, as lower-case hex.
@@ -151,6 +153,7 @@ impl PolicyEngine {
             settings: Arc::from(settings),
             pre,
             warm: Mutex::new(Vec::new()),
+            inline: std::sync::atomic::AtomicBool::new(true),
         };
         match policy.validate_settings(settings) {
             Ok(Ok(())) => Ok(policy),
@@ -161,6 +164,18 @@ impl PolicyEngine {
 }
 
 impl CompiledPolicy {
+    /// Whether per-request evaluations run on the calling (HTTP worker) thread; false once
+    /// one could not ([`super::inline`]), and then for the rest of this version's life.
+    pub fn evaluates_inline(&self) -> bool {
+        self.inline.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// From now on, this version's per-request evaluations run on evaluation threads.
+    pub(crate) fn evaluate_off_thread_from_now(&self) {
+        self.inline
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// What this version is.
     pub fn info(&self) -> &PolicyInfo {
         &self.info

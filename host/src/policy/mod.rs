@@ -27,6 +27,7 @@ mod convert;
 pub mod engine;
 pub mod error;
 mod eval_pool;
+mod inline;
 pub mod limits;
 pub mod metrics;
 mod state;

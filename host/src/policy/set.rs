@@ -232,12 +232,19 @@ impl PolicySet {
         Ok(off_reactor(move || policy.authorize_session(&request)).await??)
     }
 
-    /// authorization: decides one request.
+    /// authorization: decides one request, on the calling thread when the policy allows
+    /// it ([`super::inline`]: a hand-off to an evaluation thread costs more than the
+    /// evaluation), on an evaluation thread otherwise.
     pub async fn authorize_request(
         &self,
         request: sdk::RequestMeta,
     ) -> Result<sdk::Decision, PolicyError> {
         let policy = self.require(World::Authorization)?;
+        if let Some(decision) =
+            super::inline::evaluate_here(&policy, || policy.authorize_request(&request))
+        {
+            return Ok(decision?);
+        }
         Ok(off_reactor(move || policy.authorize_request(&request)).await??)
     }
 }

@@ -15,6 +15,8 @@ pub const PRICING_LINEAR: &str = env!("GRID_WASM_PRICING_LINEAR");
 pub const PAYEE_WALLETS: &str = env!("GRID_WASM_PAYEE_WALLETS");
 pub const AUTHZ_ORDER_OWNER: &str = env!("GRID_WASM_AUTHZ_ORDER_OWNER");
 pub const HOSTILE: &str = env!("GRID_WASM_HOSTILE");
+/// An authorization policy that prints and panics on request (`policies/testing/chatty-authz`).
+pub const CHATTY_AUTHZ: &str = env!("GRID_WASM_CHATTY_AUTHZ");
 /// The example pricing policy of `examples/pricing-surge`.
 pub const PRICING_SURGE: &str = env!("GRID_WASM_PRICING_SURGE");
 
