@@ -63,14 +63,18 @@ pub(crate) fn session_request(s: &sdk::SessionRequest) -> wit::SessionRequest {
 }
 
 pub(crate) fn request_meta(r: &sdk::RequestMeta) -> wit::RequestMeta {
+    request_meta_owned(r.clone())
+}
+
+pub(crate) fn request_meta_owned(r: sdk::RequestMeta) -> wit::RequestMeta {
     wit::RequestMeta {
-        method: r.method.clone(),
-        path: r.path.clone(),
-        host: r.host.clone(),
-        headers: r.headers.clone(),
+        method: r.method,
+        path: r.path,
+        host: r.host,
+        headers: r.headers,
         caller: r.caller.map(|a| a.to_string()),
-        order_id: r.order_id.clone(),
-        scopes: r.scopes.clone(),
+        order_id: r.order_id,
+        scopes: r.scopes,
     }
 }
 

@@ -240,12 +240,13 @@ impl PolicySet {
         request: sdk::RequestMeta,
     ) -> Result<sdk::Decision, PolicyError> {
         let policy = self.require(World::Authorization)?;
+        let request = super::convert::request_meta_owned(request);
         if let Some(decision) =
-            super::inline::evaluate_here(&policy, || policy.authorize_request(&request))
+            super::inline::evaluate_here(&policy, || policy.authorize_request_wit(&request))
         {
             return Ok(decision?);
         }
-        Ok(off_reactor(move || policy.authorize_request(&request)).await??)
+        Ok(off_reactor(move || policy.authorize_request_wit(&request)).await??)
     }
 }
 
