@@ -140,6 +140,13 @@ pub struct HttpConfig {
     /// Threads serving HTTP, each its own event loop accepting from the one listening
     /// socket (nginx's `worker_processes`). Default 0: one per CPU.
     pub workers: usize,
+    /// Milliseconds a client has to send a whole request head, the wait for the next
+    /// request on a kept-alive connection included; then the connection is closed (a slow
+    /// client holds a descriptor and buffers). Default 30 s.
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds a stopping server lets requests in flight finish (a followed log or an
+    /// event stream never ends by itself); then they are cut. Default 30 s.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -150,6 +157,8 @@ impl Default for HttpConfig {
             accept_timeout_ms: 120_000,
             cors_origins: Vec::new(),
             workers: 0,
+            header_read_timeout_ms: 30_000,
+            shutdown_grace_ms: 30_000,
         }
     }
 }
@@ -173,6 +182,14 @@ impl HttpConfig {
     /// The bound on an accept.
     pub fn accept_timeout(&self) -> Duration {
         Duration::from_millis(self.accept_timeout_ms.max(1))
+    }
+    /// The bound on reading a request head.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.max(1))
+    }
+    /// The bound on the drain at shutdown.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 }
 
@@ -375,6 +392,13 @@ impl Config {
         }
         if self.http.body_limit_bytes < 1024 {
             return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
+        }
+        // Below this, clients on slow links could not send a head at all.
+        if self.http.header_read_timeout_ms < 100 {
+            return Err(invalid(
+                "http.header_read_timeout_ms",
+                "must be at least 100",
+            ));
         }
         if self.http.workers > HttpConfig::MAX_WORKERS {
             return Err(invalid(

@@ -145,15 +145,8 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     })
 }
 
-/// Longest wait for a request's head (slow clients hold a connection and its descriptor).
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// How often a worker drops keep-alive connections to apps that have idled out.
 const IDLE_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Longest wait at shutdown for requests in flight (a followed log or an event stream
-/// never ends by itself).
-const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One worker: a current-thread runtime serving the connections it accepts from
 /// `listener`, until `stopping` turns true; then it stops accepting and lets the requests
@@ -168,19 +161,21 @@ fn serve_on(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let header_read_timeout = gateway.config.http.header_read_timeout();
+    let grace = gateway.config.http.shutdown_grace();
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
         let mut hyper = auto::Builder::new(TokioExecutor::new());
         hyper
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(header_read_timeout);
         let connections = Arc::new(crate::http::wire::Connections {
             gateway,
             api,
             api_runtime,
             hyper,
-            header_read_timeout: HEADER_READ_TIMEOUT,
+            header_read_timeout,
         });
         let tracker = TaskTracker::new();
         let sweeper = tokio::spawn(async {
@@ -223,11 +218,8 @@ fn serve_on(
         // Each connection sees the stop itself: idle ones close, busy ones finish their
         // request first.
         tracker.close();
-        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}: cut");
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!("requests still in flight after {grace:?}: cut");
         }
         sweeper.abort();
         crate::proxy::wire::close_idle();

@@ -256,6 +256,18 @@ fn too_many_http_workers_is_a_config_error_naming_the_key() {
     assert!(error.to_string().starts_with("http.workers"), "{error}");
 }
 
+#[test]
+fn a_header_timeout_no_client_could_meet_is_a_config_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dead_chain_config(dir.path());
+    config.http.header_read_timeout_ms = 0;
+    let error = config.validate().unwrap_err();
+    assert!(
+        error.to_string().starts_with("http.header_read_timeout_ms"),
+        "{error}"
+    );
+}
+
 fn gateway_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_grid-gateway"))
 }

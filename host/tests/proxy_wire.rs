@@ -149,11 +149,20 @@ struct Gateway {
 }
 
 async fn gateway(app: &App, proxy: ProxyConfig) -> Gateway {
+    gateway_with(app, proxy, |_| {}).await
+}
+
+async fn gateway_with(
+    app: &App,
+    proxy: ProxyConfig,
+    tweak: impl FnOnce(&mut grid_gateway::config::Config),
+) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     seeded_support::seed(dir.path(), &format!("http://{}", app.addr));
     let mut config = seeded_support::config("127.0.0.1:0", dir.path(), false, proxy);
     // One worker: every connection to the app is pooled on the same thread.
     config.http.workers = 1;
+    tweak(&mut config);
     let running = grid_gateway::server::start(config, grid_gateway::orders::Hooks::default())
         .await
         .unwrap();
@@ -484,5 +493,69 @@ async fn shutdown_closes_idle_connections_and_finishes_the_request_in_flight() {
     assert!(
         matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
         "the idle connection is closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_must_arrive_whole_within_the_header_timeout() {
+    let app = app(false).await;
+    let gw = gateway_with(&app, ProxyConfig::default(), |c| {
+        c.http.header_read_timeout_ms = 500;
+    })
+    .await;
+    // A client trickling a head that never ends: one header line every 100 ms, each
+    // resetting no clock.
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        writer.write_all(b"GET /slowloris HTTP/1.1\r\n").await.ok();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if writer.write_all(b"x-more: 1\r\n").await.is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    let mut rest = Vec::new();
+    let cut = tokio::time::timeout(Duration::from_secs(4), reader.read_to_end(&mut rest)).await;
+    assert!(
+        cut.is_ok(),
+        "the connection is closed well before the client stops"
+    );
+    trickle.abort();
+    // A kept-alive connection waiting for its next request is closed by the same clock.
+    let mut idle = TcpStream::connect(gw.addr).await.unwrap();
+    idle.write_all(request(&gw, "GET", "/once", &[], "").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(4), idle.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "an idle keep-alive connection is closed");
+    assert!(String::from_utf8_lossy(&answer).contains("GET /once HTTP/1.1 body=0"));
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cuts_what_is_still_running_after_the_grace() {
+    let app = app(false).await;
+    let gw = gateway_with(&app, ProxyConfig::default(), |c| {
+        c.http.shutdown_grace_ms = 300;
+    })
+    .await;
+    let mut hung = TcpStream::connect(gw.addr).await.unwrap();
+    hung.write_all(request(&gw, "GET", "/hang", &[], "").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(5), gw.running.shutdown())
+        .await
+        .expect("the drain ends at the grace, not when the app answers")
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), hung.read_to_end(&mut answer)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the cut request's connection is closed without an answer: {read:?} {answer:?}"
     );
 }

@@ -47,7 +47,7 @@ pub struct Connections {
     pub api_runtime: tokio::runtime::Handle,
     /// hyper, for connections handed over.
     pub hyper: auto::Builder<TokioExecutor>,
-    /// Longest wait for a request head, idle keep-alive included.
+    /// Longest wait for a whole request head, idle keep-alive included.
     pub header_read_timeout: Duration,
 }
 
@@ -76,14 +76,16 @@ pub async fn serve(
     let gw = &connections.gateway;
     let mut read: Vec<u8> = Vec::with_capacity(4096);
     let mut buffers = WireBuffers::default();
+    // The whole head must arrive by then (a client trickling bytes cannot hold the
+    // connection); the wait for the next request on a kept connection counts too.
+    let mut head_deadline = tokio::time::Instant::now() + connections.header_read_timeout;
     loop {
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut head = httparse::Request::new(&mut fields);
         let head_len = match head.parse(&read) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) if read.len() < MAX_HEAD => {
-                let timeout = connections.header_read_timeout;
-                if read_more(&mut stream, &mut read, &mut stopping, timeout).await {
+                if read_more(&mut stream, &mut read, &mut stopping, head_deadline).await {
                     continue;
                 }
                 return;
@@ -118,21 +120,22 @@ pub async fn serve(
             return;
         }
         read.drain(..head_len + in_hand);
+        head_deadline = tokio::time::Instant::now() + connections.header_read_timeout;
     }
     hand_over(&connections, stream, read, peer, stopping).await;
 }
 
 /// Reads more of a request head into `read`; false when the connection is over (closed,
-/// silent past `timeout`, or the server stopping while it was idle).
+/// the head not complete by `deadline`, or the server stopping while it was idle).
 async fn read_more(
     stream: &mut TcpStream,
     read: &mut Vec<u8>,
     stopping: &mut watch::Receiver<bool>,
-    timeout: Duration,
+    deadline: tokio::time::Instant,
 ) -> bool {
     read.reserve(4096);
     let idle = read.is_empty();
-    let more = tokio::time::timeout(timeout, stream.read_buf(read));
+    let more = tokio::time::timeout_at(deadline, stream.read_buf(read));
     let result = if idle {
         tokio::select! {
             result = more => result,

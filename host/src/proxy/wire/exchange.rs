@@ -70,6 +70,20 @@ pub struct WireBuffers {
     read: Vec<u8>,
 }
 
+impl WireBuffers {
+    /// Capacity kept between exchanges: heads and small bodies fit; a connection that
+    /// streamed a large body does not keep 64 KiB buffers while it idles.
+    const KEPT: usize = 16 * 1024;
+
+    fn trim(&mut self) {
+        for buffer in [&mut self.out, &mut self.read] {
+            if buffer.capacity() > Self::KEPT {
+                *buffer = Vec::new();
+            }
+        }
+    }
+}
+
 /// One attempt on one app connection.
 enum Attempt {
     /// The connection turned out closed before any answer: a reused one may have been
@@ -169,6 +183,7 @@ impl Forwarder {
                 client, request, body_start, upstream, info, options, buffers,
             )
             .await;
+        buffers.trim();
         if let Err(WireError::Refused(error)) = &result {
             self.metrics().count(error.status());
         }
@@ -364,6 +379,8 @@ impl Forwarder {
         while unread_body > 0 {
             read.clear();
             let want = unread_body.min(READ_CHUNK as u64);
+            // At most READ_CHUNK.
+            read.reserve(want as usize);
             // `take`: never read past this body into the client's next request.
             let n =
                 match tokio::time::timeout(idle_timeout, (&mut *client).take(want).read_buf(read))
