@@ -456,6 +456,45 @@ async fn a_body_over_the_limit_is_413_before_anything_reaches_the_app() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_a_refused_body_reads_the_refusal() {
+    let app = app(false).await;
+    let proxy = ProxyConfig {
+        max_request_body_bytes: 1024,
+        ..ProxyConfig::default()
+    };
+    let gw = gateway(&app, proxy).await;
+    // 12 MiB announced and sent in full while the 413 is already on its way (more than
+    // loopback's socket buffers hold, so the gateway closes with it unread): the client,
+    // reading once it has sent everything, still gets the 413, and the app nothing.
+    let body = "x".repeat(12 << 20);
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = request(&gw, "POST", "/upload", &[], "");
+    let head = head.replace(
+        "\r\n\r\n",
+        &format!("\r\ncontent-length: {}\r\n\r\n", body.len()),
+    );
+    let sending = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await.ok();
+        writer.write_all(body.as_bytes()).await.ok();
+        writer
+    });
+    // Read only once everything is sent, as a client that writes its whole body first does.
+    let writer = sending.await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut answer))
+        .await
+        .expect("the gateway closes after the refusal")
+        .expect("no reset");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    drop(writer);
+    assert_eq!(app.connections.load(Ordering::SeqCst), 0);
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_connections_and_finishes_the_request_in_flight() {
     let app = app(false).await;
     let gw = gateway(&app, ProxyConfig::default()).await;

@@ -116,6 +116,7 @@ pub async fn serve(
             }
         };
         if !keep_alive || *stopping.borrow() {
+            // An orderly end (FIN after the response) before the socket goes.
             let _ = stream.shutdown().await;
             return;
         }
