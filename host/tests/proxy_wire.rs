@@ -8,69 +8,75 @@
 mod seeded_support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grid_gateway::proxy::ProxyConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The scripted app: how many connections it accepted, and its address.
+/// The scripted app: its address, how many connections it accepted, and the request line
+/// of every request it read.
 struct App {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<String>>>,
 }
 
-/// Reads one request (head, then a `Content-Length` or chunked body) off `stream`; returns
-/// its request line and body, or None when the client closed.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+impl App {
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Reads more of `stream` into `buf`; None when it closed.
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 4096];
+    let n = stream.read(&mut chunk).await.ok()?;
+    if n == 0 {
+        return None;
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Some(())
+}
+
+/// Reads one request head off `stream`: its request line, and the head in lower case.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, String)> {
     let head_end = loop {
         if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
         }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        fill(stream, buf).await?;
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     buf.drain(..head_end);
     let line = head.lines().next().unwrap_or_default().to_owned();
-    let lower = head.to_ascii_lowercase();
-    let mut body = Vec::new();
-    if let Some(len) = lower
+    Some((line, head.to_ascii_lowercase()))
+}
+
+/// Reads the body `head` announces (a `Content-Length` or chunked one).
+async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, head: &str) -> Option<Vec<u8>> {
+    if let Some(len) = head
         .lines()
         .find_map(|l| l.strip_prefix("content-length:"))
         .and_then(|v| v.trim().parse::<usize>().ok())
     {
         while buf.len() < len {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
+            fill(stream, buf).await?;
         }
-        body = buf.drain(..len).collect();
-    } else if lower.contains("transfer-encoding: chunked") {
+        return Some(buf.drain(..len).collect());
+    }
+    if head.contains("transfer-encoding: chunked") {
         // The test bodies are small: read up to the last chunk and keep the raw chunks.
         loop {
             if let Some(at) = buf.windows(5).position(|w| w == b"0\r\n\r\n") {
-                body = buf.drain(..at + 5).collect();
-                break;
+                return Some(buf.drain(..at + 5).collect());
             }
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
+            fill(stream, buf).await?;
         }
     }
-    Some((line, body))
+    Some(Vec::new())
 }
 
 /// What the app answers to `line` (`METHOD /path HTTP/1.1`); None to close without one.
@@ -92,6 +98,13 @@ fn answer(line: &str, body: &[u8]) -> Option<Vec<u8>> {
         "/two-lengths" => {
             "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd".to_owned()
         }
+        "/conn-cl" => {
+            "HTTP/1.1 200 OK\r\nconnection: content-length\r\ncontent-length: 5\r\n\r\nhello"
+                .to_owned()
+        }
+        "/gzip-chunked" => "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n\
+                            2\r\nzz\r\n0\r\n\r\n"
+            .to_owned(),
         "/hang" => return None,
         _ => {
             let echo = format!("{line} body={}", body.len());
@@ -110,16 +123,34 @@ async fn app(close_after_each: bool) -> App {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (counted, log) = (connections.clone(), seen.clone());
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
                 continue;
             };
             counted.fetch_add(1, Ordering::SeqCst);
+            let log = log.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                while let Some((line, body)) = read_request(&mut stream, &mut buf).await {
+                while let Some((line, head)) = read_head(&mut stream, &mut buf).await {
+                    log.lock().unwrap().push(line.clone());
+                    if line.contains("/die") {
+                        // Gone without a word: what an app crashing on a request looks like.
+                        return;
+                    }
+                    if line.contains("/refuse-upload") {
+                        // Refuses the upload at once, without reading it, and stays there.
+                        let refusal = "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\
+                                       connection: close\r\n\r\ntoo big!";
+                        let _ = stream.write_all(refusal.as_bytes()).await;
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        return;
+                    }
+                    let Some(body) = read_body(&mut stream, &mut buf, &head).await else {
+                        return;
+                    };
                     if line.contains("/slow") {
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
@@ -137,7 +168,11 @@ async fn app(close_after_each: bool) -> App {
             });
         }
     });
-    App { addr, connections }
+    App {
+        addr,
+        connections,
+        seen,
+    }
 }
 
 /// A whole gateway in front of `app`, and a bearer header for its seeded session.
@@ -337,6 +372,7 @@ async fn every_response_framing_reaches_the_client_whole() {
             request(&gw, "HEAD", "/head", &[], ""),
             request(&gw, "GET", "/no-content", &[], ""),
             request(&gw, "GET", "/early-hints", &[], ""),
+            request(&gw, "GET", "/gzip-chunked", &[], ""),
             request(&gw, "GET", "/echo", &["connection: close"], ""),
         ],
     )
@@ -351,6 +387,9 @@ async fn every_response_framing_reaches_the_client_whole() {
             "HTTP/1.1 204 No Content",
             "HTTP/1.1 200 OK",
             "final",
+            // The app's codings pass on with its bytes.
+            "transfer-encoding: gzip, chunked",
+            "2\r\nzz\r\n0\r\n\r\n",
             "GET /echo HTTP/1.1 body=0",
         ],
     );
@@ -597,4 +636,172 @@ async fn shutdown_cuts_what_is_still_running_after_the_grace() {
         matches!(read, Ok(Ok(0)) | Ok(Err(_))),
         "the cut request's connection is closed without an answer: {read:?} {answer:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_header_cannot_unframe_a_message() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    // A client naming Content-Length in Connection: were the length dropped as hop-by-hop
+    // while the body went on, the app would read the body as a request of its own, one
+    // that never passed the session check.
+    let smuggled = "GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n";
+    let carrier = request(
+        &gw,
+        "POST",
+        "/carrier",
+        &["connection: content-length"],
+        smuggled,
+    );
+    let text = exchange(
+        &gw,
+        &[
+            carrier,
+            request(&gw, "GET", "/after", &["connection: close"], ""),
+        ],
+    )
+    .await;
+    in_order(
+        &text,
+        &[
+            &format!("POST /carrier HTTP/1.1 body={}", smuggled.len()),
+            "GET /after HTTP/1.1 body=0",
+        ],
+    );
+    assert!(
+        !app.seen().iter().any(|line| line.contains("/smuggled")),
+        "{:?}",
+        app.seen()
+    );
+    // The same from the app's side: the client still gets the length.
+    let text = exchange(
+        &gw,
+        &[
+            request(&gw, "GET", "/conn-cl", &[], ""),
+            request(&gw, "GET", "/after", &["connection: close"], ""),
+        ],
+    )
+    .await;
+    in_order(
+        &text,
+        &[
+            "content-length: 5\r\n",
+            "hello",
+            "HTTP/1.1 200 OK",
+            "GET /after",
+        ],
+    );
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_with_a_fragment_reaches_the_app_as_the_router_reads_it() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let text = exchange(
+        &gw,
+        &[request(
+            &gw,
+            "GET",
+            "/admin#/../../public",
+            &["connection: close"],
+            "",
+        )],
+    )
+    .await;
+    assert!(text.contains("GET /admin HTTP/1.1 body=0"), "{text}");
+    assert!(
+        !app.seen().iter().any(|line| line.contains('#')),
+        "{:?}",
+        app.seen()
+    );
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_refusing_an_upload_before_reading_it_is_heard() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let body = "x".repeat(20 << 20);
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = request(&gw, "POST", "/refuse-upload", &[], "").replace(
+        "\r\n\r\n",
+        &format!("\r\ncontent-length: {}\r\n\r\n", body.len()),
+    );
+    let sending = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await.ok();
+        writer.write_all(body.as_bytes()).await.ok();
+        writer
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut answer))
+        .await
+        .expect("the app's early answer reaches the client, and the connection closes")
+        .ok();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 413 Payload Too Large"),
+        "{answer}"
+    );
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(answer.ends_with("too big!"), "{answer}");
+    sending.abort();
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_head_request_gets_headers_only() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let anonymous =
+        |method: &str, extra: &str| format!("{method} /x HTTP/1.1\r\nhost: gw.test\r\n{extra}\r\n");
+    let text = exchange(
+        &gw,
+        &[
+            anonymous("HEAD", ""),
+            anonymous("GET", "connection: close\r\n"),
+        ],
+    )
+    .await;
+    let (first, rest) = text.split_once("\r\n\r\n").expect("a head");
+    assert!(first.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(first.contains("content-length: "), "{text}");
+    assert!(
+        rest.starts_with("HTTP/1.1 401"),
+        "no body after the HEAD answer: {text}"
+    );
+    assert!(rest.contains(r#""code":"unauthenticated""#), "{text}");
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_app_dies_of_is_sent_twice_at_most() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    // Three kept connections to the app.
+    let slow = (0..3).map(|n| {
+        let request = request(
+            &gw,
+            "GET",
+            &format!("/slow/{n}"),
+            &["connection: close"],
+            "",
+        );
+        let gw = &gw;
+        async move { exchange(gw, &[request]).await }
+    });
+    for text in futures_util::future::join_all(slow).await {
+        assert!(text.contains("body=0"), "{text}");
+    }
+    assert_eq!(app.connections.load(Ordering::SeqCst), 3);
+    let text = exchange(
+        &gw,
+        &[request(&gw, "GET", "/die", &["connection: close"], "")],
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 502"), "{text}");
+    let deaths = app.seen().iter().filter(|l| l.contains("/die")).count();
+    assert_eq!(deaths, 2, "once on a kept connection, once on a new one");
+    gw.running.shutdown().await.unwrap();
 }

@@ -31,8 +31,12 @@ use crate::proxy::ClientInfo;
 use crate::proxy::headers::{HeaderList, Headers};
 use crate::proxy::wire::{Finished, WireBuffers, WireError, WireRequest, content_length};
 
-/// Largest request head the fast path reads; a larger one goes to hyper, which refuses it.
+/// Largest request head the fast path reads; a larger one goes to hyper (whose own limit
+/// is higher).
 const MAX_HEAD: usize = 64 * 1024;
+
+/// Capacity of a connection's read buffer kept while it waits for the next request.
+const KEPT_READ: usize = 16 * 1024;
 
 /// Most header fields in a request head the fast path takes.
 const MAX_HEADERS: usize = 100;
@@ -97,11 +101,12 @@ pub async fn serve(
         let Some(request) = fast_request(gw, &head) else {
             break;
         };
-        let in_hand = request.content_length.min((read.len() - head_len) as u64) as usize;
+        let in_hand = request.body_len().min((read.len() - head_len) as u64) as usize;
         let body_start = &read[head_len..head_len + in_hand];
         // A body not wholly read yet may be half-read when the request fails.
-        let body_on_the_wire = request.content_length > in_hand as u64;
+        let body_on_the_wire = request.body_len() > in_hand as u64;
         let client_close = request.close;
+        let is_head = request.method == "HEAD";
         let outcome = process(gw, &mut stream, request, body_start, peer, &mut buffers).await;
         let keep_alive = match outcome {
             Ok(Finished::KeepAlive) => true,
@@ -112,7 +117,10 @@ pub async fn serve(
             }
             Err(Failure::Refused(error)) => {
                 let close = client_close || body_on_the_wire;
-                write_error(&mut stream, error, close).await.is_ok() && !close
+                write_error(&mut stream, error, close, is_head)
+                    .await
+                    .is_ok()
+                    && !close
             }
         };
         if !keep_alive || *stopping.borrow() {
@@ -121,6 +129,10 @@ pub async fn serve(
             return;
         }
         read.drain(..head_len + in_hand);
+        if read.is_empty() && read.capacity() > KEPT_READ {
+            // One large head does not make every later wait on this connection hold it.
+            read = Vec::with_capacity(4096);
+        }
         head_deadline = tokio::time::Instant::now() + connections.header_read_timeout;
     }
     hand_over(&connections, stream, read, peer, stopping).await;
@@ -162,7 +174,7 @@ fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<Wi
         return None;
     }
     let (method, target) = (head.method?, head.path?);
-    if method == "CONNECT" || !target.starts_with('/') {
+    if method == "CONNECT" || !target.starts_with('/') || !plain_target(target) {
         return None;
     }
     let mut headers = HeaderList::with_capacity(head.headers.len() + 6);
@@ -206,9 +218,20 @@ fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<Wi
         target,
         headers,
         host: Some(host),
-        content_length: length.unwrap_or(0),
+        content_length: length,
         close,
     })
+}
+
+/// Whether `target` is made only of what RFC 3986 allows in a path and a query. Anything
+/// else httparse lets through — a fragment's `#`, quotes, braces, backslashes, non-ASCII —
+/// goes to hyper, which refuses it or parses it as the router does: here the policy and
+/// the app could read such a path differently (`/admin#/../public` is `/public` to a
+/// normaliser and `/admin` to most app servers).
+fn plain_target(target: &str) -> bool {
+    target
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b))
 }
 
 /// Admits `request` and forwards it.
@@ -246,8 +269,13 @@ async fn process(
         })
 }
 
-/// Answers with `error`'s JSON body, as the API does.
-async fn write_error(stream: &mut TcpStream, error: Error, close: bool) -> io::Result<()> {
+/// Answers with `error`'s JSON body, as the API does (to a HEAD request, its headers only).
+async fn write_error(
+    stream: &mut TcpStream,
+    error: Error,
+    close: bool,
+    is_head: bool,
+) -> io::Result<()> {
     let (parts, body) = error.into_response().into_parts();
     // The error body is in memory: collecting it cannot wait or fail.
     let body = axum::body::to_bytes(body, usize::MAX)
@@ -279,7 +307,9 @@ async fn write_error(stream: &mut TcpStream, error: Error, close: bool) -> io::R
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&body);
+    if !is_head {
+        out.extend_from_slice(&body);
+    }
     stream.write_all(&out).await
 }
 

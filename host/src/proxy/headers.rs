@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use axum_extra::extract::cookie::Cookie;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard `Keep-Alive` and
@@ -39,6 +40,9 @@ pub trait Headers {
     /// Replaces every `name` with one `value`; a value that is not a valid header value
     /// removes the header instead.
     fn set(&mut self, name: &'static str, value: &str);
+    /// Removes every header whose name `doomed` says yes to (names as they are held: lower
+    /// case in a `HeaderMap`, as sent in a `HeaderList`; `doomed` compares without case).
+    fn remove_names(&mut self, doomed: impl Fn(&str) -> bool);
 }
 
 impl Headers for HeaderMap {
@@ -62,6 +66,17 @@ impl Headers for HeaderMap {
             Err(_) => {
                 HeaderMap::remove(self, name);
             }
+        }
+    }
+
+    fn remove_names(&mut self, doomed: impl Fn(&str) -> bool) {
+        let names: Vec<HeaderName> = self
+            .keys()
+            .filter(|name| doomed(name.as_str()))
+            .cloned()
+            .collect();
+        for name in names {
+            HeaderMap::remove(self, name);
         }
     }
 }
@@ -127,6 +142,10 @@ impl Headers for HeaderList<'_> {
                 .push((name, Cow::Owned(value.as_bytes().to_vec())));
         }
     }
+
+    fn remove_names(&mut self, doomed: impl Fn(&str) -> bool) {
+        self.entries.retain(|(name, _)| !doomed(name));
+    }
 }
 
 /// `value` as text when it is what `HeaderValue::to_str` accepts (visible ASCII, spaces and
@@ -157,10 +176,19 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
         .flatten()
 }
 
-/// Removes the hop-by-hop headers and every header the `Connection` header names.
+/// Headers a `Connection` header may not make disappear: they frame or address the
+/// message, and removing one while its bytes go on (a client sending `Connection:
+/// content-length`) would have the app read the body as a request of its own — one that
+/// never passed the gateway's checks. The proxy writes these itself in any case.
+const NEVER_CONNECTION_NAMED: [&str; 3] = ["content-length", "host", "transfer-encoding"];
+
+/// Removes the hop-by-hop headers and every header the `Connection` header names (except
+/// those that frame the message, see [`NEVER_CONNECTION_NAMED`]).
 pub fn remove_hop_by_hop(headers: &mut impl Headers) {
     for token in connection_tokens(headers) {
-        headers.remove(&token);
+        if !NEVER_CONNECTION_NAMED.contains(&token.as_str()) {
+            headers.remove(&token);
+        }
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
@@ -188,7 +216,10 @@ pub fn strip_cookies(headers: &mut impl Headers, names: &[&str]) {
         .filter(|pair| !pair.is_empty())
         .filter(|pair| {
             let name = pair.split_once('=').map_or(*pair, |(n, _)| n).trim();
-            !names.contains(&name)
+            // Compared as sent and percent-decoded: the session is read from decoded
+            // cookies (`grid%5Fsession` signs in as `grid_session`), so both spellings go.
+            let decoded = Cookie::parse_encoded(*pair).ok();
+            !names.contains(&name) && !decoded.is_some_and(|c| names.contains(&c.name()))
         })
         .map(str::to_owned)
         .collect();
@@ -227,6 +258,9 @@ fn joined(headers: &impl Headers, name: &str) -> Option<String> {
 /// client's chain is extended with the peer; from anyone else it is replaced, so a client
 /// cannot make the app believe it comes from elsewhere.
 pub fn set_forwarding(headers: &mut impl Headers, origin: &Origin<'_>) {
+    if !origin.trusted {
+        headers.remove_names(client_claims_origin);
+    }
     let peer = origin.peer.to_string();
     let chain = match (origin.trusted, joined(headers, X_FORWARDED_FOR)) {
         (true, Some(existing)) => format!("{existing}, {peer}"),
@@ -263,6 +297,33 @@ pub fn set_forwarding(headers: &mut impl Headers, origin: &Origin<'_>) {
     } else if !origin.trusted {
         headers.remove(FORWARDED);
     }
+}
+
+/// Headers through which a client could claim another address, scheme, port or path
+/// prefix, and that apps' frameworks believe: the `X-Forwarded-*` family beyond the three
+/// the gateway sets, `X-Real-IP`, and any of them spelled with underscores (servers that
+/// map `_` to `-`, as CGI-style ones do, would read `X_Forwarded_For` as the real thing).
+/// Only a trusted proxy may send them.
+fn client_claims_origin(name: &str) -> bool {
+    const SET_BY_US: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+    const OTHERS: [&str; 6] = [
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-ssl",
+        "x-forwarded-scheme",
+        "x-real-ip",
+        "forwarded",
+    ];
+    // Per header of every proxied request: compared in place, without case, `_` as `-`.
+    let spelled = |claim: &str| {
+        name.len() == claim.len()
+            && name
+                .bytes()
+                .zip(claim.bytes())
+                .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+    };
+    OTHERS.iter().any(|c| spelled(c))
+        || (name.contains('_') && SET_BY_US.iter().any(|c| spelled(c)))
 }
 
 /// Appends this hop to `Via` (RFC 9110 §7.6.3).
@@ -310,6 +371,52 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_header_cannot_remove_what_frames_the_message() {
+        let mut h = map(&[
+            ("connection", "content-length, host, x-gone"),
+            ("content-length", "5"),
+            ("host", "gw"),
+            ("x-gone", "1"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h["content-length"], "5");
+        assert_eq!(h["host"], "gw");
+        assert!(h.get("x-gone").is_none());
+    }
+
+    #[test]
+    fn untrusted_claims_of_origin_are_removed_in_every_spelling() {
+        let mut h = map(&[
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x-forwarded-ssl", "on"),
+            ("x-app", "stays"),
+        ]);
+        let origin = Origin {
+            peer: "10.1.2.3".parse().unwrap(),
+            proto: "http",
+            host: Some("gw"),
+            trusted: false,
+            forwarded_header: false,
+        };
+        set_forwarding(&mut h, &origin);
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "x-app",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-proto"
+            ]
+        );
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+    }
+
+    #[test]
     fn upgrade_needs_both_headers() {
         assert!(
             upgrade_protocol(&map(&[("connection", "Upgrade"), ("upgrade", "websocket")]))
@@ -330,6 +437,12 @@ mod tests {
         let mut only = map(&[("cookie", "grid_session=x")]);
         strip_cookies(&mut only, &["grid_session"]);
         assert!(only.get("cookie").is_none());
+        let mut encoded = map(&[("cookie", "grid%5Fsession=x; a=1")]);
+        strip_cookies(&mut encoded, &["grid_session"]);
+        assert_eq!(
+            encoded["cookie"], "a=1",
+            "a percent-encoded name is the same cookie"
+        );
     }
 
     #[test]

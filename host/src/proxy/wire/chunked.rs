@@ -11,7 +11,9 @@ pub struct ChunkedError;
 enum State {
     /// Hex digits of a chunk size.
     Size,
-    /// After the size: whitespace or `;extensions` up to CR.
+    /// Whitespace after the size, before `;` or CR.
+    SizeSpace,
+    /// `;extensions` up to CR.
     Extension,
     /// The LF ending a size line.
     SizeLf,
@@ -23,8 +25,10 @@ enum State {
     DataLf,
     /// The start of a trailer line, or of the final empty line.
     TrailerStart,
-    /// Inside a trailer field line.
-    TrailerLine,
+    /// Inside a trailer field's name.
+    TrailerName,
+    /// Inside a trailer field's value (after its `:`).
+    TrailerValue,
     /// The LF ending a trailer field line.
     TrailerLf,
     /// The LF ending the final empty line.
@@ -77,13 +81,20 @@ impl ChunkedScanner {
                     None if self.digits == 0 => return Err(ChunkedError),
                     None => match b {
                         b'\r' => State::SizeLf,
-                        b';' | b' ' | b'\t' => State::Extension,
+                        b';' => State::Extension,
+                        b' ' | b'\t' => State::SizeSpace,
                         _ => return Err(ChunkedError),
                     },
                 },
+                State::SizeSpace => match b {
+                    b' ' | b'\t' => State::SizeSpace,
+                    b';' => State::Extension,
+                    b'\r' => State::SizeLf,
+                    _ => return Err(ChunkedError),
+                },
                 State::Extension => match b {
                     b'\r' => State::SizeLf,
-                    b'\n' => return Err(ChunkedError),
+                    _ if is_control(b) => return Err(ChunkedError),
                     _ => State::Extension,
                 },
                 State::SizeLf if b == b'\n' => {
@@ -107,11 +118,20 @@ impl ChunkedScanner {
                 State::DataCr if b == b'\r' => State::DataLf,
                 State::DataLf if b == b'\n' => State::Size,
                 State::TrailerStart if b == b'\r' => State::EndLf,
-                State::TrailerStart | State::TrailerLine if b == b'\n' => {
+                // A field line: a name, a colon, a value; no control bytes.
+                State::TrailerStart | State::TrailerName if b == b':' => {
+                    if self.state == State::TrailerStart {
+                        return Err(ChunkedError);
+                    }
+                    State::TrailerValue
+                }
+                State::TrailerStart | State::TrailerName if is_control(b) => {
                     return Err(ChunkedError);
                 }
-                State::TrailerStart | State::TrailerLine if b == b'\r' => State::TrailerLf,
-                State::TrailerStart | State::TrailerLine => State::TrailerLine,
+                State::TrailerStart | State::TrailerName => State::TrailerName,
+                State::TrailerValue if b == b'\r' => State::TrailerLf,
+                State::TrailerValue if is_control(b) => return Err(ChunkedError),
+                State::TrailerValue => State::TrailerValue,
                 State::TrailerLf if b == b'\n' => State::TrailerStart,
                 State::EndLf if b == b'\n' => State::Done,
                 State::SizeLf | State::DataCr | State::DataLf | State::TrailerLf | State::EndLf => {
@@ -124,11 +144,16 @@ impl ChunkedScanner {
     }
 }
 
+/// Control bytes other than a tab: never part of a chunk extension or a field line.
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const BODY: &[u8] = b"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-trailer: 1\r\n\r\n";
+    const BODY: &[u8] = b"5;ext=1\r\nhello\r\n7 \t;x=\"q\"\r\n, world\r\n0\r\nx-trailer: 1\r\n\r\n";
 
     #[test]
     fn a_whole_body_ends_where_it_ends() {
@@ -165,6 +190,10 @@ mod tests {
             b"5\r\nhelloX",
             b"11111111111111111\r\n",
             b"0\r\nbad\nline",
+            b"5 junk\r\n",
+            b"5;a\x00b\r\n",
+            b"0\r\nno colon here\r\n",
+            b"0\r\n: no name\r\n",
         ] {
             assert_eq!(
                 ChunkedScanner::default().scan(bad),

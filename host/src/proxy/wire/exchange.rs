@@ -2,6 +2,7 @@
 //! then the app's response head rewritten and sent back with its body, both streamed in
 //! pieces of at most [`READ_CHUNK`] bytes, never buffered whole.
 
+use std::io::Write as _;
 use std::time::Instant;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -34,10 +35,17 @@ pub struct WireRequest<'b> {
     pub headers: HeaderList<'b>,
     /// The `Host` header.
     pub host: Option<&'b str>,
-    /// The body's length (0 without a body).
-    pub content_length: u64,
+    /// The `Content-Length` sent, if any (then the body's length; none: no body).
+    pub content_length: Option<u64>,
     /// The client asked to close the connection after this exchange.
     pub close: bool,
+}
+
+impl WireRequest<'_> {
+    /// The body's length (0 without a body).
+    pub fn body_len(&self) -> u64 {
+        self.content_length.unwrap_or(0)
+    }
 }
 
 /// How an exchange ended for the client's connection.
@@ -203,15 +211,13 @@ impl Forwarder {
     ) -> Result<Finished, WireError> {
         let config = self.config();
         let limit = config.max_request_body_bytes;
-        if limit > 0 && request.content_length > limit {
+        if limit > 0 && request.body_len() > limit {
             return Err(ProxyError::BodyTooLarge { limit }.into());
         }
         let WireBuffers { out, read } = buffers;
         self.write_request_head(out, &mut request, upstream, info, options);
         out.extend_from_slice(body_start);
-        let unread_body = request
-            .content_length
-            .saturating_sub(body_start.len() as u64);
+        let unread_body = request.body_len().saturating_sub(body_start.len() as u64);
         // Sent again on a new connection if a reused one turns out closed: only what is
         // safe to repeat and still wholly in hand.
         let resendable = unread_body == 0 && idempotent(request.method);
@@ -221,8 +227,12 @@ impl Forwarder {
         let started = Instant::now();
         let in_flight = InFlight::new(&self.metrics().in_flight);
         let deadline = tokio::time::Instant::now() + config.response_header_timeout;
+        // One resend at most, and on a new connection: a request the app dies of must not
+        // take down every kept connection in turn.
+        let mut resent = false;
         let attempt = loop {
-            let (mut app, reused) = match idle::take(authority) {
+            let idle = if resent { None } else { idle::take(authority) };
+            let (mut app, reused) = match idle {
                 Some(app) => (app, true),
                 None => match crate::proxy::pool::connect_tcp(
                     upstream.authority(),
@@ -248,7 +258,7 @@ impl Forwarder {
                 .await;
             match attempt {
                 Ok(head) => break Ok((app, head)),
-                Err(Attempt::Closed) if reused && resendable => continue,
+                Err(Attempt::Closed) if reused && resendable && !resent => resent = true,
                 Err(Attempt::Closed) => {
                     break Err(WireError::Refused(ProxyError::UpstreamBadResponse(
                         "the app closed the connection before answering".into(),
@@ -345,7 +355,10 @@ impl Forwarder {
             },
         );
         headers::add_via(h, http::Version::HTTP_11);
+        // Host and the body's length are written here, from what was parsed: never a
+        // client's spelling of them that the app could read differently.
         h.remove("host");
+        h.remove("content-length");
         out.clear();
         out.extend_from_slice(request.method.as_bytes());
         out.push(b' ');
@@ -353,6 +366,10 @@ impl Forwarder {
         out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
         out.extend_from_slice(upstream.authority().as_str().as_bytes());
         out.extend_from_slice(b"\r\n");
+        if let Some(length) = request.content_length {
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "content-length: {length}\r\n");
+        }
         h.write_to(out);
         out.extend_from_slice(b"\r\n");
     }
@@ -367,40 +384,19 @@ impl Forwarder {
         out: &mut Vec<u8>,
         read: &mut Vec<u8>,
         client: &mut TcpStream,
-        mut unread_body: u64,
+        unread_body: u64,
         is_head: bool,
         client_close: bool,
         deadline: tokio::time::Instant,
     ) -> Result<ResponseHead, Attempt> {
-        if app.write_all(out).await.is_err() {
-            return Err(Attempt::Closed);
+        // An app that stops reading must not hold the exchange: its writes have the same
+        // clocks as its answers.
+        match tokio::time::timeout_at(deadline, app.write_all(out)).await {
+            Err(_elapsed) => return Err(ProxyError::UpstreamTimeout.into()),
+            Ok(Err(_)) => return Err(Attempt::Closed),
+            Ok(Ok(())) => {}
         }
-        let idle_timeout = self.config().body_idle_timeout;
-        while unread_body > 0 {
-            read.clear();
-            let want = unread_body.min(READ_CHUNK as u64);
-            // At most READ_CHUNK.
-            read.reserve(want as usize);
-            // `take`: never read past this body into the client's next request.
-            let n =
-                match tokio::time::timeout(idle_timeout, (&mut *client).take(want).read_buf(read))
-                    .await
-                {
-                    Err(_elapsed) => return Err(ProxyError::ClientBodyTimeout.into()),
-                    Ok(Ok(0)) | Ok(Err(_)) => {
-                        return Err(Attempt::Failed(WireError::Aborted(
-                            "the client stopped sending its body".into(),
-                        )));
-                    }
-                    Ok(Ok(n)) => n,
-                };
-            unread_body -= n as u64;
-            if let Err(e) = app.write_all(&read[..n]).await {
-                return Err(
-                    ProxyError::UpstreamBadResponse(format!("sending the body: {e}")).into(),
-                );
-            }
-        }
+        let early = self.send_body(app, read, client, unread_body).await?;
         read.clear();
         loop {
             if read.len() >= MAX_HEAD {
@@ -424,10 +420,70 @@ impl Forwarder {
                 Ok(Ok(n)) => n,
             };
             debug_assert!(n > 0);
-            if let Some(head) = rewrite_response_head(read, out, is_head, client_close)? {
+            if let Some(mut head) =
+                rewrite_response_head(read, out, is_head, client_close || early)?
+            {
+                // The app answered before the body was all sent: the rest of it is still on
+                // the client's connection and half of it maybe in the app's.
+                head.reusable &= !early;
                 return Ok(head);
             }
         }
+    }
+
+    /// Streams the `unread_body` bytes still on `client` to `app`, each read and write
+    /// within the body idle timeout. Stops early, returning true, when the app starts
+    /// answering before it has the whole body (a 413 or 401 of its own): that answer is
+    /// what the client gets, as from any proxy.
+    async fn send_body(
+        &self,
+        app: &mut TcpStream,
+        read: &mut Vec<u8>,
+        client: &mut TcpStream,
+        mut unread_body: u64,
+    ) -> Result<bool, Attempt> {
+        let idle_timeout = self.config().body_idle_timeout;
+        let (mut app_reader, mut app_writer) = app.split();
+        let mut probe = [0u8; 1];
+        while unread_body > 0 {
+            read.clear();
+            let want = unread_body.min(READ_CHUNK as u64);
+            // At most READ_CHUNK.
+            read.reserve(want as usize);
+            // `take`: never read past this body into the client's next request.
+            let mut limited = (&mut *client).take(want);
+            let chunk = tokio::time::timeout(idle_timeout, limited.read_buf(read));
+            let n = tokio::select! {
+                biased;
+                _ = app_reader.peek(&mut probe) => return Ok(true),
+                got = chunk => match got {
+                    Err(_elapsed) => return Err(ProxyError::ClientBodyTimeout.into()),
+                    Ok(Ok(0)) | Ok(Err(_)) => {
+                        return Err(Attempt::Failed(WireError::Aborted(
+                            "the client stopped sending its body".into(),
+                        )));
+                    }
+                    Ok(Ok(n)) => n,
+                },
+            };
+            unread_body -= n as u64;
+            let sent = tokio::time::timeout(idle_timeout, app_writer.write_all(&read[..n]));
+            tokio::select! {
+                biased;
+                _ = app_reader.peek(&mut probe) => return Ok(true),
+                sent = sent => match sent {
+                    Err(_elapsed) => return Err(ProxyError::UpstreamTimeout.into()),
+                    Ok(Err(e)) => {
+                        return Err(ProxyError::UpstreamBadResponse(format!(
+                            "sending the body: {e}"
+                        ))
+                        .into());
+                    }
+                    Ok(Ok(())) => {}
+                },
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -489,6 +545,13 @@ fn rewrite_response_head(
         }
         let both_lengths = list.contains("transfer-encoding") && list.contains("content-length");
         let framing = framing_of(&list, status, is_head)?;
+        let bodiless = is_head || status == 204 || status == 304;
+        // The app's codings pass on with its bytes (`gzip, chunked` stays that).
+        let codings = matches!(framing, Framing::Chunked(_)).then(|| {
+            list.values("transfer-encoding")
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
         let reusable = version == 1
             && !both_lengths
             && !matches!(framing, Framing::UntilClose)
@@ -497,9 +560,9 @@ fn rewrite_response_head(
                 .any(|t| t == "close");
         let close = client_close || matches!(framing, Framing::UntilClose);
         headers::remove_hop_by_hop(&mut list);
-        if !matches!(framing, Framing::Length(_)) {
-            // The length is the transfer coding's (RFC 9112 §6.3): a stray one must not
-            // reach the client next to it.
+        if !bodiless {
+            // The framing is written below from what was parsed, never the app's spelling
+            // (`5, 5`, two headers, or one next to a transfer coding).
             list.remove("content-length");
         }
         let version = if version == 0 {
@@ -520,8 +583,14 @@ fn rewrite_response_head(
         out.extend_from_slice(response.reason.unwrap_or_default().as_bytes());
         out.extend_from_slice(b"\r\n");
         list.write_to(out);
-        if matches!(framing, Framing::Chunked(_)) {
-            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        match (&framing, codings) {
+            (Framing::Length(length), _) if !bodiless => {
+                let _ = write!(out, "content-length: {length}\r\n");
+            }
+            (Framing::Chunked(_), Some(codings)) => {
+                let _ = write!(out, "transfer-encoding: {codings}\r\n");
+            }
+            _ => {}
         }
         if close {
             out.extend_from_slice(b"connection: close\r\n");
