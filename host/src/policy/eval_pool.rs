@@ -1,12 +1,14 @@
 //! The threads policies are evaluated on.
 //!
 //! An evaluation is synchronous wasm, and WASI's synchronous bindings enter a tokio runtime
-//! (`block_on`) for some calls, which is refused on a runtime worker. So evaluations never
-//! run on a worker. They used to run under `block_in_place`, which on a small runtime hands
-//! the whole worker (its other tasks) to another thread and back for every evaluation:
-//! measured at ~30 µs per proxied request with one worker, ten times the evaluation itself.
-//! A few dedicated threads fed by a channel cost one wake-up each way instead, and a busy
-//! worker keeps serving other connections meanwhile.
+//! (`block_on`) for some calls, which is refused on a runtime worker. So quotes, payee
+//! checks and session decisions run here, not on a worker; so do per-request decisions of a
+//! policy found to use those bindings (the others run on the HTTP worker itself, see
+//! [`super::inline`]). Evaluations used to run under `block_in_place`, which on a small
+//! runtime hands the whole worker (its other tasks) to another thread and back for every
+//! evaluation: measured at ~30 µs per proxied request with one worker, ten times the
+//! evaluation itself. A few dedicated threads fed by a queue cost one wake-up each way
+//! instead, and a busy worker keeps serving other connections meanwhile.
 //!
 //! The pool is process-wide (engines come and go in tests; threads should not), started on
 //! first use with one thread per CPU (at most 8): evaluations are CPU-bound and short.
