@@ -9,32 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONNS=${1:-50}
 SECS=${2:-8}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-APP=$(free_port); PLAIN=$(free_port); POLICY=$(free_port); NGINX=$(free_port)
-cargo build --release -q -p grid-gateway --example proxy_bench
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-work=$(mktemp -d)
-RUST_LOG=warn "$target_dir/release/examples/proxy_bench" "$APP" "$PLAIN" "$POLICY" "$work" &
-RIG=$!
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream app { server 127.0.0.1:$APP; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGINX;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-nginx -c "$work/nginx.conf"
-trap 'kill $RIG 2>/dev/null; nginx -c "$work/nginx.conf" -s stop 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do [ -s "$work/tokens" ] && break; sleep 0.1; done
-TOKEN_PLAIN=$(sed -n 1p "$work/tokens"); TOKEN_POLICY=$(sed -n 2p "$work/tokens")
-sleep 0.5
+# shellcheck source=host/benches/rig.sh
+source host/benches/rig.sh
 # The thread serving `port`: the busiest one of the rig during a short load on it.
 busiest() { # port token
   local before after best= most=0 t d
