@@ -85,10 +85,12 @@ impl Running {
 /// the one listening socket (nginx's model): a proxied request, its connection and its
 /// upstream connections stay on one thread, with no cross-thread hand-offs and none of the
 /// work-stealing scheduler's wake-ups on the request path (~4 µs of kernel time per
-/// proxied request, `host/benches/README.md`). API requests are handed to the caller's
-/// runtime, where the node's background work runs too (the chain follower, the policy
-/// watcher, sweeps): what they start (a deploy, a chain client's connections) lives there,
-/// not on a worker.
+/// proxied request, `host/benches/README.md`). Each connection is served by
+/// [`crate::http::wire::serve`]: plain HTTP/1.1 Process requests on the wire fast path,
+/// the rest of the connection by hyper from its first request that is anything else. API
+/// requests are handed to the caller's runtime, where the node's background work runs too
+/// (the chain follower, the policy watcher, sweeps): what they start (a deploy, a chain
+/// client's connections) lives there, not on a worker.
 pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> {
     let listen = config.listen;
     let workers = config.http.worker_count();

@@ -38,8 +38,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Process for every other path. Process is routed before the API's layer stack (request
 /// ids, spans, per-route metrics, CORS, body limit): a proxied request pays only for what
 /// it needs, and has its own metrics (`grid_proxy_*`). The server's workers dispatch the
-/// same way per connection ([`connection_service`]); this router is for embedding and
-/// tests that call it without a socket.
+/// same way per connection ([`wire::serve`], then [`connection_service`] for what the fast
+/// path does not take); this router is for embedding and tests that call it without a
+/// socket.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = api_router(gateway.clone());
     Router::new().fallback_service(tower::service_fn(move |request: Request| {

@@ -1,7 +1,7 @@
 //! A client connection on an HTTP worker.
 //!
 //! Process requests in plain HTTP/1.1 — no body or a `Content-Length` body, no upgrade,
-//! no `Expect`, one `Host` — are read off the socket, admitted ([`super::process::admit`])
+//! no `Expect`, one `Host` — are read off the socket, admitted (`super::process::admit`)
 //! and forwarded as bytes by the wire fast path ([`crate::proxy::wire`]). At the first
 //! request that is anything else (an API call, a hand-off, a websocket, a chunked upload,
 //! HTTP/1.0 or HTTP/2, a malformed head) the connection, with what was read of it, is

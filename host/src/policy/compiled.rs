@@ -186,7 +186,7 @@ impl PolicyEngine {
 
 impl CompiledPolicy {
     /// Whether per-request evaluations run on the calling (HTTP worker) thread; false once
-    /// one could not ([`super::inline`]), and then for the rest of this version's life.
+    /// one could not (see `policy::inline`), and then for the rest of this version's life.
     pub fn evaluates_inline(&self) -> bool {
         self.inline.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -233,7 +233,7 @@ impl PolicySet {
     }
 
     /// authorization: decides one request, on the calling thread when the policy allows
-    /// it ([`super::inline`]: a hand-off to an evaluation thread costs more than the
+    /// it (`policy::inline`: a hand-off to an evaluation thread costs more than the
     /// evaluation), on an evaluation thread otherwise.
     pub async fn authorize_request(
         &self,

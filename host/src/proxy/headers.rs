@@ -183,7 +183,7 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 const NEVER_CONNECTION_NAMED: [&str; 3] = ["content-length", "host", "transfer-encoding"];
 
 /// Removes the hop-by-hop headers and every header the `Connection` header names (except
-/// those that frame the message, see [`NEVER_CONNECTION_NAMED`]).
+/// those that frame the message: `NEVER_CONNECTION_NAMED`).
 pub fn remove_hop_by_hop(headers: &mut impl Headers) {
     for token in connection_tokens(headers) {
         if !NEVER_CONNECTION_NAMED.contains(&token.as_str()) {

@@ -55,7 +55,7 @@ pub fn give(authority: &str, stream: TcpStream, max: usize) {
     });
 }
 
-/// Drops this thread's connections idle for longer than [`MAX_IDLE`], and the entrances
+/// Drops this thread's connections idle for longer than `MAX_IDLE` (90 s), and the entrances
 /// left without any.
 pub fn sweep() {
     let now = Instant::now();
