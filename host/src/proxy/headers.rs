@@ -183,16 +183,19 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 const NEVER_CONNECTION_NAMED: [&str; 3] = ["content-length", "host", "transfer-encoding"];
 
 /// Removes the hop-by-hop headers and every header the `Connection` header names (except
-/// those that frame the message: `NEVER_CONNECTION_NAMED`).
-pub fn remove_hop_by_hop(headers: &mut impl Headers) {
-    for token in connection_tokens(headers) {
+/// those that frame the message: `NEVER_CONNECTION_NAMED`). Returns the `Connection`
+/// tokens, lower case, for a caller that also needs them (`close`).
+pub fn remove_hop_by_hop(headers: &mut impl Headers) -> Vec<String> {
+    let tokens = connection_tokens(headers);
+    for token in &tokens {
         if !NEVER_CONNECTION_NAMED.contains(&token.as_str()) {
-            headers.remove(&token);
+            headers.remove(token);
         }
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
+    tokens
 }
 
 /// Restores the two headers an upgrade needs after [`remove_hop_by_hop`].

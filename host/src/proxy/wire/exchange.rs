@@ -552,14 +552,12 @@ fn rewrite_response_head(
                 .collect::<Vec<_>>()
                 .join(", ")
         });
+        let connection = headers::remove_hop_by_hop(&mut list);
         let reusable = version == 1
             && !both_lengths
             && !matches!(framing, Framing::UntilClose)
-            && !headers::connection_tokens(&list)
-                .iter()
-                .any(|t| t == "close");
+            && !connection.iter().any(|t| t == "close");
         let close = client_close || matches!(framing, Framing::UntilClose);
-        headers::remove_hop_by_hop(&mut list);
         if !bodiless {
             // The framing is written below from what was parsed, never the app's spelling
             // (`5, 5`, two headers, or one next to a transfer coding).

@@ -73,11 +73,6 @@ pub fn clear() {
     IDLE.with_borrow_mut(HashMap::clear);
 }
 
-/// How many idle connections to `authority` this thread keeps.
-pub fn count(authority: &str) -> usize {
-    IDLE.with_borrow(|idle| idle.get(authority).map_or(0, VecDeque::len))
-}
-
 /// False when the app has closed the connection (or sent bytes nobody asked for), as far
 /// as the reactor has seen. Free when nothing arrived: tokio answers `WouldBlock` from its
 /// readiness flags (cleared by the short read that ended the last response) without a

@@ -13,7 +13,6 @@ mod date;
 mod exchange;
 mod idle;
 
-pub use chunked::{ChunkedError, ChunkedScanner};
 pub use date::write_date;
 pub use exchange::{Finished, WireBuffers, WireError, WireRequest, content_length};
-pub use idle::{clear as close_idle, count as idle_count, sweep as sweep_idle};
+pub use idle::{clear as close_idle, sweep as sweep_idle};
