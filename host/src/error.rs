@@ -19,6 +19,9 @@ pub enum Error {
     /// Nothing is served at this path.
     #[error("no such endpoint: {0}")]
     NotFound(String),
+    /// The path exists but not for this method (the `Allow` header lists those it has).
+    #[error("{0} is not allowed here")]
+    MethodNotAllowed(String),
     /// An order id is not a decimal u256.
     #[error("{0:?} is not an order id: expected a decimal integer")]
     InvalidOrderId(String),
@@ -219,6 +222,7 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::PayloadTooLarge => "payload_too_large",
             Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::InvalidOrderId(_) => "invalid_order_id",
             Error::OrderNotFound(_) => "order_not_found",
             Error::NotOurOrder { .. } => "not_our_order",

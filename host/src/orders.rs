@@ -186,9 +186,7 @@ impl OrderService {
     /// (extensions included), where it is, and when it ends. Everything in it is public on
     /// chain, so no session is needed to read it.
     pub fn accepted_order(&self, id: &str) -> Result<OrderRecord> {
-        let order_id: OrderId = id
-            .parse()
-            .map_err(|_| Error::InvalidOrderId(id.to_owned()))?;
+        let order_id = parse_order_id(id)?;
         let key = order_id.to_string();
         self.store.order(&key)?.ok_or(Error::OrderNotAccepted(key))
     }
@@ -196,9 +194,7 @@ impl OrderService {
     /// Accepts an order: checks, stores, locks. Idempotent.
     pub async fn accept(&self, id: &str) -> Result<AcceptOutcome> {
         let chain = self.chain.as_ref().ok_or(Error::ChainNotConfigured)?;
-        let order_id: OrderId = id
-            .parse()
-            .map_err(|_| Error::InvalidOrderId(id.to_owned()))?;
+        let order_id = parse_order_id(id)?;
         let key = order_id.to_string();
         if let Some(record) = self.store.order(&key)?
             && record.state == OrderState::Active
@@ -336,9 +332,7 @@ impl OrderService {
 
     async fn read_order(&self, id: &str) -> Result<Order> {
         let chain = self.chain.as_ref().ok_or(Error::ChainNotConfigured)?;
-        let order_id: OrderId = id
-            .parse()
-            .map_err(|_| Error::InvalidOrderId(id.to_owned()))?;
+        let order_id = parse_order_id(id)?;
         let result = tokio::time::timeout(self.timeouts.read, chain.order(order_id)).await;
         let outcome = match result {
             Ok(Ok(order)) => Ok(order),
@@ -396,4 +390,18 @@ fn refusal_error(quote: &Quote) -> Option<Error> {
         RefusalKind::UnsupportedResource => Error::UnsupportedResource(reason),
         RefusalKind::Other => Error::QuoteRefused(reason),
     })
+}
+
+/// Parses an order id as it arrives in a URL, a JSON body, a query or a header: plain
+/// decimal, the one rule every endpoint uses (`grid_chain::OrderId`'s). `03` is order 3.
+pub fn parse_order_id(raw: &str) -> Result<OrderId> {
+    raw.parse()
+        .map_err(|_| Error::InvalidOrderId(raw.to_owned()))
+}
+
+/// The canonical spelling of an order id (decimal, no leading zeros): the key under which
+/// the store, the route table and the cluster know it, so `03` and `3` name one order
+/// everywhere.
+pub fn canonical_order_id(raw: &str) -> Result<String> {
+    parse_order_id(raw).map(|id| id.to_string())
 }

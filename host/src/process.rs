@@ -52,6 +52,21 @@ pub struct ProcessConfig {
     pub skip_request_policy: bool,
 }
 
+/// True for an order id in its canonical spelling (decimal digits, no leading zero): the only
+/// spelling an app's host has, so that one app is never served on two origins.
+fn is_canonical_order_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && (id == "0" || !id.starts_with('0'))
+}
+
+/// `X-Grid-Order` as the order's canonical id (`03` is order 3, as on every endpoint);
+/// borrowed when it already is one, as nearly every request's is.
+fn canonical_order_header(raw: &str) -> Result<std::borrow::Cow<'_, str>> {
+    if is_canonical_order_id(raw) {
+        return Ok(std::borrow::Cow::Borrowed(raw));
+    }
+    crate::orders::canonical_order_id(raw).map(std::borrow::Cow::Owned)
+}
+
 /// What the router needs of a request; `H` is the header container it came in (hyper's map,
 /// or the wire fast path's list).
 #[derive(Clone, Debug)]
@@ -137,11 +152,15 @@ impl ProcessService {
     }
 
     fn lookup<H>(&self, caller: &SessionRecord, request: &RequestView<'_, H>) -> Result<Route> {
-        let wanted = self
-            .order_from_host(request.host)
-            .or(request.order_header.map(str::trim));
+        let wanted = match self.order_from_host(request.host) {
+            Some(order_id) => Some(std::borrow::Cow::Borrowed(order_id)),
+            None => request
+                .order_header
+                .map(|raw| canonical_order_header(raw.trim()))
+                .transpose()?,
+        };
         match wanted {
-            Some(order_id) => self.find_route(caller, order_id),
+            Some(order_id) => self.find_route(caller, &order_id),
             None => {
                 let mut mine = self.apps.routes().of_user(&caller.address);
                 match mine.len() {
@@ -213,10 +232,7 @@ impl ProcessService {
         let domain = self.config.apps_domain.as_deref()?;
         let (host, _port) = split_port(host?);
         let (label, rest) = host.split_once('.')?;
-        (rest.eq_ignore_ascii_case(domain)
-            && !label.is_empty()
-            && label.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(label)
+        (rest.eq_ignore_ascii_case(domain) && is_canonical_order_id(label)).then_some(label)
     }
 
     /// 404 for an order that is not the caller's (or not here), 409 for the caller's own

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::extract::{ApiJson, Session};
+use super::extract::{ApiJson, ApiQuery, OrderIdPath, Session};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::store::AppRecord;
@@ -128,7 +128,7 @@ pub struct LogsQuery {
 /// (poll `GET /_grid/v1/apps/{order_id}`).
 #[utoipa::path(post, path = "/_grid/v1/apps", request_body = DeployBody, tag = "apps",
     responses((status = 202, body = DeployResponse),
-              (status = 400, body = ErrorBody, description = "bad_request"),
+              (status = 400, body = ErrorBody, description = "bad_request, invalid_order_id"),
               (status = 401, body = ErrorBody, description = "unauthenticated, invalid_session, session_expired, session_revoked"),
               (status = 403, body = ErrorBody, description = "not_order_owner, request_denied"),
               (status = 404, body = ErrorBody, description = "order_not_accepted"),
@@ -143,12 +143,13 @@ pub async fn deploy(
     ApiJson(body): ApiJson<DeployBody>,
 ) -> Result<Response, Error> {
     let scopes = session.record.scopes.clone().unwrap_or_default();
+    let order_id = crate::orders::canonical_order_id(&body.order_id)?;
     let accepted = gw
         .apps
         .deploy(
             &session.record.address,
             &scopes,
-            &body.order_id,
+            &order_id,
             &body.manifest_url,
         )
         .await?;
@@ -164,12 +165,13 @@ pub async fn deploy(
 #[utoipa::path(get, path = "/_grid/v1/apps/{order_id}", tag = "apps",
     params(("order_id" = String, Path, description = "order id, decimal")),
     responses((status = 200, body = AppResponse),
+              (status = 400, body = ErrorBody, description = "invalid_order_id"),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_order_owner"),
               (status = 404, body = ErrorBody, description = "app_not_found")))]
 pub async fn status(
     State(gw): AppState,
     session: Session,
-    Path(order_id): Path<String>,
+    OrderIdPath(order_id): OrderIdPath,
 ) -> Result<Json<AppResponse>, Error> {
     Ok(Json(
         gw.apps.status(&session.record.address, &order_id)?.into(),
@@ -180,6 +182,7 @@ pub async fn status(
 #[utoipa::path(delete, path = "/_grid/v1/apps/{order_id}", tag = "apps",
     params(("order_id" = String, Path, description = "order id, decimal")),
     responses((status = 200, body = AppResponse),
+              (status = 400, body = ErrorBody, description = "invalid_order_id"),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_order_owner"),
               (status = 404, body = ErrorBody, description = "app_not_found"),
               (status = 502, body = ErrorBody, description = "cluster_*"),
@@ -187,7 +190,7 @@ pub async fn status(
 pub async fn delete(
     State(gw): AppState,
     session: Session,
-    Path(order_id): Path<String>,
+    OrderIdPath(order_id): OrderIdPath,
 ) -> Result<Json<AppResponse>, Error> {
     Ok(Json(
         gw.apps
@@ -202,13 +205,14 @@ pub async fn delete(
 #[utoipa::path(post, path = "/_grid/v1/apps/{order_id}/handoff", tag = "apps",
     params(("order_id" = String, Path, description = "order id, decimal")),
     responses((status = 200, body = HandoffResponse),
+              (status = 400, body = ErrorBody, description = "invalid_order_id"),
               (status = 401, body = ErrorBody, description = "unauthenticated, invalid_session, session_expired, session_revoked"),
               (status = 404, body = ErrorBody, description = "no_app (not the caller's order, or no such order)"),
               (status = 409, body = ErrorBody, description = "app_not_available, apps_domain_not_configured")))]
 pub async fn handoff(
     State(gw): AppState,
     session: Session,
-    Path(order_id): Path<String>,
+    OrderIdPath(order_id): OrderIdPath,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Json<HandoffResponse>, Error> {
@@ -227,14 +231,15 @@ pub async fn handoff(
 #[utoipa::path(get, path = "/_grid/v1/apps/{order_id}/logs", tag = "apps",
     params(("order_id" = String, Path, description = "order id, decimal"), LogsQuery),
     responses((status = 200, content_type = "text/plain", body = String),
+              (status = 400, body = ErrorBody, description = "invalid_order_id, bad_request (a query parameter)"),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not_order_owner"),
               (status = 404, body = ErrorBody, description = "app_not_found"),
               (status = 409, body = ErrorBody, description = "app_not_running, app_no_pods")))]
 pub async fn logs(
     State(gw): AppState,
     session: Session,
-    Path(order_id): Path<String>,
-    Query(query): Query<LogsQuery>,
+    OrderIdPath(order_id): OrderIdPath,
+    ApiQuery(query): ApiQuery<LogsQuery>,
 ) -> Result<Response, Error> {
     let stream = gw
         .apps

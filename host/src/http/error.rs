@@ -33,6 +33,7 @@ pub fn status_of(error: &Error) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         Error::NotFound(_) | Error::OrderNotFound(_) => StatusCode::NOT_FOUND,
         Error::NotOurOrder { .. } | Error::PayeeRejected(_) | Error::SessionDenied(_) => {
             StatusCode::FORBIDDEN

@@ -1,9 +1,12 @@
-//! Extractors whose rejections are API errors: JSON bodies and the session.
+//! Extractors whose rejections are API errors: JSON bodies, query strings, order ids in the
+//! path, and the session. axum's own extractors answer `400 text/plain`; every refusal of
+//! the API is the one JSON envelope instead.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum_extra::extract::cookie::Cookie;
@@ -34,6 +37,37 @@ fn json_error(rejection: JsonRejection) -> Error {
         return Error::PayloadTooLarge;
     }
     Error::BadRequest(rejection.body_text())
+}
+
+/// `axum::extract::Query` with our error body on rejection (a missing or mistyped
+/// parameter is `400 bad_request`, naming it).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(Error::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
+/// The order id of a route's one path parameter (`{id}`, `{order_id}`), parsed once and in
+/// its canonical spelling ([`crate::orders::canonical_order_id`]): `/orders/03` and
+/// `/apps/03` both name order 3. Not an id: `400 invalid_order_id`.
+pub struct OrderIdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for OrderIdPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+        crate::orders::canonical_order_id(&raw).map(OrderIdPath)
+    }
 }
 
 /// The caller's session, from the session cookie or `Authorization: Bearer`.

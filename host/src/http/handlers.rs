@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
@@ -11,7 +11,7 @@ use axum_extra::extract::cookie::{Cookie, SameSite as CookieSameSite};
 
 use super::api::*;
 use super::error::ErrorBody;
-use super::extract::{ApiJson, Session};
+use super::extract::{ApiJson, ApiQuery, OrderIdPath, Session};
 use crate::config::SameSite;
 use crate::error::Error;
 use crate::gateway::{Gateway, Readiness};
@@ -37,6 +37,7 @@ pub async fn quote(
 #[utoipa::path(post, path = "/_grid/v1/orders/{id}/accept", tag = "orders",
     params(("id" = String, Path, description = "order id, decimal")),
     responses((status = 200, body = AcceptResponse),
+              (status = 400, body = ErrorBody, description = "invalid_order_id"),
               (status = 402, body = ErrorBody, description = "insufficient_payment"),
               (status = 403, body = ErrorBody, description = "not_our_order, payee_rejected"),
               (status = 404, body = ErrorBody, description = "order_not_found"),
@@ -44,7 +45,7 @@ pub async fn quote(
               (status = 503, body = ErrorBody, description = "chain_unavailable, lock_pending")))]
 pub async fn accept(
     State(gw): AppState,
-    Path(id): Path<String>,
+    OrderIdPath(id): OrderIdPath,
 ) -> Result<Json<AcceptResponse>, Error> {
     Ok(Json(gw.orders.accept(&id).await?.into()))
 }
@@ -57,7 +58,7 @@ pub async fn accept(
               (status = 404, body = ErrorBody, description = "order_not_accepted")))]
 pub async fn order(
     State(gw): AppState,
-    Path(id): Path<String>,
+    OrderIdPath(id): OrderIdPath,
 ) -> Result<Json<OrderResponse>, Error> {
     Ok(Json(gw.orders.accepted_order(&id)?.into()))
 }
@@ -158,7 +159,7 @@ pub async fn logout(
 pub async fn greet(
     State(gw): AppState,
     jar: CookieJar,
-    Query(query): Query<GreetQuery>,
+    ApiQuery(query): ApiQuery<GreetQuery>,
 ) -> Result<Response, Error> {
     let input = || {
         query

@@ -125,6 +125,9 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
         .route("/_grid/openapi.json", get(openapi::serve))
         .route("/greet", get(handlers::greet))
         .fallback(process::not_found)
+        // axum answers a known path's unknown method with an empty 405; ours carries the
+        // envelope (axum still adds `Allow`).
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(gateway.clone(), track));
     let mut router = api.with_state(gateway);
@@ -144,6 +147,11 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// `405 method_not_allowed` in the error envelope.
+async fn method_not_allowed(method: Method) -> crate::error::Error {
+    crate::error::Error::MethodNotAllowed(method.to_string())
 }
 
 /// CORS with credentials for the configured origins; none configured, no CORS headers
