@@ -5,6 +5,7 @@
 #   - the npm tooling pinned in package-lock.json (solc-js for the contracts, anvil for
 #     the local chain), when the repository has it
 #   - kubectl (Debian's kubernetes-client), for scripts/check-deploy.sh
+#   - schemathesis (PyPI, pinned) in .tools/venv, for scripts/api-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,4 +43,17 @@ if ! command -v kubectl >/dev/null 2>&1; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq kubernetes-client
+fi
+
+# schemathesis checks every answer of a node against its OpenAPI document (scripts/api-check.sh).
+SCHEMATHESIS_VERSION=4.32.5
+if ! .tools/venv/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "bootstrap: installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into .tools/venv"
+  if ! python3 -m venv .tools/venv 2>/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-venv
+    python3 -m venv .tools/venv
+  fi
+  .tools/venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi

@@ -13,15 +13,19 @@
 #
 #   scripts/dev-node.sh          # stays up
 #   scripts/dev-node.sh --exit   # stops after the walkthrough, with its exit status (CI)
+#   scripts/dev-node.sh --exit --api-check   # and then schemathesis on its API (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STAY=1
-case "${1:-}" in
-  --exit) STAY=0 ;;
-  "") ;;
-  *) echo "usage: scripts/dev-node.sh [--exit]" >&2; exit 2 ;;
-esac
+API_CHECK=0
+for arg in "$@"; do
+  case "$arg" in
+    --exit) STAY=0 ;;
+    --api-check) API_CHECK=1 ;;
+    *) echo "usage: scripts/dev-node.sh [--exit] [--api-check]" >&2; exit 2 ;;
+  esac
+done
 
 scripts/bootstrap.sh
 command -v python3 >/dev/null || { echo "dev-node: python3 is needed (example app, file server)" >&2; exit 1; }
@@ -127,6 +131,15 @@ step "the walkthrough: a user's whole journey (examples/walkthrough, one HTTP ca
   tail -30 "$STATE/logs/gateway.log" >&2
   exit 1
 }
+
+if [ "$API_CHECK" = 1 ]; then
+  step "the API against its OpenAPI document (scripts/api-check.sh: schemathesis)"
+  scripts/api-check.sh "$URL" || {
+    echo "dev-node: the API check failed; the gateway's last log lines ($STATE/logs/gateway.log):" >&2
+    tail -30 "$STATE/logs/gateway.log" >&2
+    exit 1
+  }
+fi
 
 step "the node is up"
 cat <<INFO

@@ -29,8 +29,9 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -eq 0 ]; then
-  echo "== the README's first command: a local node and the walkthrough client, end to end"
-  scripts/dev-node.sh --exit || status=$?
+  echo "== the README's first command: a local node and the walkthrough client, end to end,"
+  echo "   then schemathesis on its API (scripts/api-check.sh)"
+  scripts/dev-node.sh --exit --api-check || status=$?
 fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
