@@ -126,7 +126,10 @@ wait_http "$URL/_grid/healthz" || { tail -20 "$STATE/logs/gateway.log" >&2; exit
 echo "  $URL (log: $STATE/logs/gateway.log)"
 
 step "the walkthrough: a user's whole journey (examples/walkthrough, one HTTP call or transaction per step)"
-"$BIN/grid-walkthrough" --gateway "$URL" --rpc "$RPC" --payee "$PAYEE" --manifest-url "$MANIFEST_URL" || {
+# With --api-check the walkthrough stays signed in and leaves its token for the check.
+WALK_ARGS=()
+if [ "$API_CHECK" = 1 ]; then WALK_ARGS=(--session-out "$STATE/session.token"); fi
+"$BIN/grid-walkthrough" --gateway "$URL" --rpc "$RPC" --payee "$PAYEE" --manifest-url "$MANIFEST_URL" "${WALK_ARGS[@]}" || {
   echo "dev-node: the walkthrough failed; the gateway's last log lines ($STATE/logs/gateway.log):" >&2
   tail -30 "$STATE/logs/gateway.log" >&2
   exit 1
@@ -134,7 +137,8 @@ step "the walkthrough: a user's whole journey (examples/walkthrough, one HTTP ca
 
 if [ "$API_CHECK" = 1 ]; then
   step "the API against its OpenAPI document (scripts/api-check.sh: schemathesis)"
-  scripts/api-check.sh "$URL" || {
+  echo "  unauthenticated, then as the walkthrough's user (its session token)"
+  { scripts/api-check.sh "$URL" && scripts/api-check.sh "$URL" "$(cat "$STATE/session.token")"; } || {
     echo "dev-node: the API check failed; the gateway's last log lines ($STATE/logs/gateway.log):" >&2
     tail -30 "$STATE/logs/gateway.log" >&2
     exit 1

@@ -55,6 +55,11 @@ struct Args {
     /// How long to wait for the app to become available.
     #[arg(long, default_value_t = 120)]
     deploy_timeout_secs: u64,
+    /// Write the session's bearer token (the login answer's `token`) to this file and stay
+    /// signed in (no step 12), for a tool that goes on calling the API as this user
+    /// (`scripts/api-check.sh`).
+    #[arg(long)]
+    session_out: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -186,7 +191,13 @@ async fn run(args: Args) -> Result<()> {
         )
         .await?;
     let set_cookie = login.set_cookie.clone();
-    login.expect(200)?;
+    let answer = login.expect(200)?;
+    if let Some(path) = &args.session_out {
+        let token = answer["token"]
+            .as_str()
+            .context("the login answer has no token")?;
+        std::fs::write(path, token).context("writing --session-out")?;
+    }
     api.keep_session(&set_cookie.context("the login set no session cookie")?);
     let session = api.get("/_grid/v1/auth/session").await?.expect(200)?;
     ensure!(
@@ -286,10 +297,17 @@ async fn run(args: Args) -> Result<()> {
         after.status
     );
 
-    step(12, "Sign out");
-    api.post("/_grid/v1/auth/logout", json!({}))
-        .await?
-        .expect(200)?;
+    if let Some(path) = &args.session_out {
+        println!(
+            "\n(the session stays signed in: its token is in {} for what runs next)",
+            path.display()
+        );
+    } else {
+        step(12, "Sign out");
+        api.post("/_grid/v1/auth/logout", json!({}))
+            .await?
+            .expect(200)?;
+    }
 
     println!("\nwalkthrough: every step succeeded (order {id})");
     Ok(())
