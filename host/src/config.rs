@@ -207,6 +207,15 @@ pub struct AuthConfig {
     /// How long an issued nonce can be used. Default 300 s: long enough for a wallet prompt.
     #[serde(default = "defaults::nonce_ttl_secs")]
     pub nonce_ttl_secs: u64,
+    /// Nonces one client address (IPv6: its /64) may get per second on average; beyond
+    /// it `GET /_grid/v1/auth/nonce` answers 429 `rate_limited` with `Retry-After`.
+    /// Default 2; 0 turns the limit off. The address is the TCP peer's: behind a reverse
+    /// proxy every client shares the proxy's, so limit there instead and set 0.
+    #[serde(default = "defaults::nonce_rate_per_sec")]
+    pub nonce_rate_per_sec: f64,
+    /// Nonces one client address may get at once before the rate applies. Default 20.
+    #[serde(default = "defaults::nonce_burst")]
+    pub nonce_burst: u32,
     /// Tolerated clock difference with the signer's device for issued-at, not-before and
     /// expiration-time. Default 60 s.
     #[serde(default = "defaults::clock_skew_secs")]
@@ -289,6 +298,12 @@ mod defaults {
     pub fn clock_skew_secs() -> u64 {
         60
     }
+    pub fn nonce_rate_per_sec() -> f64 {
+        2.0
+    }
+    pub fn nonce_burst() -> u32 {
+        20
+    }
 }
 
 impl Config {
@@ -348,6 +363,12 @@ impl Config {
                     "{:?} is not a host[:port] authority (e.g. \"gateway.example.com\")",
                     self.auth.domain
                 ),
+            ));
+        }
+        if !self.auth.nonce_rate_per_sec.is_finite() || self.auth.nonce_rate_per_sec < 0.0 {
+            return Err(invalid(
+                "auth.nonce_rate_per_sec",
+                "must be 0 (no limit) or a positive number",
             ));
         }
         if self.auth.nonce_ttl_secs == 0 {

@@ -114,6 +114,18 @@ pub enum Error {
     /// The message's not-before or issued-at time is still in the future.
     #[error("the sign-in message is not valid yet")]
     MessageNotYetValid,
+    /// Too many requests from this client address; try again after the given seconds.
+    #[error("too many requests from this address; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a request can succeed (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
+    /// The message's `URI:` is not this node's (its domain, or a configured origin).
+    #[error("the message is for {got}, not for this node")]
+    WrongUri {
+        /// The message's URI.
+        got: String,
+    },
     /// The nonce was not issued by this node, has expired, or was already used.
     #[error("the nonce is unknown, expired or already used; get a new one")]
     InvalidNonce,
@@ -246,6 +258,8 @@ impl Error {
             Error::MessageExpired => "message_expired",
             Error::MessageNotYetValid => "message_not_yet_valid",
             Error::InvalidNonce => "invalid_nonce",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::WrongUri { .. } => "wrong_uri",
             Error::InvalidSignature => "invalid_signature",
             Error::SessionDenied(_) => "session_denied",
             Error::Unauthenticated => "unauthenticated",

@@ -228,10 +228,13 @@ impl Gateway {
             AuthSettings {
                 expect: siwe::Expectations {
                     domain: config.auth.domain.clone(),
+                    origins: config.http.cors_origins.clone(),
                     chain_id,
                     skew_secs: config.auth.clock_skew_secs,
                 },
                 nonce_ttl_secs: config.auth.nonce_ttl_secs,
+                nonce_rate_per_sec: config.auth.nonce_rate_per_sec,
+                nonce_burst: config.auth.nonce_burst,
                 max_lifetime_secs: config.session.max_lifetime_secs,
                 cookie_name: cookie_name(config.session.secure),
             },

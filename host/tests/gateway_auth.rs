@@ -333,3 +333,350 @@ async fn a_contract_wallet_signs_in_through_eip1271() {
         .await
         .assert_error(401, "invalid_signature");
 }
+
+// ---- nonces: sealed, stateless until used, rate limited per client ----
+
+/// A config with no chain (key signatures only; nothing in the background writes the
+/// store), listening on a free loopback port.
+fn chainless_config(root: &std::path::Path) -> grid_gateway::config::Config {
+    let mut config = config(root, "http://127.0.0.1:9", alloy::primitives::Address::ZERO);
+    config.chain = None;
+    config.auth.chain_id = Some(CHAIN_ID);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+fn sha256_of(path: &std::path::Path) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+async fn nonce_over_http(addr: std::net::SocketAddr) -> String {
+    let reply = http(addr, "GET", "/_grid/v1/auth/nonce", &[], None).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    reply.json["nonce"].as_str().unwrap().to_owned()
+}
+
+async fn login_over_http(addr: std::net::SocketAddr, key: &str, message: &str) -> Reply {
+    http(
+        addr,
+        "POST",
+        "/_grid/v1/auth/login",
+        &[],
+        Some(json!({"message": message, "signature": sign(key, message)})),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuing_nonces_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = chainless_config(dir.path());
+    config.auth.nonce_rate_per_sec = 0.0;
+    let running = grid_gateway::server::start(config, Hooks::default())
+        .await
+        .unwrap();
+    let file = running.gateway.config.data_dir.join("gateway.redb");
+    let before = sha256_of(&file);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..300 {
+        seen.insert(nonce_over_http(running.addr).await);
+    }
+    assert_eq!(seen.len(), 300, "every nonce is new");
+    assert_eq!(sha256_of(&file), before, "the store file did not change");
+    assert_eq!(running.gateway.store.used_nonces().unwrap(), 0);
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_forged_and_tampered_nonces_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = chainless_config(dir.path());
+    config.auth.nonce_ttl_secs = 1;
+    let running = grid_gateway::server::start(config, Hooks::default())
+        .await
+        .unwrap();
+    let addr = running.addr;
+    let stranger = address(STRANGER_KEY);
+
+    // Control: a good nonce gets past the nonce check to the policy (no order: denied).
+    let good = nonce_over_http(addr).await;
+    let message = Siwe::new(stranger, &good).text();
+    login_over_http(addr, STRANGER_KEY, &message)
+        .await
+        .assert_error(403, "session_denied");
+
+    // One digit of a nonce changed: refused, and the real one stays usable.
+    let nonce = nonce_over_http(addr).await;
+    let mut chars: Vec<char> = nonce.chars().collect();
+    let i = chars.len() - 1;
+    chars[i] = if chars[i] == '0' { '1' } else { '0' };
+    let tampered: String = chars.into_iter().collect();
+    for forged in [tampered.as_str(), "neverissued123"] {
+        login_over_http(addr, STRANGER_KEY, &Siwe::new(stranger, forged).text())
+            .await
+            .assert_error(401, "invalid_nonce");
+    }
+    login_over_http(addr, STRANGER_KEY, &Siwe::new(stranger, &nonce).text())
+        .await
+        .assert_error(403, "session_denied");
+
+    // Past its time to live.
+    let nonce = nonce_over_http(addr).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    login_over_http(addr, STRANGER_KEY, &Siwe::new(stranger, &nonce).text())
+        .await
+        .assert_error(401, "invalid_nonce");
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_is_single_use_across_a_restart() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = with_active_order(&chain, dir.path()).await;
+    let message = Siwe::new(address(USER_KEY), &nonce(&gw).await).text();
+    assert_eq!(login(&gw, USER_KEY, &message).await.status, 200);
+    let config = gw.config.clone();
+    drop(gw);
+    let restarted = gateway(config, Hooks::default()).await;
+    login(&restarted, USER_KEY, &message)
+        .await
+        .assert_error(401, "invalid_nonce");
+    // A nonce issued before the restart and not used still works after it.
+    let config = restarted.config.clone();
+    let pending = Siwe::new(address(USER_KEY), &nonce(&restarted).await).text();
+    drop(restarted);
+    let again = gateway(config, Hooks::default()).await;
+    assert_eq!(login(&again, USER_KEY, &pending).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonce_issuance_is_limited_per_client_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = chainless_config(dir.path());
+    config.auth.nonce_burst = 3;
+    config.auth.nonce_rate_per_sec = 0.5;
+    let running = grid_gateway::server::start(config, Hooks::default())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        nonce_over_http(running.addr).await;
+    }
+    let limited = http(running.addr, "GET", "/_grid/v1/auth/nonce", &[], None).await;
+    limited.assert_error(429, "rate_limited");
+    let retry: u64 = limited.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After: {retry}");
+    // Other endpoints are not limited by it.
+    let health = http(running.addr, "GET", "/_grid/healthz", &[], None).await;
+    assert_eq!(health.status, 200);
+    tokio::time::sleep(std::time::Duration::from_secs(retry)).await;
+    nonce_over_http(running.addr).await;
+    running.shutdown().await.unwrap();
+}
+
+// ---- the smaller sign-in items ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_uri_must_be_on_the_domain_or_a_configured_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = chainless_config(dir.path());
+    config.http.cors_origins = vec!["https://app.market.test".into()];
+    let running = grid_gateway::server::start(config, Hooks::default())
+        .await
+        .unwrap();
+    let addr = running.addr;
+    let stranger = address(STRANGER_KEY);
+    for uri in [
+        "https://evil.example/",
+        "https://gateway.test@evil.example/",
+        "https://gateway.test.evil.example/",
+        "ftp://gateway.test/",
+        "https://app.market.test:8443/",
+        "urn:gateway.test",
+    ] {
+        let mut message = Siwe::new(stranger, &nonce_over_http(addr).await);
+        message.uri = uri.into();
+        let reply = login_over_http(addr, STRANGER_KEY, &message.text()).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code()),
+            (401, "wrong_uri"),
+            "{uri}: {}",
+            reply.json
+        );
+    }
+    // Accepted URIs reach the policy (no order here: denied).
+    for uri in [
+        "https://gateway.test/",
+        "http://GATEWAY.test/sign-in?x=1",
+        "https://app.market.test/login",
+    ] {
+        let mut message = Siwe::new(stranger, &nonce_over_http(addr).await);
+        message.uri = uri.into();
+        let reply = login_over_http(addr, STRANGER_KEY, &message.text()).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code()),
+            (403, "session_denied"),
+            "{uri}: {}",
+            reply.json
+        );
+    }
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_all_ends_every_session_of_the_wallet_and_no_other() {
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = with_active_order(&chain, dir.path()).await;
+    let user = address(USER_KEY);
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let reply = login(&gw, USER_KEY, &Siwe::new(user, &nonce(&gw).await).text()).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        tokens.push(reply.json["token"].as_str().unwrap().to_owned());
+    }
+    // Another wallet's session.
+    gw.store
+        .put_session(&grid_gateway::store::SessionRecord {
+            id: "00000000000000000000000000000abc".into(),
+            address: grid_policy_sdk::Address(address(STRANGER_KEY).0.0),
+            expires_at: now() + 3600,
+            scopes: None,
+            created_at: now(),
+            revoked: false,
+        })
+        .unwrap();
+    let other = gw.auth.seal("00000000000000000000000000000abc");
+
+    post(&gw, "/_grid/v1/auth/logout-all", json!({}))
+        .await
+        .assert_error(401, "unauthenticated");
+    let ended = send(
+        &gw,
+        axum::http::Request::post("/_grid/v1/auth/logout-all")
+            .header(header::AUTHORIZATION, format!("Bearer {}", tokens[0]))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(ended.status, 200, "{}", ended.json);
+    assert_eq!(
+        ended.json,
+        json!({"address": user.to_string().to_lowercase(), "sessions_ended": 2})
+    );
+    for token in &tokens {
+        session_with(&gw, header::AUTHORIZATION, &format!("Bearer {token}"))
+            .await
+            .assert_error(401, "session_revoked");
+    }
+    let ok = session_with(&gw, header::AUTHORIZATION, &format!("Bearer {other}")).await;
+    assert_eq!(ok.status, 200, "{}", ok.json);
+    // Still revoked after a restart.
+    let config = gw.config.clone();
+    drop(gw);
+    let restarted = gateway(config, Hooks::default()).await;
+    session_with(
+        &restarted,
+        header::AUTHORIZATION,
+        &format!("Bearer {}", tokens[1]),
+    )
+    .await
+    .assert_error(401, "session_revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_trap_answers_a_stable_message_without_the_runtime_detail() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = chainless_config(dir.path());
+    let policies = config.policy.dir.clone().unwrap();
+    std::fs::copy(env!("GRID_WASM_HOSTILE"), policies.join("pricing.wasm")).unwrap();
+    let running = grid_gateway::server::start(config, Hooks::default())
+        .await
+        .unwrap();
+    let reply = http(
+        running.addr,
+        "POST",
+        "/_grid/v1/quote",
+        &[],
+        Some(
+            json!({"resources": {"cpu": "1", "memory": "1Gi", "gpu": 1, "gpu_model": "trap"},
+                    "duration_secs": 3600, "payment": "1"}),
+        ),
+    )
+    .await;
+    reply.assert_error(503, "policy_failed");
+    assert_eq!(
+        reply.json["error"]["message"],
+        "the node's policy failed on this request; the operator's log has the detail"
+    );
+    running.shutdown().await.unwrap();
+}
+
+/// Captures every log line of the process (a global subscriber: this test binary's other
+/// tests log into it too, which does not matter for what is asserted).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greet_login_is_never_logged_with_its_query() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("grid_gateway=trace,tower_http=trace,axum=trace")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let chain = Chain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), &chain.anvil.url, chain.deployment.market);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let running = grid_gateway::server::start(config, Hooks::default())
+        .await
+        .unwrap();
+    let addr = running.addr;
+    let id = good_order(&chain).await;
+    let accept = http(
+        addr,
+        "POST",
+        &format!("/_grid/v1/orders/{id}/accept"),
+        &[],
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(accept.status, 200, "{}", accept.json);
+
+    let nonce = nonce_over_http(addr).await;
+    let message = Siwe::new(address(USER_KEY), &nonce).text();
+    let sig = sign(USER_KEY, &message);
+    let path = format!("/greet?type=2&message={}&sig={sig}", urlencode(&message));
+    let greet = http(addr, "GET", &path, &[], None).await;
+    assert_eq!(greet.status, 200, "{}", greet.json);
+    let token = greet.json["token"].as_str().unwrap().to_owned();
+    // A refused one too (the error path logs).
+    let refused = http(addr, "GET", &path, &[], None).await;
+    refused.assert_error(401, "invalid_nonce");
+    running.shutdown().await.unwrap();
+
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(log.contains("/greet"), "the requests were logged: {log}");
+    let sig_hex = sig.trim_start_matches("0x");
+    for secret in [sig_hex, token.as_str(), nonce.as_str(), "type=2", "sig="] {
+        assert!(!log.contains(secret), "{secret:?} is in the log:\n{log}");
+    }
+}

@@ -9,9 +9,13 @@
 //! names it.
 
 pub mod keys;
+pub mod limit;
+pub mod nonce;
 pub mod siwe;
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cookie::{Cookie, CookieJar};
 use grid_chain::ChainClient;
@@ -40,6 +44,10 @@ pub struct AuthSettings {
     pub expect: siwe::Expectations,
     /// How long a nonce lives, seconds.
     pub nonce_ttl_secs: u64,
+    /// Nonces a client address may get per second (0: no limit).
+    pub nonce_rate_per_sec: f64,
+    /// Nonces a client address may get at once before the rate applies.
+    pub nonce_burst: u32,
     /// Longest session, seconds.
     pub max_lifetime_secs: u64,
     /// The cookie name (the name is bound into the sealed value).
@@ -62,6 +70,8 @@ pub struct AuthService {
     chain: Option<ChainClient>,
     policies: Arc<PolicySet>,
     keys: KeyRing,
+    nonces: nonce::NonceSealer,
+    limiter: limit::IssueLimiter,
     settings: AuthSettings,
 }
 
@@ -78,6 +88,12 @@ impl AuthService {
             store,
             chain,
             policies,
+            nonces: nonce::NonceSealer::new(&keys),
+            limiter: limit::IssueLimiter::new(
+                settings.nonce_rate_per_sec,
+                settings.nonce_burst,
+                limit::MAX_CLIENTS,
+            ),
             keys,
             settings,
         }
@@ -88,13 +104,18 @@ impl AuthService {
         &self.settings
     }
 
-    /// Issues a single-use nonce: `(nonce, expires_at)`.
-    pub fn nonce(&self, now: u64) -> Result<(String, u64)> {
-        // 17 alphanumerics (≈96 bits), the grammar's minimum is 8.
-        let nonce = signinwithethereum::generate_nonce();
+    /// Issues a single-use nonce for `client` (when known, it is rate limited):
+    /// `(nonce, expires_at)`. Nothing is written: the nonce is sealed (see [`nonce`]).
+    pub fn nonce(&self, client: Option<IpAddr>, now: u64) -> Result<(String, u64)> {
+        if let Some(client) = client
+            && let Err(retry) = self.limiter.take(client, Instant::now())
+        {
+            return Err(Error::RateLimited {
+                retry_after_secs: retry.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
         let expires_at = now.saturating_add(self.settings.nonce_ttl_secs);
-        self.store.issue_nonce(&nonce, expires_at, now)?;
-        Ok((nonce, expires_at))
+        Ok((self.nonces.seal(expires_at), expires_at))
     }
 
     /// Verifies a signed sign-in message, consumes its nonce, asks the authorization
@@ -106,7 +127,14 @@ impl AuthService {
         }
         // Only a correctly signed message may burn a nonce, so nobody can use up another
         // user's nonce by posting garbage with it.
-        if !self.store.consume_nonce(&verified.nonce, now)? {
+        let nonce_expires_at = self
+            .nonces
+            .open(&verified.nonce, now)
+            .map_err(|_| Error::InvalidNonce)?;
+        if !self
+            .store
+            .consume_nonce(&verified.nonce, nonce_expires_at, now)?
+        {
             return Err(Error::InvalidNonce);
         }
         let orders = self
@@ -197,6 +225,14 @@ impl AuthService {
         let session = self.authenticate(token, now)?;
         self.store.revoke_session(&session.id)?;
         Ok(session)
+    }
+
+    /// Ends every live session of the wallet the token's session belongs to (on every
+    /// device); returns that session and how many were ended.
+    pub fn logout_all(&self, token: &str, now: u64) -> Result<(SessionRecord, u64)> {
+        let session = self.authenticate(token, now)?;
+        let ended = self.store.revoke_sessions_of(&session.address, now)?;
+        Ok((session, ended))
     }
 
     /// Seals a session id with the current key.

@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 pub struct Expectations {
     /// The gateway's domain (authority).
     pub domain: String,
+    /// Origins (`scheme://host[:port]`) a message's `URI:` may be on besides
+    /// `http(s)://<domain>`: the frontends the node allows (`http.cors_origins`).
+    pub origins: Vec<String>,
     /// The node's chain id.
     pub chain_id: u64,
     /// Tolerated clock difference, seconds.
@@ -48,6 +51,11 @@ pub fn verify(text: &str, signature: &str, expect: &Expectations, now: u64) -> R
         return Err(Error::WrongDomain {
             got: domain.to_owned(),
             expected: expect.domain.clone(),
+        });
+    }
+    if !uri_is_ours(message.uri.as_str(), expect) {
+        return Err(Error::WrongUri {
+            got: message.uri.as_str().to_owned(),
         });
     }
     if message.chain_id != expect.chain_id {
@@ -89,6 +97,28 @@ pub fn verify(text: &str, signature: &str, expect: &Expectations, now: u64) -> R
         nonce: message.nonce.clone(),
         expires_at: expires_at.and_then(|e| u64::try_from(e).ok()),
     })
+}
+
+/// True when `uri` is on `http(s)://<domain>` or on one of the configured origins.
+fn uri_is_ours(uri: &str, expect: &Expectations) -> bool {
+    let Ok(uri) = uri.parse::<http::Uri>() else {
+        return false;
+    };
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return false;
+    };
+    // No user info: `https://gateway.example@evil.example/` is evil.example's.
+    if authority.as_str().contains('@') {
+        return false;
+    }
+    let on_domain = matches!(scheme, "http" | "https")
+        && authority.as_str().eq_ignore_ascii_case(&expect.domain);
+    let origin = format!("{scheme}://{authority}");
+    on_domain
+        || expect
+            .origins
+            .iter()
+            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin))
 }
 
 fn hex_signature(text: &str) -> Result<Vec<u8>> {

@@ -284,6 +284,15 @@ pub struct LogoutResponse {
     pub ended: bool,
 }
 
+/// Logout-all's answer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LogoutAllResponse {
+    /// The wallet whose sessions ended.
+    pub address: String,
+    /// How many live sessions were ended, the caller's included.
+    pub sessions_ended: u64,
+}
+
 /// `GET /greet`: the original GRID gateway's form.
 #[derive(Clone, Debug, Deserialize, utoipa::IntoParams)]
 pub struct GreetQuery {

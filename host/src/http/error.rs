@@ -53,7 +53,9 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::Policy(PolicyError::NotLoaded(_))
         | Error::Policy(PolicyError::Eval(_)) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Chain(_) => StatusCode::BAD_GATEWAY,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::WrongDomain { .. }
+        | Error::WrongUri { .. }
         | Error::WrongChain { .. }
         | Error::MessageExpired
         | Error::MessageNotYetValid
@@ -89,6 +91,19 @@ pub fn status_of(error: &Error) -> StatusCode {
     }
 }
 
+/// The message a caller sees. A policy's trap, bad answer or failed instantiation carries
+/// the runtime's detail (a wasm backtrace, the policy's output): that goes to the log
+/// only, and callers get a fixed sentence.
+fn public_message(error: &Error) -> String {
+    use crate::policy::{EvalError, PolicyError};
+    match error {
+        Error::Policy(PolicyError::Eval(
+            EvalError::Trap(_) | EvalError::InvalidOutput(_) | EvalError::Instantiate(_),
+        )) => "the node's policy failed on this request; the operator's log has the detail".into(),
+        other => other.to_string(),
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = status_of(&self);
@@ -100,9 +115,16 @@ impl IntoResponse for Error {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code().to_owned(),
-                message: self.to_string(),
+                message: public_message(&self),
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Error::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+        }
+        response
     }
 }

@@ -1,9 +1,11 @@
 //! The handlers: each parses, calls one service, and shapes the answer.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
@@ -63,11 +65,21 @@ pub async fn order(
     Ok(Json(gw.orders.accepted_order(&id)?.into()))
 }
 
-/// A single-use login nonce.
+/// A single-use login nonce. Issuing one writes nothing (it is sealed with the node's
+/// key); each client address gets `auth.nonce_burst` at once, then
+/// `auth.nonce_rate_per_sec`.
 #[utoipa::path(get, path = "/_grid/v1/auth/nonce", tag = "auth",
-    responses((status = 200, body = NonceResponse)))]
-pub async fn nonce(State(gw): AppState) -> Result<Json<NonceResponse>, Error> {
-    let (nonce, expires_at) = gw.auth.nonce(unix_now())?;
+    responses((status = 200, body = NonceResponse),
+              (status = 429, body = ErrorBody, description = "rate_limited (with Retry-After, seconds)",
+               headers(("Retry-After" = u64, description = "seconds until a nonce can be had")))))]
+pub async fn nonce(
+    State(gw): AppState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Result<Json<NonceResponse>, Error> {
+    // The TCP peer, which the server puts on every request (none when the router is called
+    // without a socket).
+    let client = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let (nonce, expires_at) = gw.auth.nonce(client, unix_now())?;
     Ok(Json(NonceResponse { nonce, expires_at }))
 }
 
@@ -75,7 +87,7 @@ pub async fn nonce(State(gw): AppState) -> Result<Json<NonceResponse>, Error> {
 #[utoipa::path(post, path = "/_grid/v1/auth/login", request_body = LoginBody, tag = "auth",
     responses((status = 200, body = LoginResponse),
               (status = 400, body = ErrorBody, description = "malformed_message"),
-              (status = 401, body = ErrorBody, description = "wrong_domain, wrong_chain, message_expired, invalid_nonce, invalid_signature"),
+              (status = 401, body = ErrorBody, description = "wrong_domain, wrong_uri, wrong_chain, message_expired, message_not_yet_valid, invalid_nonce, invalid_signature"),
               (status = 403, body = ErrorBody, description = "session_denied")))]
 pub async fn login(
     State(gw): AppState,
@@ -148,6 +160,28 @@ pub async fn logout(
         Json(LogoutResponse {
             address: ended.address.to_string(),
             ended: true,
+        }),
+    )
+        .into_response())
+}
+
+/// End every session of the current session's wallet, on every device (a new login
+/// leaves earlier sessions alive until they expire; this ends them).
+#[utoipa::path(post, path = "/_grid/v1/auth/logout-all", tag = "auth",
+    responses((status = 200, body = LogoutAllResponse),
+              (status = 401, body = ErrorBody, description = "unauthenticated, invalid_session, session_expired, session_revoked")))]
+pub async fn logout_all(
+    State(gw): AppState,
+    jar: CookieJar,
+    session: Session,
+) -> Result<Response, Error> {
+    let (current, ended) = gw.auth.logout_all(&session.token, unix_now())?;
+    let removal = Cookie::build((gw.auth.settings().cookie_name, "")).path("/");
+    Ok((
+        jar.remove(removal),
+        Json(LogoutAllResponse {
+            address: current.address.to_string(),
+            sessions_ended: ended,
         }),
     )
         .into_response())

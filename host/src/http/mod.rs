@@ -110,6 +110,7 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
         .route("/_grid/v1/auth/nonce", get(handlers::nonce))
         .route("/_grid/v1/auth/login", post(handlers::login))
         .route("/_grid/v1/auth/logout", post(handlers::logout))
+        .route("/_grid/v1/auth/logout-all", post(handlers::logout_all))
         .route("/_grid/v1/auth/session", get(handlers::session))
         .route("/_grid/v1/node", get(handlers::node))
         .route("/_grid/v1/apps", post(apps::deploy))

@@ -10,14 +10,18 @@ mod records;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 pub use records::{AppCondition, AppRecord, AppStatus, OrderRecord, OrderState, SessionRecord};
 
 /// Accepted orders. Key: the order id in decimal.
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_orders");
-/// Issued, not yet used login nonces. Key: the nonce; value: its expiry (unix seconds).
-const NONCES: TableDefinition<&str, u64> = TableDefinition::new("gw_nonces");
+/// Login nonces already used, kept until they expire so none is used twice (a restart
+/// included). Key: the nonce; value: its expiry (unix seconds). Issued nonces are sealed
+/// values (`auth::nonce`) and are not stored.
+const USED_NONCES: TableDefinition<&str, u64> = TableDefinition::new("gw_used_nonces");
+/// Where earlier versions kept every issued nonce; dropped at open.
+const ISSUED_NONCES_OLD: TableDefinition<&str, u64> = TableDefinition::new("gw_nonces");
 /// Sessions. Key: the session id (hex).
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_sessions");
 /// Apps. Key: the order id in decimal.
@@ -76,7 +80,8 @@ impl Store {
     pub fn from_database(database: Arc<Database>) -> Result<Store> {
         let tx = database.begin_write().map_err(db)?;
         tx.open_table(ORDERS).map_err(db)?;
-        tx.open_table(NONCES).map_err(db)?;
+        tx.open_table(USED_NONCES).map_err(db)?;
+        tx.delete_table(ISSUED_NONCES_OLD).map_err(db)?;
         tx.open_table(SESSIONS).map_err(db)?;
         tx.open_table(APPS).map_err(db)?;
         tx.commit().map_err(db)?;
@@ -152,30 +157,35 @@ impl Store {
 
     // ---- nonces ----
 
-    /// Records a nonce as issued until `expires_at`, and drops expired ones on the way so
-    /// the table does not grow with nonces nobody used.
-    pub fn issue_nonce(&self, nonce: &str, expires_at: u64, now: u64) -> Result<()> {
+    /// Uses a nonce valid until `expires_at`: true the first time, false once it was used.
+    /// Check and record are one write transaction, and redb serialises write transactions,
+    /// so of two concurrent logins with one nonce exactly one sees it unused. Used nonces
+    /// that expired by `now` are dropped on the way: they can no longer be presented.
+    pub fn consume_nonce(&self, nonce: &str, expires_at: u64, now: u64) -> Result<bool> {
         let tx = self.db.begin_write().map_err(db)?;
-        {
-            let mut table = tx.open_table(NONCES).map_err(db)?;
-            table.retain(|_, expiry| expiry > now).map_err(db)?;
-            table.insert(nonce, expires_at).map_err(db)?;
+        let fresh = {
+            let mut table = tx.open_table(USED_NONCES).map_err(db)?;
+            if table.get(nonce).map_err(db)?.is_some() {
+                false
+            } else {
+                table.retain(|_, expiry| expiry > now).map_err(db)?;
+                table.insert(nonce, expires_at).map_err(db)?;
+                true
+            }
+        };
+        if fresh {
+            tx.commit().map_err(db)?;
+        } else {
+            tx.abort().map_err(db)?;
         }
-        tx.commit().map_err(db)
+        Ok(fresh)
     }
 
-    /// Uses a nonce: true when it was issued, is unexpired and unused. Removal and check
-    /// are one write transaction, and redb serialises write transactions, so of two
-    /// concurrent logins with one nonce exactly one sees it.
-    pub fn consume_nonce(&self, nonce: &str, now: u64) -> Result<bool> {
-        let tx = self.db.begin_write().map_err(db)?;
-        let valid = {
-            let mut table = tx.open_table(NONCES).map_err(db)?;
-            let removed = table.remove(nonce).map_err(db)?;
-            removed.is_some_and(|expiry| expiry.value() > now)
-        };
-        tx.commit().map_err(db)?;
-        Ok(valid)
+    /// How many used nonces are kept (for tests and metrics).
+    pub fn used_nonces(&self) -> Result<u64> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(USED_NONCES).map_err(db)?;
+        table.len().map_err(db)
     }
 
     // ---- sessions ----
@@ -271,6 +281,39 @@ impl Store {
                 .insert(id.to_owned(), record);
         }
         Ok(found)
+    }
+
+    /// Marks every live session of `address` revoked, in one write transaction; returns
+    /// how many were. Records that do not decode are left alone.
+    pub fn revoke_sessions_of(&self, address: &grid_policy_sdk::Address, now: u64) -> Result<u64> {
+        let tx = self.db.begin_write().map_err(db)?;
+        let mut revoked = Vec::new();
+        {
+            let mut table = tx.open_table(SESSIONS).map_err(db)?;
+            for entry in table.iter().map_err(db)? {
+                let (_, v) = entry.map_err(db)?;
+                if let Ok(record) = serde_json::from_slice::<SessionRecord>(v.value())
+                    && record.address == *address
+                    && !record.revoked
+                    && record.expires_at > now
+                {
+                    revoked.push(record);
+                }
+            }
+            for record in &mut revoked {
+                record.revoked = true;
+                let value = encode("gw_sessions", &record.id, record)?;
+                table
+                    .insert(record.id.as_str(), value.as_slice())
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        let mut cache = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        for record in &revoked {
+            cache.insert(record.id.clone(), record.clone());
+        }
+        Ok(revoked.len() as u64)
     }
 }
 

@@ -1,15 +1,20 @@
 use super::*;
 
 #[test]
-fn a_nonce_is_used_once_and_not_after_expiry() {
+fn a_nonce_is_used_once_across_reopening_and_swept_after_expiry() {
     let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.consume_nonce("abc", 100, 10).unwrap());
+        assert!(!store.consume_nonce("abc", 100, 20).unwrap());
+        assert!(store.consume_nonce("old", 50, 10).unwrap());
+    }
     let store = Store::open(dir.path()).unwrap();
-    store.issue_nonce("abc", 100, 10).unwrap();
-    store.issue_nonce("old", 50, 10).unwrap();
-    assert!(store.consume_nonce("abc", 20).unwrap());
-    assert!(!store.consume_nonce("abc", 20).unwrap());
-    assert!(!store.consume_nonce("never", 20).unwrap());
-    assert!(!store.consume_nonce("old", 60).unwrap());
+    assert!(!store.consume_nonce("abc", 100, 30).unwrap());
+    assert_eq!(store.used_nonces().unwrap(), 2);
+    // Recording another after "old" expired drops it.
+    assert!(store.consume_nonce("new", 200, 60).unwrap());
+    assert_eq!(store.used_nonces().unwrap(), 2);
 }
 
 #[test]

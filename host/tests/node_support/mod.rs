@@ -267,6 +267,8 @@ pub fn rfc3339(unix: u64) -> String {
 /// The parts of a SIWE message a test varies.
 pub struct Siwe {
     pub domain: String,
+    /// The `URI:` line; default `https://<DOMAIN>/`.
+    pub uri: String,
     pub address: Address,
     pub chain_id: u64,
     pub nonce: String,
@@ -278,6 +280,7 @@ impl Siwe {
     pub fn new(address: Address, nonce: &str) -> Siwe {
         Siwe {
             domain: DOMAIN.into(),
+            uri: format!("https://{DOMAIN}/"),
             address,
             chain_id: CHAIN_ID,
             nonce: nonce.into(),
@@ -288,8 +291,9 @@ impl Siwe {
 
     pub fn text(&self) -> String {
         let mut text = format!(
-            "{domain} wants you to sign in with your Ethereum account:\n{address}\n\nSign in to the grid node.\n\nURI: https://{domain}/\nVersion: 1\nChain ID: {chain}\nNonce: {nonce}\nIssued At: {issued}",
+            "{domain} wants you to sign in with your Ethereum account:\n{address}\n\nSign in to the grid node.\n\nURI: {uri}\nVersion: 1\nChain ID: {chain}\nNonce: {nonce}\nIssued At: {issued}",
             domain = self.domain,
+            uri = self.uri,
             address = self.address.to_checksum(None),
             chain = self.chain_id,
             nonce = self.nonce,
@@ -325,4 +329,46 @@ pub async fn login(gw: &Arc<Gateway>, key: &str, message: &str) -> Reply {
         serde_json::json!({"message": message, "signature": sign(key, message)}),
     )
     .await
+}
+
+/// Sends `method path` with `headers` and an optional JSON body to a server on `addr`
+/// over real HTTP.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(header::HeaderName, &str)],
+    body: Option<Value>,
+) -> Reply {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, http_body_util::Full<bytes::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(name, *value);
+    }
+    let body = match body {
+        Some(json) => {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            http_body_util::Full::from(json.to_string())
+        }
+        None => http_body_util::Full::default(),
+    };
+    let response = client
+        .request(builder.body(body).unwrap())
+        .await
+        .expect("the server answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    Reply {
+        status,
+        headers,
+        json,
+    }
 }
