@@ -22,11 +22,24 @@ struct App {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     seen: Arc<Mutex<Vec<String>>>,
+    /// Every request head it read, in lower case.
+    heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl App {
     fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The head of the request whose request line contains `needle`.
+    fn head_of(&self, needle: &str) -> String {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|h| h.lines().next().is_some_and(|l| l.contains(needle)))
+            .cloned()
+            .unwrap_or_else(|| panic!("the app saw no request {needle:?}"))
     }
 }
 
@@ -124,18 +137,20 @@ async fn app(close_after_each: bool) -> App {
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (counted, log) = (connections.clone(), seen.clone());
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let (counted, log, head_log) = (connections.clone(), seen.clone(), heads.clone());
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
                 continue;
             };
             counted.fetch_add(1, Ordering::SeqCst);
-            let log = log.clone();
+            let (log, head_log) = (log.clone(), head_log.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 while let Some((line, head)) = read_head(&mut stream, &mut buf).await {
                     log.lock().unwrap().push(line.clone());
+                    head_log.lock().unwrap().push(head.clone());
                     if line.contains("/die") {
                         // Gone without a word: what an app crashing on a request looks like.
                         return;
@@ -172,6 +187,7 @@ async fn app(close_after_each: bool) -> App {
         addr,
         connections,
         seen,
+        heads,
     }
 }
 
@@ -803,5 +819,63 @@ async fn a_request_the_app_dies_of_is_sent_twice_at_most() {
     assert!(text.starts_with("HTTP/1.1 502"), "{text}");
     let deaths = app.seen().iter().filter(|l| l.contains("/die")).count();
     assert_eq!(deaths, 2, "once on a kept connection, once on a new one");
+    gw.running.shutdown().await.unwrap();
+}
+
+/// A raw request signed in by the session cookie (not the bearer), with `extra` header
+/// lines; `hyper` sends it with a chunked body, which the fast path hands to hyper.
+fn cookie_request(gw: &Gateway, path: &str, extra: &[String], hyper: bool) -> String {
+    let token = gw.running.gateway.auth.seal(seeded_support::SESSION);
+    let mut text =
+        format!("POST {path} HTTP/1.1\r\nhost: gw.test\r\ncookie: grid_session={token}\r\n");
+    for line in extra {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    if hyper {
+        text.push_str("transfer-encoding: chunked\r\n\r\n0\r\n\r\n");
+    } else {
+        text.push_str("content-length: 0\r\n\r\n");
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_gateway_token_reaches_the_app_whatever_signed_the_request_in() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let auth = &gw.running.gateway.auth;
+    let own = auth.seal(seeded_support::SESSION);
+    // Another user's token (no live session behind it here: it still decrypts as ours).
+    let other = auth.seal("another-users-session");
+    let cases = [
+        (format!("authorization: Bearer {own}"), false),
+        (format!("authorization: bearer  {other}"), false),
+        ("authorization: Bearer app-token-xyz".to_owned(), true),
+        ("authorization: Basic dXNlcjpwYXNz".to_owned(), true),
+    ];
+    for hyper in [false, true] {
+        let mut requests: Vec<String> = cases
+            .iter()
+            .enumerate()
+            .map(|(n, (line, _))| {
+                cookie_request(&gw, &format!("/tok/{hyper}/{n}"), &[line.clone()], hyper)
+            })
+            .collect();
+        requests.push(request(&gw, "GET", "/end", &["connection: close"], ""));
+        let text = exchange(&gw, &requests).await;
+        assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 5, "{text}");
+        for (n, (line, passes)) in cases.iter().enumerate() {
+            let head = app.head_of(&format!("/tok/{hyper}/{n} "));
+            assert_eq!(
+                head.contains(&line.to_ascii_lowercase()),
+                *passes,
+                "{line} (hyper path: {hyper}) reached the app: {head}"
+            );
+            if !passes {
+                assert!(!head.contains("authorization"), "{head}");
+            }
+        }
+    }
     gw.running.shutdown().await.unwrap();
 }

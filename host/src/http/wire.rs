@@ -250,6 +250,7 @@ async fn process(
     };
     // The header is the gateway's; the app has no use for it.
     request.headers.remove(ORDER_HEADER);
+    super::process::strip_gateway_bearers(gw, &mut request.headers);
     let client = ClientInfo { peer, https: false };
     let options = forward_options(credential);
     gw.forwarder
