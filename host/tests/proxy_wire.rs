@@ -118,6 +118,21 @@ fn answer(line: &str, body: &[u8]) -> Option<Vec<u8>> {
         "/gzip-chunked" => "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n\
                             2\r\nzz\r\n0\r\n\r\n"
             .to_owned(),
+        // Cookies of the gateway's names in every spelling an app could try, and two of
+        // the app's own.
+        "/set-cookies" => "HTTP/1.1 200 OK\r\n\
+                           set-cookie: grid_session=evil; Path=/\r\n\
+                           set-cookie: __Host-grid_session=evil; Path=/; Secure\r\n\
+                           set-cookie: __Secure-grid_session=evil; Domain=gw.test; Secure\r\n\
+                           set-cookie: GRID_Session=evil; Path=/x\r\n\
+                           set-cookie: __HOST-grid_session=evil\r\n\
+                           set-cookie: grid%5Fsession=evil\r\n\
+                           set-cookie: =grid_session=evil\r\n\
+                           set-cookie:  grid_session =evil\r\n\
+                           set-cookie: app=kept; Path=/\r\n\
+                           set-cookie: grid_session_2=kept\r\n\
+                           content-length: 2\r\n\r\nok"
+            .to_owned(),
         "/hang" => return None,
         _ => {
             let echo = format!("{line} body={}", body.len());
@@ -840,6 +855,23 @@ fn cookie_request(gw: &Gateway, path: &str, extra: &[String], hyper: bool) -> St
     text
 }
 
+/// The gateway's metrics page.
+async fn metrics(gw: &Gateway) -> String {
+    exchange(
+        gw,
+        &["GET /_grid/metrics HTTP/1.1\r\nhost: gw.test\r\nconnection: close\r\n\r\n".to_owned()],
+    )
+    .await
+}
+
+/// The value of the metric line starting with `name ` (0 when absent).
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_gateway_token_reaches_the_app_whatever_signed_the_request_in() {
     let app = app(false).await;
@@ -877,5 +909,85 @@ async fn no_gateway_token_reaches_the_app_whatever_signed_the_request_in() {
             }
         }
     }
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_cannot_set_the_gateway_cookie_on_any_path() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let kept = |text: &str| {
+        let mut cookies: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("set-cookie:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .collect();
+        cookies.sort();
+        cookies
+    };
+    let want = ["app=kept; path=/", "grid_session_2=kept"];
+    let fast = exchange(
+        &gw,
+        &[request(
+            &gw,
+            "GET",
+            "/set-cookies",
+            &["connection: close"],
+            "",
+        )],
+    )
+    .await;
+    assert!(fast.starts_with("HTTP/1.1 200 OK"), "{fast}");
+    assert_eq!(kept(&fast), want, "fast path: {fast}");
+    let hyper = exchange(
+        &gw,
+        &[request(
+            &gw,
+            "POST",
+            "/set-cookies",
+            &["transfer-encoding: chunked", "connection: close"],
+            "0\r\n\r\n",
+        )],
+    )
+    .await;
+    assert!(hyper.starts_with("HTTP/1.1 200 OK"), "{hyper}");
+    assert_eq!(kept(&hyper), want, "hyper path: {hyper}");
+    // HTTP/2 (prior knowledge, h2c).
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let token = gw.running.gateway.auth.seal(seeded_support::SESSION);
+    let response = sender
+        .send_request(
+            http::Request::get("http://gw.test/set-cookies")
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut h2: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+        .collect();
+    h2.sort();
+    assert_eq!(h2, want, "HTTP/2");
+    let page = metrics(&gw).await;
+    assert_eq!(
+        metric(&page, "grid_proxy_app_cookies_dropped_total"),
+        24.0,
+        "{page}"
+    );
     gw.running.shutdown().await.unwrap();
 }

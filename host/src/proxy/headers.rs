@@ -284,6 +284,55 @@ pub fn strip_bearers(headers: &mut impl Headers, is_token: impl Fn(&str) -> bool
     });
 }
 
+/// The gateway's session cookie under both its names (`session.secure` on and off).
+const GATEWAY_COOKIES: [&str; 2] = [
+    crate::auth::cookie_name(true),
+    crate::auth::cookie_name(false),
+];
+
+/// Removes every `Set-Cookie` of an app response that would set the gateway's own session
+/// cookie: its names in any case, with or without a `__Host-` / `__Secure-` prefix,
+/// percent-encoded (the gateway reads cookies decoded), and the nameless form
+/// (`=grid_session=x`, which browsers send back as `grid_session=x`). Whatever its
+/// `Domain` or `Path`: in path mode a tenant could otherwise swap its visitor's session,
+/// and with an apps domain toss cookies onto other apps' hosts. Returns how many went.
+pub fn drop_gateway_set_cookies(headers: &mut impl Headers) -> usize {
+    headers.remove_values("set-cookie", |value| {
+        set_cookie_name(value).is_some_and(|name| {
+            let name = unprefixed(&name);
+            GATEWAY_COOKIES.iter().any(|ours| unprefixed(ours) == name)
+        })
+    })
+}
+
+/// The name a browser would send back for this `Set-Cookie` value, percent-decoded.
+fn set_cookie_name(value: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(value);
+    let pair = text.split(';').next().unwrap_or_default();
+    let name = match pair.split_once('=') {
+        Some((name, _)) if !name.trim().is_empty() => name.trim(),
+        // No name: the browser sends the value alone, read back as `name=value`.
+        Some((_, value)) => value.split_once('=').map_or(value, |(n, _)| n).trim(),
+        None => pair.trim(),
+    };
+    let decoded = Cookie::parse_encoded(format!("{name}=x"))
+        .ok()
+        .map(|c| c.name().to_owned());
+    Some(decoded.unwrap_or_else(|| name.to_owned()))
+}
+
+/// A cookie name in lower case without a `__Host-` / `__Secure-` prefix.
+fn unprefixed(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    match lower
+        .strip_prefix("__host-")
+        .or_else(|| lower.strip_prefix("__secure-"))
+    {
+        Some(bare) => bare.to_owned(),
+        None => lower,
+    }
+}
+
 /// Who the request came from, as the gateway saw it.
 #[derive(Clone, Debug)]
 pub struct Origin<'a> {

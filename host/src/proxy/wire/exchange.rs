@@ -153,6 +153,8 @@ struct ResponseHead {
     reusable: bool,
     /// The client's connection closes after this response.
     close: bool,
+    /// App `Set-Cookie`s of the gateway's session cookie left out.
+    cookies_dropped: usize,
 }
 
 /// Counts a request being forwarded until its response head arrives.
@@ -281,8 +283,14 @@ impl Forwarder {
             mut framing,
             mut reusable,
             close,
+            cookies_dropped,
             ..
         } = head;
+        if cookies_dropped > 0 {
+            self.metrics()
+                .app_cookies_dropped
+                .inc_by(cookies_dropped as u64);
+        }
         let rest = &read[head_len..];
         let taken = framing.take(rest)?;
         // Bytes after the message: the app is out of step with its connection.
@@ -553,6 +561,7 @@ fn rewrite_response_head(
                 .join(", ")
         });
         let connection = headers::remove_hop_by_hop(&mut list);
+        let cookies_dropped = headers::drop_gateway_set_cookies(&mut list);
         let reusable = version == 1
             && !both_lengths
             && !matches!(framing, Framing::UntilClose)
@@ -603,6 +612,7 @@ fn rewrite_response_head(
             framing,
             reusable,
             close,
+            cookies_dropped,
         }));
     }
 }
