@@ -991,3 +991,194 @@ async fn an_app_cannot_set_the_gateway_cookie_on_any_path() {
     );
     gw.running.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_http2_connection_is_closed_at_the_head_deadline() {
+    let app = app(false).await;
+    let gw = gateway_with(&app, ProxyConfig::default(), |c| {
+        c.http.header_read_timeout_ms = 300;
+    })
+    .await;
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // The preface and an empty SETTINGS frame: a client that opened properly, then idles.
+    let mut settings = preface.clone();
+    settings.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    for opening in [preface, settings] {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        stream.write_all(&opening).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "a silent HTTP/2 connection is closed");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+    }
+    // A live client waiting longer than the deadline for its answer keeps its connection:
+    // it answers the gateway's pings.
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let token = gw.running.gateway.auth.seal(seeded_support::SESSION);
+    let response = sender
+        .send_request(
+            http::Request::get("http://gw.test/slow")
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    gw.running.shutdown().await.unwrap();
+}
+
+/// Bytes of the body [`huge_app`] answers with.
+const HUGE: usize = 64 << 20;
+
+/// An app answering every request with a `HUGE` body; it sends on `closings` how much it
+/// had written when its connection was closed (or `HUGE` if it wrote it all).
+async fn huge_app() -> (App, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed, closings) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if read_head(&mut stream, &mut buf).await.is_none() {
+                    return;
+                }
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {HUGE}\r\n\r\n");
+                let chunk = vec![b'x'; 1 << 16];
+                let mut sent = 0;
+                let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
+                while ok && sent < HUGE {
+                    ok = stream.write_all(&chunk).await.is_ok();
+                    sent += chunk.len();
+                }
+                let _ = closed.send(if ok { HUGE } else { sent });
+            });
+        }
+    });
+    let app = App {
+        addr,
+        connections: Arc::default(),
+        seen: Arc::default(),
+        heads: Arc::default(),
+    };
+    (app, closings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reading_nothing_is_cut_at_the_send_timeout_with_its_app_connection() {
+    let (app, mut closings) = huge_app().await;
+    let gw = gateway_with(&app, ProxyConfig::default(), |c| {
+        c.http.send_timeout_ms = 500;
+    })
+    .await;
+    for hyper in [false, true] {
+        let mut client = TcpStream::connect(gw.addr).await.unwrap();
+        let asked = if hyper {
+            let framing = ["transfer-encoding: chunked"];
+            request(&gw, "POST", "/huge", &framing, "0\r\n\r\n")
+        } else {
+            request(&gw, "GET", "/huge", &[], "")
+        };
+        client.write_all(asked.as_bytes()).await.unwrap();
+        // The client reads nothing: the app's connection is closed under it.
+        let sent = tokio::time::timeout(Duration::from_secs(10), closings.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the app's connection is released (hyper path: {hyper})"))
+            .unwrap();
+        assert!(sent < HUGE, "the app could not have sent it all");
+        // And the client's: what the buffers held, then the end.
+        let mut got = 0;
+        let mut chunk = vec![0u8; 1 << 16];
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(n @ 1..) = client.read(&mut chunk).await {
+                got += n;
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the client's connection is closed");
+        assert!(got < HUGE, "{got} bytes");
+    }
+    // Their tasks are gone: the page's own connection is the only one open.
+    let page = metrics(&gw).await;
+    assert_eq!(
+        metric(&page, "grid_gateway_connections_open"),
+        1.0,
+        "{page}"
+    );
+    gw.running.shutdown().await.unwrap();
+}
+
+/// Reads `stream` until `needle` arrived; false when it closed first.
+async fn read_until(stream: &mut TcpStream, needle: &str) -> bool {
+    let mut buf = Vec::new();
+    while !String::from_utf8_lossy(&buf).contains(needle) {
+        if fill(stream, &mut buf).await.is_none() {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_closed_at_accept_and_counted() {
+    let app = app(false).await;
+    let gw = gateway_with(&app, ProxyConfig::default(), |c| {
+        c.http.max_connections = 2;
+        // Counted over every worker.
+        c.http.workers = 2;
+    })
+    .await;
+    let mut held = Vec::new();
+    for n in 0..2 {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        let asked = request(&gw, "GET", &format!("/held/{n}"), &[], "");
+        stream.write_all(asked.as_bytes()).await.unwrap();
+        assert!(read_until(&mut stream, "body=0").await);
+        held.push(stream);
+    }
+    let mut third = TcpStream::connect(gw.addr).await.unwrap();
+    let asked = request(&gw, "GET", "/third", &["connection: close"], "");
+    let _ = third.write_all(asked.as_bytes()).await;
+    let mut answer = Vec::new();
+    let refused =
+        tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer)).await;
+    assert!(refused.is_ok(), "the third connection is closed");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    drop(held.remove(0));
+    let mut served = false;
+    for _ in 0..50 {
+        let mut again = TcpStream::connect(gw.addr).await.unwrap();
+        let asked = request(&gw, "GET", "/again", &["connection: close"], "");
+        if again.write_all(asked.as_bytes()).await.is_ok() && read_until(&mut again, "body=0").await
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "a place freed serves a new connection");
+    drop(held);
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = metrics(&gw).await;
+        if page.contains("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metric(&page, "grid_gateway_connections_refused_total") >= 1.0,
+        "{page}"
+    );
+    gw.running.shutdown().await.unwrap();
+}

@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use super::chunked::ChunkedScanner;
 use super::{date, idle};
+use crate::http::client_stream::ClientStream;
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::{ClientInfo, ForwardOptions, Forwarder, Upstream};
 use crate::proxy::headers::{self, HeaderList, Headers, Origin};
@@ -180,7 +181,7 @@ impl Forwarder {
     #[allow(clippy::too_many_arguments)]
     pub async fn forward_wire(
         &self,
-        client: &mut TcpStream,
+        client: &mut ClientStream,
         request: WireRequest<'_>,
         body_start: &[u8],
         upstream: &Upstream,
@@ -203,7 +204,7 @@ impl Forwarder {
     #[allow(clippy::too_many_arguments)]
     async fn exchange(
         &self,
-        client: &mut TcpStream,
+        client: &mut ClientStream,
         mut request: WireRequest<'_>,
         body_start: &[u8],
         upstream: &Upstream,
@@ -391,7 +392,7 @@ impl Forwarder {
         app: &mut TcpStream,
         out: &mut Vec<u8>,
         read: &mut Vec<u8>,
-        client: &mut TcpStream,
+        client: &mut ClientStream,
         unread_body: u64,
         is_head: bool,
         client_close: bool,
@@ -447,7 +448,7 @@ impl Forwarder {
         &self,
         app: &mut TcpStream,
         read: &mut Vec<u8>,
-        client: &mut TcpStream,
+        client: &mut ClientStream,
         mut unread_body: u64,
     ) -> Result<bool, Attempt> {
         let idle_timeout = self.config().body_idle_timeout;
