@@ -891,7 +891,12 @@ async fn no_gateway_token_reaches_the_app_whatever_signed_the_request_in() {
             .iter()
             .enumerate()
             .map(|(n, (line, _))| {
-                cookie_request(&gw, &format!("/tok/{hyper}/{n}"), &[line.clone()], hyper)
+                cookie_request(
+                    &gw,
+                    &format!("/tok/{hyper}/{n}"),
+                    std::slice::from_ref(line),
+                    hyper,
+                )
             })
             .collect();
         requests.push(request(&gw, "GET", "/end", &["connection: close"], ""));
