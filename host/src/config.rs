@@ -144,6 +144,17 @@ pub struct HttpConfig {
     /// request on a kept-alive connection included; then the connection is closed (a slow
     /// client holds a descriptor and buffers). Default 30 s.
     pub header_read_timeout_ms: u64,
+    /// Milliseconds a write toward a client may wait without the client accepting a byte;
+    /// then the connection is closed and the app's connection with it (a client that reads
+    /// nothing of a large response holds a task and an app connection). Default 60 s, as
+    /// nginx's `send_timeout`.
+    pub send_timeout_ms: u64,
+    /// Most client connections open at once, over all workers; one more is closed as soon
+    /// as it is accepted (as nginx does when `worker_connections` are used up) and counted
+    /// in `grid_gateway_connections_refused_total`. Each proxied request also holds a
+    /// connection to its app: keep twice this under the descriptor limit (`ulimit -n`).
+    /// 0: no cap. Default 10000.
+    pub max_connections: usize,
     /// Milliseconds a stopping server lets requests in flight finish (a followed log or an
     /// event stream never ends by itself); then they are cut. Default 30 s.
     pub shutdown_grace_ms: u64,
@@ -158,6 +169,8 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             workers: 0,
             header_read_timeout_ms: 30_000,
+            send_timeout_ms: 60_000,
+            max_connections: 10_000,
             shutdown_grace_ms: 30_000,
         }
     }
@@ -186,6 +199,10 @@ impl HttpConfig {
     /// The bound on reading a request head.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms.max(1))
+    }
+    /// The bound on a write toward a client that accepts nothing.
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms.max(1))
     }
     /// The bound on the drain at shutdown.
     pub fn shutdown_grace(&self) -> Duration {

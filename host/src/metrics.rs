@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -48,6 +49,10 @@ pub struct GatewayMetrics {
     pub http_latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     /// Chain calls by call and result.
     pub chain_calls: Family<ChainLabels, Counter>,
+    /// Client connections open now, over all workers (what `http.max_connections` caps).
+    pub connections_open: Gauge,
+    /// Client connections closed at accept because `http.max_connections` were open.
+    pub connections_refused: Counter,
 }
 
 impl Default for GatewayMetrics {
@@ -56,6 +61,8 @@ impl Default for GatewayMetrics {
             http_requests: Family::default(),
             http_latency: Family::new_with_constructor(latency_histogram),
             chain_calls: Family::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
         }
     }
 }
@@ -78,6 +85,16 @@ impl GatewayMetrics {
             "chain_calls",
             "Chain calls by call and result",
             self.chain_calls.clone(),
+        );
+        sub.register(
+            "connections_open",
+            "Client connections open now, over all workers",
+            self.connections_open.clone(),
+        );
+        sub.register(
+            "connections_refused",
+            "Client connections closed at accept because http.max_connections were open",
+            self.connections_refused.clone(),
         );
     }
 

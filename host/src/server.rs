@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, LogFormat};
 use crate::gateway::{BuildError, Gateway};
+use crate::http::client_stream::{ClientStream, Slot};
 use crate::orders::Hooks;
 
 /// Why the server stopped with an error.
@@ -172,8 +173,18 @@ fn serve_on(
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(header_read_timeout);
+        // HTTP/2 has no head to time: its connections are cut after this much silence
+        // (`ClientStream::limit_silence`), and pinged while requests are open so that a
+        // live client always has something to answer within it.
+        hyper
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(header_read_timeout / 2))
+            .keep_alive_timeout(header_read_timeout / 2);
+        let send_timeout = gateway.config.http.send_timeout();
+        let max_connections = gateway.config.http.max_connections;
         let connections = Arc::new(crate::http::wire::Connections {
-            gateway,
+            gateway: gateway.clone(),
             api,
             api_runtime,
             hyper,
@@ -209,6 +220,16 @@ fn serve_on(
             // Small responses (and proxied frames: SSE events, websocket messages) go out
             // at once instead of waiting for the peer's delayed ACK (Nagle).
             let _ = stream.set_nodelay(true);
+            let metrics = &gateway.metrics;
+            let Some(slot) = Slot::take(&metrics.connections_open, max_connections) else {
+                // At the cap: closed at once, before any work (nginx does the same when
+                // its worker_connections are used up); an answer would need the request
+                // read first.
+                metrics.connections_refused.inc();
+                drop(stream);
+                continue;
+            };
+            let stream = ClientStream::new(stream, send_timeout, Some(slot));
             tracker.spawn(crate::http::wire::serve(
                 connections.clone(),
                 stream,

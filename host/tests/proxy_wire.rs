@@ -22,11 +22,24 @@ struct App {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     seen: Arc<Mutex<Vec<String>>>,
+    /// Every request head it read, in lower case.
+    heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl App {
     fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The head of the request whose request line contains `needle`.
+    fn head_of(&self, needle: &str) -> String {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|h| h.lines().next().is_some_and(|l| l.contains(needle)))
+            .cloned()
+            .unwrap_or_else(|| panic!("the app saw no request {needle:?}"))
     }
 }
 
@@ -105,6 +118,21 @@ fn answer(line: &str, body: &[u8]) -> Option<Vec<u8>> {
         "/gzip-chunked" => "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n\
                             2\r\nzz\r\n0\r\n\r\n"
             .to_owned(),
+        // Cookies of the gateway's names in every spelling an app could try, and two of
+        // the app's own.
+        "/set-cookies" => "HTTP/1.1 200 OK\r\n\
+                           set-cookie: grid_session=evil; Path=/\r\n\
+                           set-cookie: __Host-grid_session=evil; Path=/; Secure\r\n\
+                           set-cookie: __Secure-grid_session=evil; Domain=gw.test; Secure\r\n\
+                           set-cookie: GRID_Session=evil; Path=/x\r\n\
+                           set-cookie: __HOST-grid_session=evil\r\n\
+                           set-cookie: grid%5Fsession=evil\r\n\
+                           set-cookie: =grid_session=evil\r\n\
+                           set-cookie:  grid_session =evil\r\n\
+                           set-cookie: app=kept; Path=/\r\n\
+                           set-cookie: grid_session_2=kept\r\n\
+                           content-length: 2\r\n\r\nok"
+            .to_owned(),
         "/hang" => return None,
         _ => {
             let echo = format!("{line} body={}", body.len());
@@ -124,18 +152,20 @@ async fn app(close_after_each: bool) -> App {
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (counted, log) = (connections.clone(), seen.clone());
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let (counted, log, head_log) = (connections.clone(), seen.clone(), heads.clone());
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
                 continue;
             };
             counted.fetch_add(1, Ordering::SeqCst);
-            let log = log.clone();
+            let (log, head_log) = (log.clone(), head_log.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 while let Some((line, head)) = read_head(&mut stream, &mut buf).await {
                     log.lock().unwrap().push(line.clone());
+                    head_log.lock().unwrap().push(head.clone());
                     if line.contains("/die") {
                         // Gone without a word: what an app crashing on a request looks like.
                         return;
@@ -172,6 +202,7 @@ async fn app(close_after_each: bool) -> App {
         addr,
         connections,
         seen,
+        heads,
     }
 }
 
@@ -803,5 +834,356 @@ async fn a_request_the_app_dies_of_is_sent_twice_at_most() {
     assert!(text.starts_with("HTTP/1.1 502"), "{text}");
     let deaths = app.seen().iter().filter(|l| l.contains("/die")).count();
     assert_eq!(deaths, 2, "once on a kept connection, once on a new one");
+    gw.running.shutdown().await.unwrap();
+}
+
+/// A raw request signed in by the session cookie (not the bearer), with `extra` header
+/// lines; `hyper` sends it with a chunked body, which the fast path hands to hyper.
+fn cookie_request(gw: &Gateway, path: &str, extra: &[String], hyper: bool) -> String {
+    let token = gw.running.gateway.auth.seal(seeded_support::SESSION);
+    let mut text =
+        format!("POST {path} HTTP/1.1\r\nhost: gw.test\r\ncookie: grid_session={token}\r\n");
+    for line in extra {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    if hyper {
+        text.push_str("transfer-encoding: chunked\r\n\r\n0\r\n\r\n");
+    } else {
+        text.push_str("content-length: 0\r\n\r\n");
+    }
+    text
+}
+
+/// The gateway's metrics page.
+async fn metrics(gw: &Gateway) -> String {
+    exchange(
+        gw,
+        &["GET /_grid/metrics HTTP/1.1\r\nhost: gw.test\r\nconnection: close\r\n\r\n".to_owned()],
+    )
+    .await
+}
+
+/// The value of the metric line starting with `name ` (0 when absent).
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_gateway_token_reaches_the_app_whatever_signed_the_request_in() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let auth = &gw.running.gateway.auth;
+    let own = auth.seal(seeded_support::SESSION);
+    // Another user's token (no live session behind it here: it still decrypts as ours).
+    let other = auth.seal("another-users-session");
+    let cases = [
+        (format!("authorization: Bearer {own}"), false),
+        (format!("authorization: bearer  {other}"), false),
+        ("authorization: Bearer app-token-xyz".to_owned(), true),
+        ("authorization: Basic dXNlcjpwYXNz".to_owned(), true),
+    ];
+    for hyper in [false, true] {
+        let mut requests: Vec<String> = cases
+            .iter()
+            .enumerate()
+            .map(|(n, (line, _))| {
+                cookie_request(
+                    &gw,
+                    &format!("/tok/{hyper}/{n}"),
+                    std::slice::from_ref(line),
+                    hyper,
+                )
+            })
+            .collect();
+        requests.push(request(&gw, "GET", "/end", &["connection: close"], ""));
+        let text = exchange(&gw, &requests).await;
+        assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 5, "{text}");
+        for (n, (line, passes)) in cases.iter().enumerate() {
+            let head = app.head_of(&format!("/tok/{hyper}/{n} "));
+            assert_eq!(
+                head.contains(&line.to_ascii_lowercase()),
+                *passes,
+                "{line} (hyper path: {hyper}) reached the app: {head}"
+            );
+            if !passes {
+                assert!(!head.contains("authorization"), "{head}");
+            }
+        }
+    }
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_cannot_set_the_gateway_cookie_on_any_path() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let kept = |text: &str| {
+        let mut cookies: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("set-cookie:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .collect();
+        cookies.sort();
+        cookies
+    };
+    let want = ["app=kept; path=/", "grid_session_2=kept"];
+    let fast = exchange(
+        &gw,
+        &[request(
+            &gw,
+            "GET",
+            "/set-cookies",
+            &["connection: close"],
+            "",
+        )],
+    )
+    .await;
+    assert!(fast.starts_with("HTTP/1.1 200 OK"), "{fast}");
+    assert_eq!(kept(&fast), want, "fast path: {fast}");
+    let hyper = exchange(
+        &gw,
+        &[request(
+            &gw,
+            "POST",
+            "/set-cookies",
+            &["transfer-encoding: chunked", "connection: close"],
+            "0\r\n\r\n",
+        )],
+    )
+    .await;
+    assert!(hyper.starts_with("HTTP/1.1 200 OK"), "{hyper}");
+    assert_eq!(kept(&hyper), want, "hyper path: {hyper}");
+    // HTTP/2 (prior knowledge, h2c).
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let token = gw.running.gateway.auth.seal(seeded_support::SESSION);
+    let response = sender
+        .send_request(
+            http::Request::get("http://gw.test/set-cookies")
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut h2: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+        .collect();
+    h2.sort();
+    assert_eq!(h2, want, "HTTP/2");
+    let page = metrics(&gw).await;
+    assert_eq!(
+        metric(&page, "grid_proxy_app_cookies_dropped_total"),
+        24.0,
+        "{page}"
+    );
+    gw.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_http2_connection_is_closed_at_the_head_deadline() {
+    let app = app(false).await;
+    let gw = gateway_with(&app, ProxyConfig::default(), |c| {
+        c.http.header_read_timeout_ms = 300;
+    })
+    .await;
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // The preface and an empty SETTINGS frame: a client that opened properly, then idles.
+    let mut settings = preface.clone();
+    settings.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    for opening in [preface, settings] {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        stream.write_all(&opening).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "a silent HTTP/2 connection is closed");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+    }
+    // A live client waiting longer than the deadline for its answer keeps its connection:
+    // it answers the gateway's pings.
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let token = gw.running.gateway.auth.seal(seeded_support::SESSION);
+    let response = sender
+        .send_request(
+            http::Request::get("http://gw.test/slow")
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    gw.running.shutdown().await.unwrap();
+}
+
+/// Bytes of the body [`huge_app`] answers with.
+const HUGE: usize = 64 << 20;
+
+/// An app answering every request with a `HUGE` body; it sends on `closings` how much it
+/// had written when its connection was closed (or `HUGE` if it wrote it all).
+async fn huge_app() -> (App, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed, closings) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if read_head(&mut stream, &mut buf).await.is_none() {
+                    return;
+                }
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {HUGE}\r\n\r\n");
+                let chunk = vec![b'x'; 1 << 16];
+                let mut sent = 0;
+                let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
+                while ok && sent < HUGE {
+                    ok = stream.write_all(&chunk).await.is_ok();
+                    sent += chunk.len();
+                }
+                let _ = closed.send(if ok { HUGE } else { sent });
+            });
+        }
+    });
+    let app = App {
+        addr,
+        connections: Arc::default(),
+        seen: Arc::default(),
+        heads: Arc::default(),
+    };
+    (app, closings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reading_nothing_is_cut_at_the_send_timeout_with_its_app_connection() {
+    let (app, mut closings) = huge_app().await;
+    let gw = gateway_with(&app, ProxyConfig::default(), |c| {
+        c.http.send_timeout_ms = 500;
+    })
+    .await;
+    for hyper in [false, true] {
+        let mut client = TcpStream::connect(gw.addr).await.unwrap();
+        let asked = if hyper {
+            let framing = ["transfer-encoding: chunked"];
+            request(&gw, "POST", "/huge", &framing, "0\r\n\r\n")
+        } else {
+            request(&gw, "GET", "/huge", &[], "")
+        };
+        client.write_all(asked.as_bytes()).await.unwrap();
+        // The client reads nothing: the app's connection is closed under it.
+        let sent = tokio::time::timeout(Duration::from_secs(10), closings.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the app's connection is released (hyper path: {hyper})"))
+            .unwrap();
+        assert!(sent < HUGE, "the app could not have sent it all");
+        // And the client's: what the buffers held, then the end.
+        let mut got = 0;
+        let mut chunk = vec![0u8; 1 << 16];
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(n @ 1..) = client.read(&mut chunk).await {
+                got += n;
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the client's connection is closed");
+        assert!(got < HUGE, "{got} bytes");
+    }
+    // Their tasks are gone: the page's own connection is the only one open.
+    let page = metrics(&gw).await;
+    assert_eq!(
+        metric(&page, "grid_gateway_connections_open"),
+        1.0,
+        "{page}"
+    );
+    gw.running.shutdown().await.unwrap();
+}
+
+/// Reads `stream` until `needle` arrived; false when it closed first.
+async fn read_until(stream: &mut TcpStream, needle: &str) -> bool {
+    let mut buf = Vec::new();
+    while !String::from_utf8_lossy(&buf).contains(needle) {
+        if fill(stream, &mut buf).await.is_none() {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_closed_at_accept_and_counted() {
+    let app = app(false).await;
+    let gw = gateway_with(&app, ProxyConfig::default(), |c| {
+        c.http.max_connections = 2;
+        // Counted over every worker.
+        c.http.workers = 2;
+    })
+    .await;
+    let mut held = Vec::new();
+    for n in 0..2 {
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        let asked = request(&gw, "GET", &format!("/held/{n}"), &[], "");
+        stream.write_all(asked.as_bytes()).await.unwrap();
+        assert!(read_until(&mut stream, "body=0").await);
+        held.push(stream);
+    }
+    let mut third = TcpStream::connect(gw.addr).await.unwrap();
+    let asked = request(&gw, "GET", "/third", &["connection: close"], "");
+    let _ = third.write_all(asked.as_bytes()).await;
+    let mut answer = Vec::new();
+    let refused =
+        tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer)).await;
+    assert!(refused.is_ok(), "the third connection is closed");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    drop(held.remove(0));
+    let mut served = false;
+    for _ in 0..50 {
+        let mut again = TcpStream::connect(gw.addr).await.unwrap();
+        let asked = request(&gw, "GET", "/again", &["connection: close"], "");
+        if again.write_all(asked.as_bytes()).await.is_ok() && read_until(&mut again, "body=0").await
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "a place freed serves a new connection");
+    drop(held);
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = metrics(&gw).await;
+        if page.contains("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metric(&page, "grid_gateway_connections_refused_total") >= 1.0,
+        "{page}"
+    );
     gw.running.shutdown().await.unwrap();
 }

@@ -245,14 +245,26 @@ impl AuthService {
             .unwrap_or_default()
     }
 
+    /// Whether `value` is a token this gateway sealed, live or not: it opens with any of
+    /// the keys, under either cookie name (a node that switched `session.secure` still
+    /// holds tokens sealed under the other). Expired, revoked and unknown sessions count.
+    pub fn is_token(&self, value: &str) -> bool {
+        [cookie_name(true), cookie_name(false)]
+            .into_iter()
+            .any(|name| self.open_as(name, value).is_some())
+    }
+
     /// Opens a sealed value with the current key, then each previous one.
     fn open(&self, value: &str) -> Option<String> {
+        self.open_as(self.settings.cookie_name, value)
+    }
+
+    /// Opens a value sealed under the cookie name `name`.
+    fn open_as(&self, name: &'static str, value: &str) -> Option<String> {
         self.keys.all().find_map(|key| {
             let mut jar = CookieJar::new();
-            jar.add_original(Cookie::new(self.settings.cookie_name, value.to_owned()));
-            jar.private(key)
-                .get(self.settings.cookie_name)
-                .map(|c| c.value().to_owned())
+            jar.add_original(Cookie::new(name, value.to_owned()));
+            jar.private(key).get(name).map(|c| c.value().to_owned())
         })
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod apps;
+pub mod client_stream;
 pub mod error;
 pub mod extract;
 pub mod handlers;

@@ -65,6 +65,7 @@ where
     };
     // The header is the gateway's; the app has no use for it.
     parts.headers.remove(ORDER_HEADER);
+    strip_gateway_bearers(gw, &mut parts.headers);
     let client = ClientInfo {
         peer: parts
             .extensions
@@ -177,6 +178,14 @@ pub(super) async fn admit<H: Headers + Sync>(
         return Err(e);
     }
     Ok((route, credential))
+}
+
+/// Removes every `Authorization: Bearer` that carries a gateway session token — the
+/// caller's own or anyone's, live or expired — whatever signed the request in: an app must
+/// never hold a credential it could replay at the gateway. Other `Authorization` values
+/// (the app's own bearer, `Basic`) pass. Costs a decrypt per bearer header only.
+pub(super) fn strip_gateway_bearers(gw: &Gateway, headers: &mut impl Headers) {
+    crate::proxy::headers::strip_bearers(headers, |token| gw.auth.is_token(token));
 }
 
 /// What the proxy strips on the way to the app: the gateway's session cookie under both

@@ -20,9 +20,9 @@ use axum::response::IntoResponse;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::client_stream::ClientStream;
 use super::process::{admit, forward_options, handoff_code, view};
 use crate::error::Error;
 use crate::gateway::Gateway;
@@ -73,7 +73,7 @@ impl From<Error> for Failure {
 /// true and the request in flight (if any) is answered.
 pub async fn serve(
     connections: Arc<Connections>,
-    mut stream: TcpStream,
+    mut stream: ClientStream,
     peer: SocketAddr,
     mut stopping: watch::Receiver<bool>,
 ) {
@@ -141,7 +141,7 @@ pub async fn serve(
 /// Reads more of a request head into `read`; false when the connection is over (closed,
 /// the head not complete by `deadline`, or the server stopping while it was idle).
 async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     read: &mut Vec<u8>,
     stopping: &mut watch::Receiver<bool>,
     deadline: tokio::time::Instant,
@@ -237,7 +237,7 @@ fn plain_target(target: &str) -> bool {
 /// Admits `request` and forwards it.
 async fn process(
     gw: &Gateway,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     mut request: WireRequest<'_>,
     body_start: &[u8],
     peer: SocketAddr,
@@ -250,6 +250,7 @@ async fn process(
     };
     // The header is the gateway's; the app has no use for it.
     request.headers.remove(ORDER_HEADER);
+    super::process::strip_gateway_bearers(gw, &mut request.headers);
     let client = ClientInfo { peer, https: false };
     let options = forward_options(credential);
     gw.forwarder
@@ -271,7 +272,7 @@ async fn process(
 
 /// Answers with `error`'s JSON body, as the API does (to a HEAD request, its headers only).
 async fn write_error(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     error: Error,
     close: bool,
     is_head: bool,
@@ -313,10 +314,13 @@ async fn write_error(
     stream.write_all(&out).await
 }
 
+/// How an HTTP/2 connection (prior knowledge, h2c) opens.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
 /// Serves the rest of the connection with hyper, starting with the bytes already `read`.
 async fn hand_over(
     connections: &Connections,
-    stream: TcpStream,
+    mut stream: ClientStream,
     read: Vec<u8>,
     peer: SocketAddr,
     mut stopping: watch::Receiver<bool>,
@@ -327,6 +331,10 @@ async fn hand_over(
         connections.api_runtime.clone(),
         peer,
     );
+    if read.starts_with(H2_PREFACE) {
+        // HTTP/2 has no head deadline: silence is what is timed.
+        stream.limit_silence(connections.header_read_timeout);
+    }
     let io = TokioIo::new(Rewind {
         prefix: read,
         at: 0,
@@ -357,7 +365,7 @@ async fn hand_over(
 struct Rewind {
     prefix: Vec<u8>,
     at: usize,
-    inner: TcpStream,
+    inner: ClientStream,
 }
 
 impl AsyncRead for Rewind {

@@ -239,7 +239,8 @@ impl Forwarder {
                     tunnel::run(client_upgrade, upstream_upgrade, idle).await;
                     open.dec();
                 });
-                let (parts, _) = response.into_parts();
+                let (mut parts, _) = response.into_parts();
+                self.drop_gateway_cookies(&mut parts.headers);
                 return Ok(Response::from_parts(parts, super::body::empty()));
             }
             return Err(ProxyError::UpstreamBadResponse(
@@ -248,9 +249,18 @@ impl Forwarder {
         }
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
+        self.drop_gateway_cookies(&mut parts.headers);
         headers::add_via(&mut parts.headers, parts.version);
         let body = IdleTimeout::new(body, self.config.body_idle_timeout).boxed_unsync();
         Ok(Response::from_parts(parts, body))
+    }
+
+    /// Drops the app's `Set-Cookie`s of the gateway's session cookie, counted.
+    pub(super) fn drop_gateway_cookies(&self, response: &mut impl headers::Headers) {
+        let dropped = headers::drop_gateway_set_cookies(response);
+        if dropped > 0 {
+            self.metrics.app_cookies_dropped.inc_by(dropped as u64);
+        }
     }
 
     /// Names a failed exchange: our own body limits first (they surface as body errors of

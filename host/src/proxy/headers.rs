@@ -43,6 +43,9 @@ pub trait Headers {
     /// Removes every header whose name `doomed` says yes to (names as they are held: lower
     /// case in a `HeaderMap`, as sent in a `HeaderList`; `doomed` compares without case).
     fn remove_names(&mut self, doomed: impl Fn(&str) -> bool);
+    /// Removes the values of `name` that `doomed` says yes to (as bytes: values that are
+    /// not text are judged too), keeping the others in order; returns how many went.
+    fn remove_values(&mut self, name: &str, doomed: impl Fn(&[u8]) -> bool) -> usize;
 }
 
 impl Headers for HeaderMap {
@@ -78,6 +81,26 @@ impl Headers for HeaderMap {
         for name in names {
             HeaderMap::remove(self, name);
         }
+    }
+
+    fn remove_values(&mut self, name: &str, doomed: impl Fn(&[u8]) -> bool) -> usize {
+        if !self.get_all(name).iter().any(|v| doomed(v.as_bytes())) {
+            return 0;
+        }
+        let Ok(key) = HeaderName::from_bytes(name.as_bytes()) else {
+            return 0;
+        };
+        let values: Vec<HeaderValue> = self.get_all(&key).iter().cloned().collect();
+        HeaderMap::remove(self, &key);
+        let mut removed = 0;
+        for value in values {
+            if doomed(value.as_bytes()) {
+                removed += 1;
+            } else {
+                self.append(key.clone(), value);
+            }
+        }
+        removed
     }
 }
 
@@ -145,6 +168,13 @@ impl Headers for HeaderList<'_> {
 
     fn remove_names(&mut self, doomed: impl Fn(&str) -> bool) {
         self.entries.retain(|(name, _)| !doomed(name));
+    }
+
+    fn remove_values(&mut self, name: &str, doomed: impl Fn(&[u8]) -> bool) -> usize {
+        let before = self.entries.len();
+        self.entries
+            .retain(|(n, v)| !(n.eq_ignore_ascii_case(name) && doomed(v)));
+        before - self.entries.len()
     }
 }
 
@@ -235,6 +265,72 @@ pub fn strip_cookies(headers: &mut impl Headers, names: &[&str]) {
 /// Removes `Authorization` (the gateway's bearer token must not reach the app).
 pub fn strip_authorization(headers: &mut impl Headers) {
     headers.remove("authorization");
+}
+
+/// Removes every `Authorization` whose bearer token `is_token` recognises (a gateway
+/// session token, whoever's, live or not); other credentials (`Basic`, an app's own
+/// bearer) pass untouched.
+pub fn strip_bearers(headers: &mut impl Headers, is_token: impl Fn(&str) -> bool) {
+    headers.remove_values("authorization", |value| {
+        let Ok(value) = std::str::from_utf8(value) else {
+            return false;
+        };
+        let value = value.trim();
+        // The scheme is case-insensitive (RFC 9110 §11.1); any whitespace may follow it.
+        let Some((scheme, token)) = value.split_once([' ', '\t']) else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case("bearer") && is_token(token.trim())
+    });
+}
+
+/// The gateway's session cookie under both its names (`session.secure` on and off).
+const GATEWAY_COOKIES: [&str; 2] = [
+    crate::auth::cookie_name(true),
+    crate::auth::cookie_name(false),
+];
+
+/// Removes every `Set-Cookie` of an app response that would set the gateway's own session
+/// cookie: its names in any case, with or without a `__Host-` / `__Secure-` prefix,
+/// percent-encoded (the gateway reads cookies decoded), and the nameless form
+/// (`=grid_session=x`, which browsers send back as `grid_session=x`). Whatever its
+/// `Domain` or `Path`: in path mode a tenant could otherwise swap its visitor's session,
+/// and with an apps domain toss cookies onto other apps' hosts. Returns how many went.
+pub fn drop_gateway_set_cookies(headers: &mut impl Headers) -> usize {
+    headers.remove_values("set-cookie", |value| {
+        set_cookie_name(value).is_some_and(|name| {
+            let name = unprefixed(&name);
+            GATEWAY_COOKIES.iter().any(|ours| unprefixed(ours) == name)
+        })
+    })
+}
+
+/// The name a browser would send back for this `Set-Cookie` value, percent-decoded.
+fn set_cookie_name(value: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(value);
+    let pair = text.split(';').next().unwrap_or_default();
+    let name = match pair.split_once('=') {
+        Some((name, _)) if !name.trim().is_empty() => name.trim(),
+        // No name: the browser sends the value alone, read back as `name=value`.
+        Some((_, value)) => value.split_once('=').map_or(value, |(n, _)| n).trim(),
+        None => pair.trim(),
+    };
+    let decoded = Cookie::parse_encoded(format!("{name}=x"))
+        .ok()
+        .map(|c| c.name().to_owned());
+    Some(decoded.unwrap_or_else(|| name.to_owned()))
+}
+
+/// A cookie name in lower case without a `__Host-` / `__Secure-` prefix.
+fn unprefixed(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    match lower
+        .strip_prefix("__host-")
+        .or_else(|| lower.strip_prefix("__secure-"))
+    {
+        Some(bare) => bare.to_owned(),
+        None => lower,
+    }
 }
 
 /// Who the request came from, as the gateway saw it.

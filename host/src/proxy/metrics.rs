@@ -27,6 +27,8 @@ pub struct ProxyMetrics {
     pub tunnels_open: Gauge,
     /// Requests the authorization policy refused before they were forwarded.
     pub policy_denials: Counter,
+    /// App `Set-Cookie` headers dropped because they set the gateway's session cookie.
+    pub app_cookies_dropped: Counter,
     /// The series of `requests` for 1xx … 5xx, made once: counting a request is then one
     /// atomic add, not a label allocation and a map lookup.
     classes: [Counter; 5],
@@ -54,6 +56,7 @@ impl Default for ProxyMetrics {
             in_flight: Gauge::default(),
             tunnels_open: Gauge::default(),
             policy_denials: Counter::default(),
+            app_cookies_dropped: Counter::default(),
         }
     }
 }
@@ -86,6 +89,11 @@ impl ProxyMetrics {
             "policy_denials",
             "Requests the authorization policy refused before forwarding",
             self.policy_denials.clone(),
+        );
+        sub.register(
+            "app_cookies_dropped",
+            "App Set-Cookie headers dropped because they set the gateway's session cookie",
+            self.app_cookies_dropped.clone(),
         );
     }
 

@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use super::chunked::ChunkedScanner;
 use super::{date, idle};
+use crate::http::client_stream::ClientStream;
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::{ClientInfo, ForwardOptions, Forwarder, Upstream};
 use crate::proxy::headers::{self, HeaderList, Headers, Origin};
@@ -153,6 +154,8 @@ struct ResponseHead {
     reusable: bool,
     /// The client's connection closes after this response.
     close: bool,
+    /// App `Set-Cookie`s of the gateway's session cookie left out.
+    cookies_dropped: usize,
 }
 
 /// Counts a request being forwarded until its response head arrives.
@@ -178,7 +181,7 @@ impl Forwarder {
     #[allow(clippy::too_many_arguments)]
     pub async fn forward_wire(
         &self,
-        client: &mut TcpStream,
+        client: &mut ClientStream,
         request: WireRequest<'_>,
         body_start: &[u8],
         upstream: &Upstream,
@@ -201,7 +204,7 @@ impl Forwarder {
     #[allow(clippy::too_many_arguments)]
     async fn exchange(
         &self,
-        client: &mut TcpStream,
+        client: &mut ClientStream,
         mut request: WireRequest<'_>,
         body_start: &[u8],
         upstream: &Upstream,
@@ -281,8 +284,14 @@ impl Forwarder {
             mut framing,
             mut reusable,
             close,
+            cookies_dropped,
             ..
         } = head;
+        if cookies_dropped > 0 {
+            self.metrics()
+                .app_cookies_dropped
+                .inc_by(cookies_dropped as u64);
+        }
         let rest = &read[head_len..];
         let taken = framing.take(rest)?;
         // Bytes after the message: the app is out of step with its connection.
@@ -383,7 +392,7 @@ impl Forwarder {
         app: &mut TcpStream,
         out: &mut Vec<u8>,
         read: &mut Vec<u8>,
-        client: &mut TcpStream,
+        client: &mut ClientStream,
         unread_body: u64,
         is_head: bool,
         client_close: bool,
@@ -439,7 +448,7 @@ impl Forwarder {
         &self,
         app: &mut TcpStream,
         read: &mut Vec<u8>,
-        client: &mut TcpStream,
+        client: &mut ClientStream,
         mut unread_body: u64,
     ) -> Result<bool, Attempt> {
         let idle_timeout = self.config().body_idle_timeout;
@@ -553,6 +562,7 @@ fn rewrite_response_head(
                 .join(", ")
         });
         let connection = headers::remove_hop_by_hop(&mut list);
+        let cookies_dropped = headers::drop_gateway_set_cookies(&mut list);
         let reusable = version == 1
             && !both_lengths
             && !matches!(framing, Framing::UntilClose)
@@ -603,6 +613,7 @@ fn rewrite_response_head(
             framing,
             reusable,
             close,
+            cookies_dropped,
         }));
     }
 }
