@@ -77,6 +77,7 @@ impl PolicyEngineBuilder {
         let mut linker = Linker::<PolicyState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(config_err)?;
         forbid_blocking(&mut linker).map_err(config_err)?;
+        bound_random(&mut linker).map_err(config_err)?;
         host::add_to_linker::<PolicyState, HasSelf<PolicyState>>(&mut linker, |state| state)
             .map_err(config_err)?;
 
@@ -111,6 +112,31 @@ fn forbid_blocking(linker: &mut Linker<PolicyState>) -> wasmtime::Result<()> {
                 "policies may not block: wasi:io/poll {name} is not available"
             ))
         })?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The WASI version whose `wasi:random` wasmtime-wasi provides.
+const WASI_RANDOM: &str = "wasi:random/random@0.2.12";
+const WASI_RANDOM_INSECURE: &str = "wasi:random/insecure@0.2.12";
+
+/// Replaces WASI's random byte calls with ones held to a per-call and a per-evaluation
+/// budget and to the deadline: the bytes are made in host code, where the epoch cannot
+/// interrupt, so a policy asking for 24 MiB at a time would otherwise overrun its deadline
+/// by seconds. (`get-random-u64` and the insecure seed are constant work and stay.)
+fn bound_random(linker: &mut Linker<PolicyState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    for (interface, name) in [
+        (WASI_RANDOM, "get-random-bytes"),
+        (WASI_RANDOM_INSECURE, "get-insecure-random-bytes"),
+    ] {
+        linker.instance(interface)?.func_wrap(
+            name,
+            move |mut store: wasmtime::StoreContextMut<'_, PolicyState>, (len,): (u64,)| {
+                Ok((store.data_mut().random_bytes(interface, len)?,))
+            },
+        )?;
     }
     linker.allow_shadowing(false);
     Ok(())
