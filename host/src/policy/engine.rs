@@ -2,7 +2,7 @@
 //! policy gets, and the epoch ticker that enforces deadlines.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use wasmtime::component::{HasSelf, Linker};
@@ -89,7 +89,7 @@ impl PolicyEngineBuilder {
                 limits,
                 metrics: self.metrics.unwrap_or_default(),
                 compiled: std::sync::Mutex::new(ComponentCache::default()),
-                _ticker: ticker,
+                ticker,
             }),
         })
     }
@@ -156,7 +156,7 @@ pub(crate) struct EngineInner {
     pub(crate) linker: Linker<PolicyState>,
     pub(crate) limits: RuntimeLimits,
     pub(crate) metrics: PolicyMetrics,
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
 }
 
 impl PolicyEngine {
@@ -168,6 +168,11 @@ impl PolicyEngine {
     /// The limits in force.
     pub fn limits(&self) -> &RuntimeLimits {
         &self.inner.limits
+    }
+
+    /// Epoch ticks since the engine started.
+    pub fn epoch_ticks(&self) -> u64 {
+        self.inner.ticker.ticks.load(Ordering::Relaxed)
     }
 
     /// The metrics this engine records into.
@@ -204,6 +209,7 @@ impl ComponentCache {
 /// Advances the engine's epoch every tick on a background thread, stopped on drop.
 struct EpochTicker {
     stop: Arc<AtomicBool>,
+    ticks: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -211,12 +217,15 @@ impl EpochTicker {
     fn start(engine: Engine, tick: std::time::Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let ticks = Arc::new(AtomicU64::new(0));
+        let counter = ticks.clone();
         let thread = std::thread::Builder::new()
             .name("policy-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(tick);
                     engine.increment_epoch();
+                    counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .ok();
@@ -227,7 +236,11 @@ impl EpochTicker {
                 "cannot start the policy epoch thread: policy deadlines are not enforced"
             );
         }
-        EpochTicker { stop, thread }
+        EpochTicker {
+            stop,
+            ticks,
+            thread,
+        }
     }
 }
 

@@ -253,6 +253,7 @@ pub fn spawn_watcher(set: Arc<PolicySet>, dir: PathBuf, config: WatchConfig) -> 
                 }
                 _ = poll.tick() => {}
             }
+            set.engine().metrics().rescans.inc();
             reload(&set, Some(&dir)).await;
         }
     });
