@@ -449,7 +449,9 @@ impl CompiledPolicy {
     ) -> Result<R, EvalError> {
         instance.store.set_epoch_deadline(deadline_ticks);
         instance.store.data_mut().begin_evaluation(now, budget);
+        let ticking = self.engine.ticker.ticking();
         let result = call(&instance.exports, &mut instance.store);
+        drop(ticking);
         let dropped = instance.store.data_mut().end_evaluation();
         if dropped > 0 {
             self.engine
@@ -522,6 +524,7 @@ impl CompiledPolicy {
         store.set_hostcall_fuel(limits.transfer_bytes);
         // Instantiation runs start functions: hold it to the load deadline.
         store.set_epoch_deadline(limits.load_deadline_ticks());
+        let ticking = self.engine.ticker.ticking();
         let exports = match &self.pre {
             WorldPre::Pricing(pre) => pre.instantiate(&mut store).map(WorldExports::Pricing),
             WorldPre::Payee(pre) => pre.instantiate(&mut store).map(WorldExports::Payee),
@@ -529,6 +532,7 @@ impl CompiledPolicy {
                 pre.instantiate(&mut store).map(WorldExports::Authorization)
             }
         };
+        drop(ticking);
         self.engine
             .metrics
             .instantiations
