@@ -227,3 +227,79 @@ fn concurrent_failures_never_reach_other_evaluations() {
         t.join().unwrap();
     }
 }
+
+/// Runs a hostile WASI mode and checks it is refused within the deadline plus a generous
+/// margin for a debug build (the measured time is printed), then that the same policy
+/// serves the next evaluation. Returns the refusal.
+fn refused_in_time(mode: &str) -> EvalError {
+    refused_in_time_on(&engine(Isolation::default()), mode)
+}
+
+fn refused_in_time_on(engine: &grid_gateway::policy::PolicyEngine, mode: &str) -> EvalError {
+    let policy = load(engine, World::Pricing, HOSTILE, "");
+    let deadline = engine.limits().deadline;
+    let started = std::time::Instant::now();
+    let err = price(&policy, mode).expect_err("a hostile WASI loop must be refused");
+    let took = started.elapsed();
+    println!("{mode}: refused after {took:?} (deadline {deadline:?}): {err}");
+    assert!(
+        took < deadline + std::time::Duration::from_millis(500),
+        "{mode} ran {took:?}, past its {deadline:?} deadline"
+    );
+    assert_eq!(
+        price(&policy, "fine").unwrap(),
+        "1",
+        "{mode}: next evaluation"
+    );
+    err
+}
+
+#[test]
+fn wasi_random_asked_for_24_mib_at_a_time_is_cut_off() {
+    for mode in ["random", "random-insecure"] {
+        let err = refused_in_time(mode);
+        assert!(
+            matches!(&err, EvalError::Deadline(_))
+                || matches!(&err, EvalError::Trap(m) if m.contains("wasi:random")),
+            "{mode}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn wasi_random_within_the_per_call_cap_is_held_to_a_per_evaluation_budget() {
+    // A budget a debug build reaches well within the deadline.
+    let limits = grid_gateway::policy::RuntimeLimits {
+        random_bytes_per_evaluation: 128 << 10,
+        ..test_limits(Isolation::default())
+    };
+    let engine = grid_gateway::policy::PolicyEngine::builder()
+        .limits(limits)
+        .build()
+        .unwrap();
+    let err = refused_in_time_on(&engine, "random-small");
+    assert!(
+        matches!(&err, EvalError::Trap(m) if m.contains("in one evaluation")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn wasi_clocks_read_in_a_loop_stop_at_the_deadline() {
+    let err = refused_in_time("clock");
+    assert!(matches!(err, EvalError::Deadline(_)), "{err:?}");
+}
+
+#[test]
+fn wasi_stdout_and_stderr_written_in_a_loop_stop_at_the_deadline() {
+    for mode in ["stdout", "stderr"] {
+        let err = refused_in_time(mode);
+        assert!(matches!(err, EvalError::Deadline(_)), "{mode}: {err:?}");
+    }
+}
+
+#[test]
+fn wasi_exit_is_a_clean_refusal() {
+    let err = refused_in_time("exit");
+    assert!(matches!(err, EvalError::Trap(_)), "{err:?}");
+}

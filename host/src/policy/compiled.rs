@@ -212,11 +212,11 @@ impl CompiledPolicy {
     /// and a spurious timeout here would keep a good policy out of service.
     fn validate_settings(&self, settings: &str) -> Result<Result<(), String>, EvalError> {
         let mut instance = self.instantiate()?;
-        let deadline = self.engine.limits.load_deadline_ticks();
+        let limits = &self.engine.limits;
         self.call_on(
             &mut instance,
             None,
-            deadline,
+            (limits.load_deadline_ticks(), limits.load_deadline),
             |exports, store| match exports {
                 WorldExports::Pricing(p) => p.call_validate_settings(store, settings),
                 WorldExports::Payee(p) => p.call_validate_settings(store, settings),
@@ -391,7 +391,8 @@ impl CompiledPolicy {
             });
         }
         let started = Instant::now();
-        let deadline = self.engine.limits.deadline_ticks();
+        let limits = &self.engine.limits;
+        let deadline = (limits.deadline_ticks(), limits.deadline);
         let result = self.checkout().and_then(|mut instance| {
             let result = self
                 .call_on(&mut instance, now, deadline, call)
@@ -443,12 +444,14 @@ impl CompiledPolicy {
         &self,
         instance: &mut Instance,
         now: Option<u64>,
-        deadline_ticks: u64,
+        (deadline_ticks, budget): (u64, std::time::Duration),
         call: impl FnOnce(&WorldExports, &mut Store<PolicyState>) -> wasmtime::Result<R>,
     ) -> Result<R, EvalError> {
         instance.store.set_epoch_deadline(deadline_ticks);
-        instance.store.data_mut().begin_evaluation(now);
+        instance.store.data_mut().begin_evaluation(now, budget);
+        let ticking = self.engine.ticker.ticking();
         let result = call(&instance.exports, &mut instance.store);
+        drop(ticking);
         let dropped = instance.store.data_mut().end_evaluation();
         if dropped > 0 {
             self.engine
@@ -521,6 +524,7 @@ impl CompiledPolicy {
         store.set_hostcall_fuel(limits.transfer_bytes);
         // Instantiation runs start functions: hold it to the load deadline.
         store.set_epoch_deadline(limits.load_deadline_ticks());
+        let ticking = self.engine.ticker.ticking();
         let exports = match &self.pre {
             WorldPre::Pricing(pre) => pre.instantiate(&mut store).map(WorldExports::Pricing),
             WorldPre::Payee(pre) => pre.instantiate(&mut store).map(WorldExports::Payee),
@@ -528,6 +532,7 @@ impl CompiledPolicy {
                 pre.instantiate(&mut store).map(WorldExports::Authorization)
             }
         };
+        drop(ticking);
         self.engine
             .metrics
             .instantiations

@@ -2,7 +2,7 @@
 //! policy gets, and the epoch ticker that enforces deadlines.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use wasmtime::component::{HasSelf, Linker};
@@ -77,6 +77,7 @@ impl PolicyEngineBuilder {
         let mut linker = Linker::<PolicyState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(config_err)?;
         forbid_blocking(&mut linker).map_err(config_err)?;
+        bound_random(&mut linker).map_err(config_err)?;
         host::add_to_linker::<PolicyState, HasSelf<PolicyState>>(&mut linker, |state| state)
             .map_err(config_err)?;
 
@@ -88,7 +89,7 @@ impl PolicyEngineBuilder {
                 limits,
                 metrics: self.metrics.unwrap_or_default(),
                 compiled: std::sync::Mutex::new(ComponentCache::default()),
-                _ticker: ticker,
+                ticker,
             }),
         })
     }
@@ -116,6 +117,31 @@ fn forbid_blocking(linker: &mut Linker<PolicyState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// The WASI version whose `wasi:random` wasmtime-wasi provides.
+const WASI_RANDOM: &str = "wasi:random/random@0.2.12";
+const WASI_RANDOM_INSECURE: &str = "wasi:random/insecure@0.2.12";
+
+/// Replaces WASI's random byte calls with ones held to a per-call and a per-evaluation
+/// budget and to the deadline: the bytes are made in host code, where the epoch cannot
+/// interrupt, so a policy asking for 24 MiB at a time would otherwise overrun its deadline
+/// by seconds. (`get-random-u64` and the insecure seed are constant work and stay.)
+fn bound_random(linker: &mut Linker<PolicyState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    for (interface, name) in [
+        (WASI_RANDOM, "get-random-bytes"),
+        (WASI_RANDOM_INSECURE, "get-insecure-random-bytes"),
+    ] {
+        linker.instance(interface)?.func_wrap(
+            name,
+            move |mut store: wasmtime::StoreContextMut<'_, PolicyState>, (len,): (u64,)| {
+                Ok((store.data_mut().random_bytes(interface, len)?,))
+            },
+        )?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// The shared engine: cheap to clone.
 #[derive(Clone)]
 pub struct PolicyEngine {
@@ -130,7 +156,7 @@ pub(crate) struct EngineInner {
     pub(crate) linker: Linker<PolicyState>,
     pub(crate) limits: RuntimeLimits,
     pub(crate) metrics: PolicyMetrics,
-    _ticker: EpochTicker,
+    pub(crate) ticker: EpochTicker,
 }
 
 impl PolicyEngine {
@@ -142,6 +168,12 @@ impl PolicyEngine {
     /// The limits in force.
     pub fn limits(&self) -> &RuntimeLimits {
         &self.inner.limits
+    }
+
+    /// Epoch ticks since the engine started: the ticker runs only while policy code
+    /// does, so this stands still on an idle gateway.
+    pub fn epoch_ticks(&self) -> u64 {
+        self.inner.ticker.ticks()
     }
 
     /// The metrics this engine records into.
@@ -175,40 +207,92 @@ impl ComponentCache {
     }
 }
 
-/// Advances the engine's epoch every tick on a background thread, stopped on drop.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
+/// Advances the engine's epoch every tick on a background thread, but only while an
+/// evaluation (or an instantiation) is running: an idle gateway's ticker is parked and
+/// costs nothing. Stopped on drop.
+pub(crate) struct EpochTicker {
+    shared: Arc<TickerShared>,
     thread: Option<JoinHandle<()>>,
+}
+
+struct TickerShared {
+    stop: AtomicBool,
+    /// Evaluations and instantiations under a deadline right now.
+    running: AtomicUsize,
+    /// Ticks since start; for tests of the idle state.
+    ticks: AtomicU64,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+/// Held while guest code runs under an epoch deadline; keeps the ticker ticking.
+pub(crate) struct Ticking<'a>(&'a TickerShared);
+
+impl Drop for Ticking<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl EpochTicker {
     fn start(engine: Engine, tick: std::time::Duration) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let shared = Arc::new(TickerShared {
+            stop: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            ticks: AtomicU64::new(0),
+            thread: std::sync::OnceLock::new(),
+        });
+        let state = shared.clone();
         let thread = std::thread::Builder::new()
             .name("policy-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
+                while !state.stop.load(Ordering::Acquire) {
+                    if state.running.load(Ordering::Acquire) == 0 {
+                        // Woken by the next evaluation (or by drop). An unpark that comes
+                        // between the check and the park makes the park return at once.
+                        std::thread::park();
+                        continue;
+                    }
                     std::thread::sleep(tick);
                     engine.increment_epoch();
+                    state.ticks.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .ok();
-        if thread.is_none() {
+        match &thread {
+            Some(handle) => {
+                let _ = shared.thread.set(handle.thread().clone());
+            }
             // Without the ticker no deadline would ever fire; a gateway that cannot start
             // a thread is in no state to run anyway, but say so loudly.
-            tracing::error!(
+            None => tracing::error!(
                 "cannot start the policy epoch thread: policy deadlines are not enforced"
-            );
+            ),
         }
-        EpochTicker { stop, thread }
+        EpochTicker { shared, thread }
+    }
+
+    /// Marks guest code as running under a deadline until the guard is dropped, waking
+    /// the ticker if it was idle.
+    pub(crate) fn ticking(&self) -> Ticking<'_> {
+        if self.shared.running.fetch_add(1, Ordering::AcqRel) == 0
+            && let Some(thread) = self.shared.thread.get()
+        {
+            thread.unpark();
+        }
+        Ticking(&self.shared)
+    }
+
+    /// Epoch ticks so far.
+    pub(crate) fn ticks(&self) -> u64 {
+        self.shared.ticks.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }

@@ -62,7 +62,17 @@ pub struct RuntimeLimits {
     pub log_lines_per_evaluation: u32,
     /// Longest log line kept, in bytes; longer lines are cut.
     pub log_line_bytes: usize,
+    /// Bytes of `wasi:random` (secure and insecure together) one evaluation may draw; one
+    /// call may ask for at most [`RANDOM_BYTES_PER_CALL`]. The standard library draws 16
+    /// bytes once (hash map keys); 1 MiB is far beyond any real need, while a policy asking
+    /// for megabytes at a time would otherwise hold the host (where the deadline cannot
+    /// interrupt it) for seconds. Over it: the evaluation traps.
+    pub random_bytes_per_evaluation: u64,
 }
+
+/// Largest `wasi:random` request of one call: generating it is host work the deadline
+/// cannot interrupt, so it is kept to well under a millisecond.
+pub const RANDOM_BYTES_PER_CALL: u64 = 64 << 10;
 
 impl Default for RuntimeLimits {
     fn default() -> Self {
@@ -77,6 +87,7 @@ impl Default for RuntimeLimits {
             load_deadline: Duration::from_millis(500),
             log_lines_per_evaluation: 32,
             log_line_bytes: 4096,
+            random_bytes_per_evaluation: 1 << 20,
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct PolicyMetrics {
     pub log_lines_dropped: Family<WorldLabels, Counter>,
     /// Components compiled (a load whose bytes were not in the compile cache).
     pub compilations: Counter,
+    /// Rescans of the policy directory by the watcher (each reads what changed).
+    pub rescans: Counter,
 }
 
 /// Latency buckets from 2 µs to 50 ms: evaluations sit in the microseconds, a deadline
@@ -81,6 +83,7 @@ impl Default for PolicyMetrics {
             instantiations: Family::default(),
             log_lines_dropped: Family::default(),
             compilations: Counter::default(),
+            rescans: Counter::default(),
         }
     }
 }
@@ -108,6 +111,11 @@ impl PolicyMetrics {
             "reloads",
             "Policy reload attempts by world and result",
             self.reloads.clone(),
+        );
+        sub.register(
+            "directory_rescans",
+            "Rescans of the policy directory by the watcher",
+            self.rescans.clone(),
         );
         sub.register(
             "instantiations",

@@ -2,13 +2,14 @@
 //! the implementation of the `grid:policy/host` interface (log, settings, now).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, types};
-use super::limits::RuntimeLimits;
+use super::limits::{RANDOM_BYTES_PER_CALL, RuntimeLimits};
 use super::world::World;
 
 /// Per-instance state living in the wasmtime `Store`.
@@ -27,6 +28,14 @@ pub struct PolicyState {
     log_lines_dropped: u32,
     log_line_bytes: usize,
     log_lines_per_evaluation: u32,
+    /// When the evaluation in progress must end; host calls that do work check it, since
+    /// epoch interruption only reaches guest code.
+    pub(crate) deadline_at: Option<Instant>,
+    /// `wasi:random` bytes the evaluation in progress may still draw.
+    pub(crate) random_bytes_left: u64,
+    random_bytes_per_evaluation: u64,
+    /// What is left of the stdout/stderr budget of the evaluation in progress.
+    output: OutputBudget,
 }
 
 impl PolicyState {
@@ -40,10 +49,17 @@ impl PolicyState {
         // network (sockets deny every address by default, name lookup is off), stdin
         // closed and stdout/stderr discarded. Clocks and randomness stay: they are needed
         // by the standard library (hash map seeds) and leak nothing.
+        //
+        // stdout and stderr are discarded by a sink that answers at once (wasmtime's
+        // default goes through an async adapter, a round trip per write) and is held to
+        // OUTPUT_BYTES_PER_EVALUATION, after which the streams report closed.
+        let output = OutputBudget::default();
         let wasi = WasiCtx::builder()
             .allow_ip_name_lookup(false)
             .allow_tcp(false)
             .allow_udp(false)
+            .stdout(output.clone())
+            .stderr(output.clone())
             .build();
         PolicyState {
             wasi,
@@ -57,15 +73,53 @@ impl PolicyState {
             log_lines_dropped: 0,
             log_line_bytes: limits.log_line_bytes,
             log_lines_per_evaluation: limits.log_lines_per_evaluation,
+            deadline_at: None,
+            output,
+            random_bytes_left: limits.random_bytes_per_evaluation,
+            random_bytes_per_evaluation: limits.random_bytes_per_evaluation,
         }
     }
 
-    /// Resets per-evaluation budgets before a call.
-    pub(crate) fn begin_evaluation(&mut self, now_override: Option<u64>) {
+    /// Resets per-evaluation budgets before a call that may run for `budget`.
+    pub(crate) fn begin_evaluation(&mut self, now_override: Option<u64>, budget: Duration) {
         self.now_override = now_override;
+        self.deadline_at = Instant::now().checked_add(budget);
+        self.random_bytes_left = self.random_bytes_per_evaluation;
+        self.output.reset();
         self.log_lines_left = self.log_lines_per_evaluation;
         self.log_lines_dropped = 0;
         self.limiter.denied = false;
+    }
+
+    /// Fails with the epoch interrupt's trap (reported as the deadline) once the
+    /// evaluation in progress is past its deadline.
+    pub(crate) fn check_deadline(&self) -> wasmtime::Result<()> {
+        match self.deadline_at {
+            Some(at) if Instant::now() >= at => Err(wasmtime::Trap::Interrupt.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// `len` random bytes for `wasi:random`, within the per-call and per-evaluation
+    /// budgets and the deadline; a request over a budget traps.
+    pub(crate) fn random_bytes(&mut self, interface: &str, len: u64) -> wasmtime::Result<Vec<u8>> {
+        self.check_deadline()?;
+        if len > RANDOM_BYTES_PER_CALL {
+            return Err(wasmtime::format_err!(
+                "{interface}: {len} bytes asked in one call, more than the {RANDOM_BYTES_PER_CALL} allowed"
+            ));
+        }
+        if len > self.random_bytes_left {
+            return Err(wasmtime::format_err!(
+                "{interface}: more than {} bytes asked in one evaluation",
+                self.random_bytes_per_evaluation
+            ));
+        }
+        self.random_bytes_left -= len;
+        // Bounded by RANDOM_BYTES_PER_CALL above, so the cast cannot truncate.
+        let mut bytes = vec![0u8; len as usize];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        Ok(bytes)
     }
 
     /// Reports log lines dropped by the budget during the last evaluation, and returns
@@ -119,6 +173,84 @@ impl host::Host for PolicyState {
     fn now(&mut self) -> u64 {
         self.now_override.unwrap_or_else(unix_now)
     }
+}
+
+/// Bytes a policy may write to stdout and stderr together in one evaluation. They are
+/// discarded (policies log through `grid:policy/host.log`); the budget only bounds the
+/// host work a write loop can cause.
+pub const OUTPUT_BYTES_PER_EVALUATION: usize = 64 << 10;
+
+/// Largest write accepted at once: what wasmtime's own pipes allow.
+const OUTPUT_BYTES_PER_WRITE: usize = 4096;
+
+/// A discarding stdout/stderr with a per-evaluation byte budget shared by both streams.
+#[derive(Clone)]
+struct OutputBudget(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Default for OutputBudget {
+    fn default() -> Self {
+        OutputBudget(Arc::new(std::sync::atomic::AtomicUsize::new(
+            OUTPUT_BYTES_PER_EVALUATION,
+        )))
+    }
+}
+
+impl OutputBudget {
+    fn reset(&self) {
+        self.0.store(
+            OUTPUT_BYTES_PER_EVALUATION,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn left(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for OutputBudget {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for OutputBudget {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASIp3 uses this, and the linker provides WASIp2 only.
+        Box::new(tokio::io::sink())
+    }
+}
+
+impl OutputStream for OutputBudget {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        let left = self.left();
+        if bytes.len() > left.min(OUTPUT_BYTES_PER_WRITE) {
+            return Err(StreamError::Closed);
+        }
+        self.0
+            .store(left - bytes.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        match self.left() {
+            0 => Err(StreamError::Closed),
+            left => Ok(left.min(OUTPUT_BYTES_PER_WRITE)),
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for OutputBudget {
+    async fn ready(&mut self) {}
 }
 
 /// Current unix time in seconds (0 if the clock is before 1970).

@@ -45,6 +45,40 @@ impl Default for WatchConfig {
     }
 }
 
+/// First wait before retrying a rescan that failed with unchanged files; doubled per
+/// failure up to [`MAX_RETRY_BACKOFF`].
+const FIRST_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Whether a file event is a change worth a rescan: creations, writes, metadata changes,
+/// renames and removals, not reads.
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    matches!(
+        kind,
+        EventKind::Any | EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+    )
+}
+
+/// Identity (device, inode), size and modification time of a file, following symlinks (a
+/// ConfigMap's `..data` swap changes the inode); `None` when it does not exist.
+type FileStamp = Option<(u64, u64, u64, i64, i64)>;
+
+/// The stamps of every file the policies are read from: unchanged stamps mean a rescan
+/// would read the same bytes, so it is skipped without opening any file.
+fn snapshot(dir: &Path) -> Vec<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    World::ALL
+        .iter()
+        .flat_map(|&world| [wasm_path(dir, world), settings_path(dir, world)])
+        .map(|path| {
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+        })
+        .collect()
+}
+
 /// The longest a burst of events can postpone a rescan, in multiples of the debounce.
 const MAX_DEBOUNCE_FACTOR: u32 = 10;
 
@@ -211,7 +245,9 @@ pub fn spawn_watcher(set: Arc<PolicySet>, dir: PathBuf, config: WatchConfig) -> 
     // The notify watcher lives inside the task so it stops with it. If the platform
     // watcher cannot start (inotify limits, say), polling alone keeps reload working.
     let fs_watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // Only changes: the rescan's own reads are reported as access events, and reacting
+        // to them made an idle watcher rescan without end.
+        if event.is_ok_and(|e| is_change(&e.kind)) {
             let _ = events_tx.send(());
         }
     })
@@ -231,6 +267,12 @@ pub fn spawn_watcher(set: Arc<PolicySet>, dir: PathBuf, config: WatchConfig) -> 
         poll.tick().await; // the first tick fires at once; the initial load was done
         // Closed when the platform watcher could not start: polling carries on alone.
         let mut events_open = true;
+        // What the files looked like at the last rescan, and when a rescan whose files are
+        // unchanged is due again (after a transient failure, with back-off). Empty at first,
+        // so the first tick or event rescans once: files may have changed between the
+        // caller's initial load and this task's start.
+        let mut seen: Vec<FileStamp> = Vec::new();
+        let mut retry: Option<(tokio::time::Instant, Duration)> = None;
         loop {
             tokio::select! {
                 _ = stopped.changed() => break,
@@ -253,7 +295,25 @@ pub fn spawn_watcher(set: Arc<PolicySet>, dir: PathBuf, config: WatchConfig) -> 
                 }
                 _ = poll.tick() => {}
             }
-            reload(&set, Some(&dir)).await;
+            let now = snapshot(&dir);
+            let retry_due = retry.is_some_and(|(at, _)| tokio::time::Instant::now() >= at);
+            if now == seen && !retry_due {
+                continue;
+            }
+            let backoff = match retry {
+                Some((_, last)) if now == seen => (last * 2).min(MAX_RETRY_BACKOFF),
+                _ => FIRST_RETRY_BACKOFF,
+            };
+            seen = now;
+            set.engine().metrics().rescans.inc();
+            let outcomes = reload(&set, Some(&dir)).await;
+            let failed = outcomes
+                .iter()
+                .any(|(_, outcome)| matches!(outcome, ReloadOutcome::Failed(_)));
+            // A failure that may pass (an unreadable file, a validate-settings that ran out of
+            // time) is retried, at 1 s, 2 s, 4 s … up to a minute while its files stay the
+            // same; a failure that cannot pass is answered Unchanged on the retry, ending it.
+            retry = failed.then(|| (tokio::time::Instant::now() + backoff, backoff));
         }
     });
     WatcherHandle {

@@ -13,6 +13,12 @@
 //! - `"sleep"`: sleeps for a minute through WASI (the host must not wait for it);
 //! - `"alias"`: answers a breakdown of 100 000 lines whose names all point at one 1 MiB
 //!   string (the host must not copy 100 GB out of a 16 MiB guest);
+//! - `"random"`, `"random-insecure"`: asks `wasi:random` (secure, insecure) for 24 MiB at a
+//!   time, in a loop (the host must bound each call and the evaluation); `"random-small"`
+//!   asks for 64 KiB at a time, in a loop (the per-evaluation budget must stop it);
+//! - `"clock"`: reads the wall and monotonic clocks in a loop;
+//! - `"stdout"`, `"stderr"`: writes 64 KiB at a time to stdout or stderr, in a loop;
+//! - `"exit"`: calls `wasi:cli/exit`;
 //! - anything else: an acceptable quote of price 1.
 //!
 //! Settings: `{"validate": "loop"}` spins in `validate-settings`; `{"validate": "reject"}`
@@ -25,6 +31,39 @@ use grid_policy_sdk::bindings::pricing::{
     grid::policy::host,
     grid::policy::types::{NodeInfo, PriceLine, Quote, QuoteRequest},
 };
+
+mod wasi_random {
+    wit_bindgen::generate!({
+        inline: r#"
+            package hostile:imports;
+            world imports {
+                import wasi:random/random@0.2.0;
+                import wasi:random/insecure@0.2.0;
+            }
+            package wasi:random@0.2.0 {
+                interface random {
+                    get-random-bytes: func(len: u64) -> list<u8>;
+                    get-random-u64: func() -> u64;
+                }
+                interface insecure {
+                    get-insecure-random-bytes: func(len: u64) -> list<u8>;
+                    get-insecure-random-u64: func() -> u64;
+                }
+            }
+        "#,
+        world: "hostile:imports/imports",
+        generate_all,
+    });
+    pub use wasi::random::{insecure, random};
+}
+
+/// Writes to stdout or stderr without end, ignoring refusals (the host must stop it).
+fn write_forever(mut out: impl std::io::Write) -> ! {
+    let chunk = vec![b'x'; 64 << 10];
+    loop {
+        let _ = std::hint::black_box(out.write(&chunk));
+    }
+}
 
 static SERVED: AtomicU64 = AtomicU64::new(0);
 
@@ -95,6 +134,22 @@ impl Guest for Hostile {
                 }
                 ok("1".into())
             }
+            Some("random") => loop {
+                std::hint::black_box(wasi_random::random::get_random_bytes(24 << 20));
+            },
+            Some("random-small") => loop {
+                std::hint::black_box(wasi_random::random::get_random_bytes(64 << 10));
+            },
+            Some("random-insecure") => loop {
+                std::hint::black_box(wasi_random::insecure::get_insecure_random_bytes(24 << 20));
+            },
+            Some("clock") => loop {
+                std::hint::black_box(std::time::SystemTime::now());
+                std::hint::black_box(std::time::Instant::now());
+            },
+            Some("stdout") => write_forever(std::io::stdout()),
+            Some("stderr") => write_forever(std::io::stderr()),
+            Some("exit") => std::process::exit(3),
             _ => ok("1".into()),
         }
     }
