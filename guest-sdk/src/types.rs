@@ -323,10 +323,13 @@ impl SessionDecision {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestMeta {
-    /// HTTP method, upper case.
+    /// HTTP method as the app receives it: standard methods always upper case (the host
+    /// refuses other spellings of them), extension methods as sent.
     pub method: String,
     /// Path without the query string, normalised by the host (unreserved percent-escapes
-    /// decoded, dot segments resolved, repeated slashes merged).
+    /// decoded, dot segments resolved, repeated slashes merged). Targets no normalisation
+    /// makes unambiguous (an encoded `/` or `\`, encoded dot segments, control bytes) are
+    /// refused before any policy; with `process.allow_encoded_slash`, `%2F` stays encoded.
     pub path: String,
     /// The Host the client addressed.
     #[serde(default)]

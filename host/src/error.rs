@@ -172,6 +172,18 @@ pub enum Error {
     /// The authorization policy refused the request.
     #[error("{0}")]
     RequestDenied(String),
+    /// The request's path is one the policy and the app could read differently.
+    #[error("the request path has {0}, which apps and the gateway's policy could read differently")]
+    AmbiguousPath(String),
+    /// A standard method spelled otherwise than in upper case.
+    #[error("method {0:?}: standard methods are accepted in upper case only")]
+    NonCanonicalMethod(String),
+    /// More than one `Host` header field (RFC 9112 §3.2).
+    #[error("the request has more than one Host header field")]
+    DuplicateHost,
+    /// A GET or HEAD request with a body.
+    #[error("a {0} request may not have a body on this node")]
+    BodyNotAllowed(String),
     /// No app was ever deployed for the order.
     #[error("no app has been deployed for order {0}")]
     AppNotFound(String),
@@ -271,6 +283,10 @@ impl Error {
             Error::NotOrderOwner(_) => "not_order_owner",
             Error::OrderNotRunning { .. } => "order_not_running",
             Error::RequestDenied(_) => "request_denied",
+            Error::AmbiguousPath(_) => "ambiguous_path",
+            Error::NonCanonicalMethod(_) => "non_canonical_method",
+            Error::DuplicateHost => "duplicate_host",
+            Error::BodyNotAllowed(_) => "body_not_allowed",
             Error::AppNotFound(_) => "app_not_found",
             Error::AppNotRunning { .. } => "app_not_running",
             Error::NoPods(_) => "app_no_pods",

@@ -50,6 +50,15 @@ pub struct ProcessConfig {
     /// Skip the authorization policy's `authorize-request` on proxied requests. Default
     /// false (every proxied request is asked; it costs a few microseconds).
     pub skip_request_policy: bool,
+    /// Let targets with an encoded slash (`%2F`) through, for apps that need one in a path
+    /// segment. The policy then sees it still encoded (`/files/a%2Fb`, one segment), while an
+    /// app that decodes before routing reads two: write rules for such apps accordingly.
+    /// Default false: such a target is refused (400 `ambiguous_path`).
+    pub allow_encoded_slash: bool,
+    /// Let a GET or HEAD request carry a body (a non-empty `Content-Length` or any
+    /// `Transfer-Encoding`). Default false: refused (400 `body_not_allowed`), since an app
+    /// that ignores such a body reads it as a request of its own that no policy saw.
+    pub allow_get_body: bool,
 }
 
 /// True for an order id in its canonical spelling (decimal digits, no leading zero): the only
@@ -263,6 +272,14 @@ impl ProcessService {
         }
     }
 
+    /// Refuses what the policy and the app could read differently, before anything else
+    /// looks at the request: a standard method spelled otherwise than upper case
+    /// ([`check_method`]) and a path no normalisation makes unambiguous ([`check_path`]).
+    pub fn check_request(&self, method: &str, path: &str) -> Result<()> {
+        check_method(method)?;
+        check_path(path, self.config.allow_encoded_slash)
+    }
+
     /// Asks the authorization policy about one request (unless configured off).
     pub async fn authorize<H: Headers>(
         &self,
@@ -308,6 +325,69 @@ fn split_port(host: &str) -> (&str, Option<&str>) {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (name, Some(port)),
         _ => (host, None),
     }
+}
+
+/// The methods RFC 9110 §9 and RFC 5789 define: an app reads these in upper case
+/// whatever was sent (many frameworks upper-case the method), so the policy must too.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Refuses a standard method in any spelling but its own (`trace`, `Get`): a policy
+/// comparing with `"TRACE"` must not be side-stepped by case. Extension methods are
+/// case-sensitive tokens (RFC 9110 §9.1) and pass as sent.
+pub fn check_method(method: &str) -> Result<()> {
+    match STANDARD_METHODS
+        .iter()
+        .find(|standard| standard.eq_ignore_ascii_case(method))
+    {
+        Some(standard) if *standard != method => Err(Error::NonCanonicalMethod(method.into())),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a path (without its query) that [`normalize_path`] cannot make the path an app
+/// routes on: an encoded `/` (unless `allow_encoded_slash`) or `\`, a raw `\`, a control
+/// byte or NUL raw or encoded, and a segment that is a dot segment only once decoded or
+/// cut (`%2e%2e`, `.%2e`, `..;x` as Java servers read it, `..%2F` with encoded slashes
+/// allowed). Python's http.server, WSGI and most routers decode `%2F` before routing, so
+/// `/admin%2Fsecret` is `/admin/secret` to them but one segment to a prefix rule.
+pub fn check_path(path: &str, allow_encoded_slash: bool) -> Result<()> {
+    let refuse = |why: &str| Err(Error::AmbiguousPath(why.to_owned()));
+    let bytes = path.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\\' {
+            return refuse("a backslash");
+        }
+        if b.is_ascii_control() {
+            return refuse("a control byte");
+        }
+        if b == b'%'
+            && let [hi, lo, ..] = bytes[i + 1..]
+            && let (Some(h), Some(l)) = (hex_value(hi), hex_value(lo))
+        {
+            match h << 4 | l {
+                b'/' if !allow_encoded_slash => return refuse("an encoded slash"),
+                b'\\' => return refuse("an encoded backslash"),
+                d if d.is_ascii_control() => return refuse("an encoded control byte"),
+                _ => {}
+            }
+        }
+    }
+    for segment in path.split('/') {
+        if !segment.contains(['%', ';']) {
+            // Plain `.` and `..` are resolved by `normalize_path` as apps resolve them.
+            continue;
+        }
+        let decoded = decode_unreserved(segment);
+        for piece in decoded.split("%2F") {
+            let piece = piece.split(';').next().unwrap_or_default();
+            if piece == "." || piece == ".." {
+                return refuse("an encoded or parameterised dot segment");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The path a policy sees (the WIT's promise): percent-escapes of unreserved characters

@@ -19,7 +19,13 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable snake_case code to match on.
+    /// Stable snake_case code to match on. Requests to apps can also be refused before
+    /// they reach one: 400 `ambiguous_path` (an encoded `/` or `\`, an encoded dot segment,
+    /// a control byte in the path), `non_canonical_method` (`get` for `GET`),
+    /// `duplicate_host`, `body_not_allowed` (a body on GET or HEAD), `bad_request_body` (a
+    /// malformed chunked body), `ambiguous_length`; 403 `request_denied`; 413
+    /// `body_too_large`; 502 `upstream_unreachable`, `upstream_bad_response`; 504
+    /// `upstream_timeout`.
     pub code: String,
     /// A sentence for people (the policy's reason, where a policy refused).
     pub message: String,
@@ -74,7 +80,11 @@ pub fn status_of(error: &Error) -> StatusCode {
         }
         Error::NoSuchApp => StatusCode::NOT_FOUND,
         Error::AppNotAvailable(_) => StatusCode::CONFLICT,
-        Error::OrderRequired(_) => StatusCode::BAD_REQUEST,
+        Error::OrderRequired(_)
+        | Error::AmbiguousPath(_)
+        | Error::NonCanonicalMethod(_)
+        | Error::DuplicateHost
+        | Error::BodyNotAllowed(_) => StatusCode::BAD_REQUEST,
         Error::HandoffInvalid => StatusCode::UNAUTHORIZED,
         Error::AppsDomainNotConfigured => StatusCode::CONFLICT,
         Error::Proxy(e) => e.status(),

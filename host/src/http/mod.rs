@@ -47,6 +47,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new().fallback_service(tower::service_fn(move |request: Request| {
         let (api, gateway) = (api.clone(), gateway.clone());
         async move {
+            let mut request = request;
+            if let Err(error) = process::settle_host(&mut request) {
+                return Ok(error.into_response());
+            }
             if is_api(&gateway, &request) {
                 api.oneshot(request).await
             } else {
@@ -75,6 +79,9 @@ pub fn connection_service(
         let (api, gateway, api_runtime) = (api.clone(), gateway.clone(), api_runtime.clone());
         async move {
             request.extensions_mut().insert(ConnectInfo(peer));
+            if let Err(error) = process::settle_host(&mut request) {
+                return Ok(error.into_response());
+            }
             if is_api(&gateway, &request) {
                 let handled = api_runtime.spawn(api.oneshot(request.map(axum::body::Body::new)));
                 handled.await.unwrap_or_else(|error| {

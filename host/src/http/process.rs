@@ -53,6 +53,9 @@ where
         return redeem_handoff(gw, &request, code);
     }
     let (mut parts, body) = request.into_parts();
+    if refuses_body(gw, parts.method.as_str(), !body.is_end_stream()) {
+        return Err(Error::BodyNotAllowed(parts.method.to_string()));
+    }
     let (route, credential) = {
         let view = view(
             gw,
@@ -130,6 +133,40 @@ fn redeem_handoff<B>(
         .into_response())
 }
 
+/// Whether a `method` request with a body (`has_body`) is refused: GET and HEAD, unless
+/// `process.allow_get_body`. An app that ignores a GET body reads it as a request of its
+/// own, one no policy saw.
+pub(super) fn refuses_body(gw: &Gateway, method: &str, has_body: bool) -> bool {
+    has_body && matches!(method, "GET" | "HEAD") && !gw.process.config().allow_get_body
+}
+
+/// Settles which host a request on hyper's path names, before anything routes on it:
+/// two `Host` fields are refused (RFC 9112 §3.2), and an absolute-form target's (or
+/// HTTP/2's `:authority`) authority replaces the `Host` field (RFC 9112 §3.2.2), so that
+/// routing, the policy and the app all read the one host.
+pub(super) fn settle_host<B>(request: &mut http::Request<B>) -> Result<(), Error> {
+    if request
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(Error::DuplicateHost);
+    }
+    if let Some(authority) = request.uri().authority() {
+        // Never a userinfo (`user@`): the host and port alone.
+        let host = match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        };
+        let value = http::HeaderValue::from_str(&host)
+            .map_err(|_| Error::BadRequest("the request's authority is not a valid host".into()))?;
+        request.headers_mut().insert(header::HOST, value);
+    }
+    Ok(())
+}
+
 /// The host a request names: its `Host` header, or the URI's authority (HTTP/2).
 pub fn host<B>(request: &http::Request<B>) -> Option<&str> {
     host_of(request.headers(), request.uri())
@@ -159,7 +196,8 @@ pub(super) fn view<'a, H: Headers>(
     }
 }
 
-/// Who is asking and where their request goes, in the order of cost: the session (a
+/// Who is asking and where their request goes, in the order of cost: a method and path
+/// the policy and the app read alike (else 400), the session (a
 /// cookie decrypt and a cache read), the route (an in-memory map), the authorization
 /// policy (a wasm call). Returns the route and what carried the session.
 pub(super) async fn admit<H: Headers + Sync>(
@@ -167,6 +205,7 @@ pub(super) async fn admit<H: Headers + Sync>(
     headers: &H,
     view: &RequestView<'_, H>,
 ) -> Result<(Route, Credential), Error> {
+    gw.process.check_request(view.method, view.path)?;
     let (token, credential) = session_credential(headers, gw.auth.settings().cookie_name)
         .ok_or(Error::Unauthenticated)?;
     let session = gw.auth.authenticate(&token, unix_now())?;

@@ -243,6 +243,9 @@ async fn process(
     peer: SocketAddr,
     buffers: &mut WireBuffers,
 ) -> Result<Finished, Failure> {
+    if super::process::refuses_body(gw, request.method, request.body_len() > 0) {
+        return Err(Error::BodyNotAllowed(request.method.to_owned()).into());
+    }
     let (route, credential) = {
         let path = request.target.split('?').next().unwrap_or_default();
         let view = view(gw, request.method, path, request.host, &request.headers);

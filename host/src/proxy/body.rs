@@ -29,6 +29,12 @@ pub fn empty() -> ProxyBody {
         .boxed_unsync()
 }
 
+/// The client's request body failed as it was read (a malformed chunk, the connection
+/// gone): the client's fault, never the app's.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body: {0}")]
+pub struct ClientBodyError(#[source] pub BoxError);
+
 /// A body paused for longer than its idle timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("no data for {0:?}")]

@@ -9,6 +9,9 @@ pub enum ProxyError {
     /// ambiguous and such requests are the raw material of request smuggling.
     #[error("the request has both Transfer-Encoding and Content-Length")]
     AmbiguousLength,
+    /// The request body could not be read as sent (a malformed chunked body).
+    #[error("the request body is malformed")]
+    BadRequestBody,
     /// The request body is larger than allowed.
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge {
@@ -34,7 +37,7 @@ impl ProxyError {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::AmbiguousLength => StatusCode::BAD_REQUEST,
+            ProxyError::AmbiguousLength | ProxyError::BadRequestBody => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamBadResponse(_) => {
@@ -48,6 +51,7 @@ impl ProxyError {
     pub fn code(&self) -> &'static str {
         match self {
             ProxyError::AmbiguousLength => "ambiguous_length",
+            ProxyError::BadRequestBody => "bad_request_body",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::ClientBodyTimeout => "body_timeout",
             ProxyError::UpstreamUnreachable(_) => "upstream_unreachable",

@@ -10,7 +10,7 @@ use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::body::{BoxError, IdleTimeout, IdleTimeoutError, ProxyBody};
+use super::body::{BoxError, ClientBodyError, IdleTimeout, IdleTimeoutError, ProxyBody};
 use super::config::ProxyConfig;
 use super::error::ProxyError;
 use super::headers::{self, Origin};
@@ -207,6 +207,9 @@ impl Forwarder {
         } else {
             usize::try_from(limit).unwrap_or(usize::MAX)
         };
+        // The client's own body errors are marked as such: they are the client's 400, not
+        // the app's 502.
+        let body = body.map_err(|e| -> BoxError { Box::new(ClientBodyError(e.into())) });
         let body = IdleTimeout::new(Limited::new(body, limit), self.config.body_idle_timeout)
             .boxed_unsync();
         let started = std::time::Instant::now();
@@ -283,6 +286,9 @@ impl Forwarder {
             }
             if e.is::<IdleTimeoutError>() {
                 return ProxyError::ClientBodyTimeout;
+            }
+            if e.is::<ClientBodyError>() {
+                return ProxyError::BadRequestBody;
             }
             if let Some(io) = e.downcast_ref::<std::io::Error>()
                 && io.kind() == std::io::ErrorKind::TimedOut

@@ -360,6 +360,7 @@ pub fn set_forwarding(headers: &mut impl Headers, origin: &Origin<'_>) {
     if !origin.trusted {
         headers.remove_names(client_claims_origin);
     }
+    headers.remove_names(overrides_request);
     let peer = origin.peer.to_string();
     let chain = match (origin.trusted, joined(headers, X_FORWARDED_FOR)) {
         (true, Some(existing)) => format!("{existing}, {peer}"),
@@ -405,13 +406,24 @@ pub fn set_forwarding(headers: &mut impl Headers, origin: &Origin<'_>) {
 /// Only a trusted proxy may send them.
 fn client_claims_origin(name: &str) -> bool {
     const SET_BY_US: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
-    const OTHERS: [&str; 6] = [
+    const OTHERS: [&str; 16] = [
         "x-forwarded-port",
         "x-forwarded-prefix",
         "x-forwarded-ssl",
         "x-forwarded-scheme",
         "x-real-ip",
         "forwarded",
+        // CDNs' and load balancers' own names for the client's address.
+        "true-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "forwarded-for",
+        "x-originating-ip",
+        "x-remote-ip",
+        "x-remote-addr",
+        "x-forwarded-server",
     ];
     // Per header of every proxied request: compared in place, without case, `_` as `-`.
     let spelled = |claim: &str| {
@@ -423,6 +435,28 @@ fn client_claims_origin(name: &str) -> bool {
     };
     OTHERS.iter().any(|c| spelled(c))
         || (name.contains('_') && SET_BY_US.iter().any(|c| spelled(c)))
+}
+
+/// Headers through which frameworks let a request name another path or method than its
+/// request line (IIS and Symfony's `X-Original-URL`/`X-Rewrite-URL`, the method overrides
+/// of Rails, Express, Spring): the policy judged the request line, so nobody may send
+/// them, a trusted proxy included. Underscore spellings too.
+fn overrides_request(name: &str) -> bool {
+    const OVERRIDES: [&str; 6] = [
+        "x-original-url",
+        "x-original-uri",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ];
+    OVERRIDES.iter().any(|o| {
+        name.len() == o.len()
+            && name
+                .bytes()
+                .zip(o.bytes())
+                .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+    })
 }
 
 /// Appends this hop to `Via` (RFC 9110 §7.6.3).
