@@ -102,6 +102,17 @@ impl AppService {
         self.inner.refresh_routes(unix_now())
     }
 
+    /// The namespace this node deploys `order_id` into (`None` without a cluster, or for an
+    /// id that names no namespace).
+    pub fn namespace_of(&self, order_id: &str) -> Option<String> {
+        self.inner
+            .cluster
+            .as_ref()?
+            .client
+            .identity()
+            .namespace_for(order_id)
+    }
+
     /// The order-lifecycle side: teardown on chain events and expiry, reconciliation.
     pub fn lifecycle(&self) -> Lifecycle {
         Lifecycle::new(self.inner.clone())
@@ -132,6 +143,7 @@ impl AppService {
         let plan = grid_cluster::plan::prepare(
             fetched.bytes,
             &grid_cluster::plan::PlanInput {
+                identity: cluster.client.identity(),
                 order_id,
                 user: &caller.to_string(),
                 resources: &order.order.resources,
