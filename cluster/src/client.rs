@@ -93,6 +93,28 @@ impl ApplyObject {
         self
     }
 
+    /// Adds annotations to the object (over any of the same key the body had).
+    pub fn with_annotations(mut self, annotations: &[(&str, &str)]) -> Self {
+        if let Some(meta) = self.body.as_object_mut().and_then(|m| {
+            m.entry("metadata")
+                .or_insert_with(|| serde_json::json!({}))
+                .as_object_mut()
+        }) {
+            let map = meta
+                .entry("annotations")
+                .or_insert_with(|| serde_json::json!({}));
+            if !map.is_object() {
+                *map = serde_json::json!({});
+            }
+            if let Some(map) = map.as_object_mut() {
+                for (key, value) in annotations {
+                    map.insert((*key).to_owned(), (*value).into());
+                }
+            }
+        }
+        self
+    }
+
     /// `Kind/name`, for messages.
     pub fn describe(&self) -> String {
         format!("{}/{}", self.resource.kind, self.name)
@@ -172,6 +194,8 @@ pub struct ManagedNamespace {
     pub name: String,
     /// The order it belongs to (its label).
     pub order_id: Option<String>,
+    /// Its annotations (the entrance, pod selector and manifest URL of its app).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// The API server client of one gateway: everything it writes carries its [`Identity`],
@@ -401,9 +425,12 @@ impl ClusterClient {
                     .labels
                     .as_ref()
                     .and_then(|l| l.get(ORDER_ID_KEY).cloned());
-                ns.metadata
-                    .name
-                    .map(|name| ManagedNamespace { name, order_id })
+                let annotations = ns.metadata.annotations.unwrap_or_default();
+                ns.metadata.name.map(|name| ManagedNamespace {
+                    name,
+                    order_id,
+                    annotations,
+                })
             })
             .collect())
     }

@@ -28,6 +28,16 @@ pub const NODE_KEY: &str = "grid.dev/node";
 /// Label key: the 8 hex digits of [`Identity::short_hash`] (also in the namespace names).
 pub const GATEWAY_KEY: &str = "grid.dev/gateway";
 
+/// Annotation on an order's namespace: the Service traffic goes to. With the port and the
+/// pod selector, what a gateway whose store lost the app needs to adopt it again.
+pub const ENTRANCE_SERVICE_ANNOTATION: &str = "grid.dev/entrance-service";
+/// Annotation on an order's namespace: the entrance Service's port.
+pub const ENTRANCE_PORT_ANNOTATION: &str = "grid.dev/entrance-port";
+/// Annotation on an order's namespace: the label selector of the app's first workload's pods.
+pub const POD_SELECTOR_ANNOTATION: &str = "grid.dev/pod-selector";
+/// Annotation on an order's namespace: the manifest URL the app was deployed from.
+pub const MANIFEST_URL_ANNOTATION: &str = "grid.dev/manifest-url";
+
 /// Prefix of every field manager the gateway applies with (followed by `-` and the short
 /// hash of its identity).
 pub const FIELD_MANAGER_PREFIX: &str = "grid-gateway";

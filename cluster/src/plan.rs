@@ -106,6 +106,22 @@ pub async fn prepare(
             workloads.push(workload);
         }
     }
+    // What a gateway that lost its record of the app needs to adopt it again.
+    let port = checked.entrance.port.to_string();
+    let pod_selector = pod_selector.unwrap_or_default();
+    if let Some(namespace) = sandbox_objects.first_mut() {
+        *namespace = namespace.clone().with_annotations(&[
+            (
+                crate::labels::ENTRANCE_SERVICE_ANNOTATION,
+                checked.entrance.service.as_str(),
+            ),
+            (crate::labels::ENTRANCE_PORT_ANNOTATION, port.as_str()),
+            (
+                crate::labels::POD_SELECTOR_ANNOTATION,
+                pod_selector.as_str(),
+            ),
+        ]);
+    }
     Ok(DeployPlan {
         namespace: context.namespace,
         sandbox: sandbox_objects,
@@ -113,7 +129,7 @@ pub async fn prepare(
         workloads,
         service: checked.entrance.service,
         port: checked.entrance.port,
-        pod_selector: pod_selector.unwrap_or_default(),
+        pod_selector,
     })
 }
 
@@ -219,6 +235,10 @@ spec:
         );
         assert_eq!((plan.service.as_str(), plan.port), ("web", 8080));
         assert_eq!(plan.pod_selector, "app=web,tier=front");
+        let annotations = &plan.sandbox[0].body()["metadata"]["annotations"];
+        assert_eq!(annotations["grid.dev/entrance-service"], "web");
+        assert_eq!(annotations["grid.dev/entrance-port"], "8080");
+        assert_eq!(annotations["grid.dev/pod-selector"], "app=web,tier=front");
         let deployment = &plan.app[0];
         assert_eq!(
             deployment.body()["metadata"]["labels"]["grid.dev/order-id"],

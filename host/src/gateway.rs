@@ -196,6 +196,9 @@ impl Gateway {
                 (Some(client), Some(cc)) => Some((client.clone(), cc.clone())),
                 _ => None,
             },
+            chain
+                .clone()
+                .map(|chain| (chain, config.http.chain_timeout())),
         )?;
         let process = ProcessService::new(
             store.clone(),

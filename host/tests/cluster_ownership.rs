@@ -9,6 +9,7 @@ mod node_support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy::primitives::U256;
 use apps_support::*;
 use axum::body::Body;
 use axum::http::{Request, header};
@@ -226,4 +227,147 @@ async fn two_gateways_on_one_cluster_delete_nothing_of_each_other() {
         "one field manager per node: {managers:?}"
     );
     second.stop().await;
+}
+
+/// Copies a directory tree (a data directory, as an operator's backup would).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_store_readopts_live_apps_and_removes_them_once_their_order_ends() {
+    let node = Node::start(true).await;
+    // The backup: the user's order is accepted, nothing is deployed yet.
+    let backup = tempfile::tempdir().unwrap();
+    copy_dir(&node.dir.path().join("data"), backup.path());
+
+    // Since the backup: the order's app, and a second order (accepted and deployed after
+    // the backup, so the restored store knows neither it nor its app).
+    let first_ns = deploy_available(&node.gw, &node.files, &node.cookie, &node.order, "a").await;
+    let (second_order, second_cookie) = second_user(&node).await;
+    let second_ns =
+        deploy_available(&node.gw, &node.files, &second_cookie, &second_order, "b").await;
+
+    let Node {
+        chain,
+        fake,
+        gw,
+        dir,
+        order,
+        ..
+    } = node;
+    gw.stop().await;
+    drop(gw);
+    let data = dir.path().join("data");
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(backup.path(), &data);
+    let gw = Node::gateway_in(&chain, &fake, dir.path(), true).await;
+    assert!(gw.store.app(&order).unwrap().is_none(), "the old store");
+
+    let report = gw.apps.lifecycle().reconcile().await.unwrap();
+    assert!(report.orphans_deleted.is_empty(), "{report:?}");
+    let mut adopted = report.adopted.clone();
+    adopted.sort();
+    let mut expected = vec![order.clone(), second_order.clone()];
+    expected.sort();
+    assert_eq!(adopted, expected, "{report:?}");
+    let names = namespaces(&fake).await;
+    assert!(
+        names.contains(&first_ns) && names.contains(&second_ns),
+        "{names:?}"
+    );
+
+    // Both apps are back: their records, their routes, their orders' capacity.
+    let cookie = sign_in(&gw, USER_KEY).await;
+    let status = status_on(&gw, &cookie, &order).await;
+    assert_eq!(status.json["status"], "available", "{}", status.json);
+    assert_eq!(status.json["namespace"], first_ns.as_str());
+    assert_eq!(
+        call_app(&gw, &cookie, "/again").await.json,
+        "app a: GET /again"
+    );
+    let stranger = sign_in(&gw, STRANGER_KEY).await;
+    let status = status_on(&gw, &stranger, &second_order).await;
+    assert_eq!(status.json["status"], "available", "{}", status.json);
+    assert_eq!(call_app(&gw, &stranger, "/b").await.json, "app b: GET /b");
+    let order_path = format!("/_grid/v1/orders/{second_order}");
+    assert_eq!(get(&gw, &order_path).await.json["state"], "active");
+    // A second reconciliation has nothing left to adopt.
+    let again = gw.apps.lifecycle().reconcile().await.unwrap();
+    assert!(
+        again.adopted.is_empty() && again.orphans_deleted.is_empty(),
+        "{again:?}"
+    );
+
+    // Once the order is cancelled on chain, its app goes; the other stays.
+    gw.start_background();
+    chain
+        .market(USER_KEY)
+        .cancel(order.parse::<U256>().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let mut status = status_on(&gw, &cookie, &order).await;
+    for _ in 0..200 {
+        if status.json["status"] == "deleted" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        status = status_on(&gw, &cookie, &order).await;
+    }
+    assert_eq!(status.json["status"], "deleted", "{}", status.json);
+    assert_eq!(status.json["code"], "order_cancelled");
+    let names = namespaces(&fake).await;
+    assert!(!names.contains(&first_ns), "{names:?}");
+    assert!(names.contains(&second_ns), "{names:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_own_namespace_of_an_ended_order_is_removed_at_start() {
+    let node = Node::start(true).await;
+    let backup = tempfile::tempdir().unwrap();
+    copy_dir(&node.dir.path().join("data"), backup.path());
+    let ns = deploy_available(&node.gw, &node.files, &node.cookie, &node.order, "a").await;
+    let Node {
+        chain,
+        fake,
+        gw,
+        dir,
+        order,
+        ..
+    } = node;
+    gw.stop().await;
+    drop(gw);
+    // The order ends on chain while the node is down; the node comes back on its backup.
+    chain
+        .market(USER_KEY)
+        .cancel(order.parse::<U256>().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let data = dir.path().join("data");
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(backup.path(), &data);
+    let gw = Node::gateway_in(&chain, &fake, dir.path(), true).await;
+    let report = gw.apps.lifecycle().reconcile().await.unwrap();
+    assert_eq!(report.orphans_deleted, vec![ns.clone()], "{report:?}");
+    assert!(report.adopted.is_empty(), "{report:?}");
+    assert!(!namespaces(&fake).await.contains(&ns));
+    gw.stop().await;
 }
