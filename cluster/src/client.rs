@@ -390,6 +390,44 @@ impl ClusterClient {
         .await
     }
 
+    /// Whether the app in `namespace` is still there: the namespace exists, is this
+    /// gateway's, and holds at least one of its Deployments or StatefulSets.
+    pub async fn app_present(&self, namespace: &str) -> Result<bool> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let found = self
+            .bounded(async {
+                api.get_opt(namespace)
+                    .await
+                    .map_err(|e| ClusterError::from_kube("Namespace", namespace, e))
+            })
+            .await?;
+        if !found.is_some_and(|ns| {
+            ns.metadata.deletion_timestamp.is_none()
+                && self.identity.owns(ns.metadata.labels.as_ref())
+        }) {
+            return Ok(false);
+        }
+        let selector = self.identity.selector();
+        for resource in [
+            ApiResource::erase::<Deployment>(&()),
+            ApiResource::erase::<StatefulSet>(&()),
+        ] {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), namespace, &resource);
+            let list = self
+                .bounded(async {
+                    api.list(&ListParams::default().labels(&selector).limit(1))
+                        .await
+                        .map_err(|e| ClusterError::from_kube(&resource.kind, "*", e))
+                })
+                .await?;
+            if !list.items.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether a namespace exists (terminating ones count as existing).
     pub async fn namespace_exists(&self, name: &str) -> Result<bool> {
         let api: Api<Namespace> = Api::all(self.client.clone());

@@ -199,6 +199,7 @@ impl Gateway {
             chain
                 .clone()
                 .map(|chain| (chain, config.http.chain_timeout())),
+            metrics.apps_vanished.clone(),
         )?;
         let process = ProcessService::new(
             store.clone(),

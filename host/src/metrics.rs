@@ -48,6 +48,8 @@ pub struct GatewayMetrics {
     pub http_latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     /// Chain calls by call and result.
     pub chain_calls: Family<ChainLabels, Counter>,
+    /// Available apps whose namespace or workloads vanished from the cluster.
+    pub apps_vanished: Counter,
 }
 
 impl Default for GatewayMetrics {
@@ -56,6 +58,7 @@ impl Default for GatewayMetrics {
             http_requests: Family::default(),
             http_latency: Family::new_with_constructor(latency_histogram),
             chain_calls: Family::default(),
+            apps_vanished: Counter::default(),
         }
     }
 }
@@ -78,6 +81,11 @@ impl GatewayMetrics {
             "chain_calls",
             "Chain calls by call and result",
             self.chain_calls.clone(),
+        );
+        sub.register(
+            "apps_vanished",
+            "Available apps found without their namespace or workloads (failed, app_vanished)",
+            self.apps_vanished.clone(),
         );
     }
 

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use grid_gateway::gateway::Gateway;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::Api;
+use kube::api::{Api, DeleteParams};
 use node_support::*;
 use serde_json::json;
 
@@ -370,4 +370,41 @@ async fn an_own_namespace_of_an_ended_order_is_removed_at_start() {
     assert!(report.adopted.is_empty(), "{report:?}");
     assert!(!namespaces(&fake).await.contains(&ns));
     gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_available_app_whose_namespace_vanishes_is_failed_with_a_code() {
+    let node = Node::start(true).await;
+    let ns = deploy_available(&node.gw, &node.files, &node.cookie, &node.order, "a").await;
+    // Someone deletes the namespace behind the gateway's back.
+    Api::<Namespace>::all(node.fake.in_memory())
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    let torn = node.gw.apps.lifecycle().sweep().await.unwrap();
+    assert!(torn.is_empty(), "the order is still running: {torn:?}");
+    let status = node.app_status().await;
+    assert_eq!(status.json["status"], "failed", "{}", status.json);
+    assert_eq!(status.json["code"], "app_vanished", "{}", status.json);
+    node.call("GET", "/x")
+        .await
+        .assert_error(409, "app_not_available");
+    let metrics = get(&node.gw, "/_grid/metrics").await.json;
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "grid_gateway_apps_vanished_total 1"),
+        "{metrics}"
+    );
+    // A second sweep counts it once.
+    node.gw.apps.lifecycle().sweep().await.unwrap();
+    let metrics = get(&node.gw, "/_grid/metrics").await.json;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == "grid_gateway_apps_vanished_total 1")
+    );
 }

@@ -131,7 +131,12 @@ impl Lifecycle {
             }
             let order = self.inner.store.order(&app.order_id)?;
             let (code, reason) = match &order {
-                Some(o) if o.is_running(now) => continue,
+                Some(o) if o.is_running(now) => {
+                    if app.status == AppStatus::Available {
+                        self.check_present(&app.order_id, &app.namespace).await;
+                    }
+                    continue;
+                }
                 Some(o) if o.state == OrderState::Cancelled => {
                     ("order_cancelled", "its order was cancelled on chain")
                 }
@@ -150,6 +155,50 @@ impl Lifecycle {
         // Orders past their end drop out of the route table even before the teardown.
         self.inner.refresh_routes(now)?;
         Ok(done)
+    }
+
+    /// Fails an available app whose namespace or workloads are gone from the cluster
+    /// (deleted by hand, by another tool): `failed` with `app_vanished`, its route gone,
+    /// what is left of its namespace deleted, counted in `grid_gateway_apps_vanished`.
+    /// A cluster error is logged and left to the next sweep.
+    async fn check_present(&self, order_id: &str, namespace: &str) {
+        let Ok(cluster) = self.inner.cluster() else {
+            return;
+        };
+        match cluster.client.app_present(namespace).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(e) = cluster.client.delete_namespace(namespace).await {
+                    tracing::warn!(order = %order_id, error = %e, "vanished app: cannot delete what is left of its namespace");
+                }
+                let now = unix_now();
+                let written = self.inner.store.update_app(order_id, |current| {
+                    let mut next = current.filter(|c| c.status == AppStatus::Available)?;
+                    next.status = AppStatus::Failed;
+                    next.code = Some("app_vanished".into());
+                    next.reason = Some(
+                        "its namespace or workloads vanished from the cluster; deploy again".into(),
+                    );
+                    next.entrance = None;
+                    next.generation += 1;
+                    next.updated_at = now;
+                    Some(next)
+                });
+                match written {
+                    Ok(Some(_)) => {
+                        self.inner.vanished.inc();
+                        tracing::warn!(order = %order_id, %namespace, "app vanished from the cluster; failed");
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(order = %order_id, error = %e, "cannot record a vanished app")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(order = %order_id, error = %e, "cannot check the app's presence")
+            }
+        }
     }
 
     /// Matches the store against the cluster (see the module doc).

@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     chain: Option<ChainClient>,
     /// Bound on one read of an order from the chain.
     chain_timeout: std::time::Duration,
+    /// Counts available apps found vanished by the sweep.
+    vanished: prometheus_client::metrics::counter::Counter,
     /// The background deploy of each order, so a newer deploy or a teardown stops it.
     tasks: Mutex<HashMap<String, AbortHandle>>,
 }
@@ -78,6 +80,7 @@ impl AppService {
         policies: Arc<PolicySet>,
         cluster: Option<(ClusterClient, ClusterConfig)>,
         chain: Option<(ChainClient, std::time::Duration)>,
+        vanished: prometheus_client::metrics::counter::Counter,
     ) -> Result<Self> {
         let (chain, chain_timeout) = match chain {
             Some((client, timeout)) => (Some(client), timeout),
@@ -99,6 +102,7 @@ impl AppService {
                 routes: RouteTable::default(),
                 chain,
                 chain_timeout,
+                vanished,
                 tasks: Mutex::new(HashMap::new()),
             }),
         };
