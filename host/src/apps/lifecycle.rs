@@ -34,7 +34,7 @@ use crate::store::{AppRecord, AppStatus, OrderRecord, OrderState};
 /// What the chain says of the order of an own namespace the store has no live app for.
 enum OnChain {
     /// Active, addressed to this node, not past its end: adopt the app.
-    Active(Order),
+    Active(Box<Order>),
     /// Ended, expired, someone else's, or unknown to the Market: delete the namespace.
     Gone,
     /// No chain configured: nothing can be told, so the namespace is left alone.
@@ -249,7 +249,7 @@ impl Lifecycle {
             };
             match (verdict, order_id) {
                 (OnChain::Active(order), Some(id)) => {
-                    match self.adopt(cluster, &namespace, order).await {
+                    match self.adopt(cluster, &namespace, *order).await {
                         Ok(()) => report.adopted.push(id),
                         Err(e) => {
                             tracing::warn!(namespace = %namespace.name, error = %e, "cannot adopt the app of an active order; its namespace is kept")
@@ -302,7 +302,7 @@ impl Lifecycle {
             .saturating_add(order.duration_secs);
         Ok(
             if ours && order.status == OrderStatus::Active && ends > unix_now() {
-                OnChain::Active(order)
+                OnChain::Active(Box::new(order))
             } else {
                 OnChain::Gone
             },
