@@ -24,7 +24,7 @@ use kube::{Client, Resource};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ClusterError, Result};
-use crate::labels::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_KEY, ORDER_ID_KEY};
+use crate::labels::{GATEWAY_KEY, Identity, NODE_KEY, ORDER_ID_KEY};
 
 /// One object ready for server-side apply: its API resource, scope, name and body.
 #[derive(Clone, Debug)]
@@ -86,6 +86,28 @@ impl ApplyObject {
             }
             if let Some(map) = map.as_object_mut() {
                 for (key, value) in labels {
+                    map.insert((*key).to_owned(), (*value).into());
+                }
+            }
+        }
+        self
+    }
+
+    /// Adds annotations to the object (over any of the same key the body had).
+    pub fn with_annotations(mut self, annotations: &[(&str, &str)]) -> Self {
+        if let Some(meta) = self.body.as_object_mut().and_then(|m| {
+            m.entry("metadata")
+                .or_insert_with(|| serde_json::json!({}))
+                .as_object_mut()
+        }) {
+            let map = meta
+                .entry("annotations")
+                .or_insert_with(|| serde_json::json!({}));
+            if !map.is_object() {
+                *map = serde_json::json!({});
+            }
+            if let Some(map) = map.as_object_mut() {
+                for (key, value) in annotations {
                     map.insert((*key).to_owned(), (*value).into());
                 }
             }
@@ -172,19 +194,24 @@ pub struct ManagedNamespace {
     pub name: String,
     /// The order it belongs to (its label).
     pub order_id: Option<String>,
+    /// Its annotations (the entrance, pod selector and manifest URL of its app).
+    pub annotations: BTreeMap<String, String>,
 }
 
-/// The API server client.
+/// The API server client of one gateway: everything it writes carries its [`Identity`],
+/// and everything it lists is selected by it.
 #[derive(Clone)]
 pub struct ClusterClient {
     client: Client,
     timeout: Duration,
+    identity: std::sync::Arc<Identity>,
 }
 
 impl std::fmt::Debug for ClusterClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterClient")
             .field("timeout", &self.timeout)
+            .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
@@ -192,7 +219,11 @@ impl std::fmt::Debug for ClusterClient {
 impl ClusterClient {
     /// Connects from a kubeconfig file, or, without one, the way kubectl does: `KUBECONFIG`,
     /// `~/.kube/config`, then the in-cluster service account.
-    pub async fn connect(kubeconfig: Option<&Path>, timeout: Duration) -> Result<Self> {
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        timeout: Duration,
+        identity: Identity,
+    ) -> Result<Self> {
         // kube-rs builds its TLS config from rustls' process-wide provider, and a process
         // that links more than one (ring here, aws-lc-rs through another crate) has none
         // by default. Install ring unless the process already chose one.
@@ -214,12 +245,21 @@ impl ClusterClient {
         // them. Every other call is bounded by `timeout` around the call instead.
         config.read_timeout = None;
         let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
-        Ok(ClusterClient::from_client(client, timeout))
+        Ok(ClusterClient::from_client(client, timeout, identity))
     }
 
     /// Wraps a built client (tests).
-    pub fn from_client(client: Client, timeout: Duration) -> Self {
-        ClusterClient { client, timeout }
+    pub fn from_client(client: Client, timeout: Duration, identity: Identity) -> Self {
+        ClusterClient {
+            client,
+            timeout,
+            identity: std::sync::Arc::new(identity),
+        }
+    }
+
+    /// The gateway's identity: its labels, namespace names and field manager.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     async fn bounded<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
@@ -237,16 +277,20 @@ impl ClusterClient {
     }
 
     /// Server-side applies `objects` in order (namespaced ones into `namespace`), with the
-    /// gateway's field manager and `force`: the gateway owns these objects outright, so a
-    /// field someone changed by hand is taken back rather than turned into a conflict.
-    /// With `dry_run`, the API server validates and admits each object but stores nothing.
+    /// gateway's own field manager ([`Identity::field_manager`]) and `force`: inside its
+    /// own namespace the gateway owns these objects outright, so a field someone changed by
+    /// hand is taken back rather than turned into a conflict. `namespace` must not exist
+    /// yet or carry this gateway's identity: another gateway's namespace is never forced
+    /// ([`ClusterError::NotOwned`]). With `dry_run`, the API server validates and admits
+    /// each object but stores nothing.
     pub async fn apply(
         &self,
         namespace: &str,
         objects: &[ApplyObject],
         dry_run: bool,
     ) -> Result<()> {
-        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        self.check_owned(namespace, false).await?;
+        let mut params = PatchParams::apply(&self.identity.field_manager()).force();
         params.dry_run = dry_run;
         for object in objects {
             let api = self.dynamic(object, namespace);
@@ -261,12 +305,40 @@ impl ClusterClient {
         Ok(())
     }
 
+    /// Refuses a namespace that exists and is not this gateway's. With `legacy`, one
+    /// without any gateway identity (written by a gateway before identities) passes too:
+    /// the store's record of it is what makes it this gateway's.
+    async fn check_owned(&self, namespace: &str, legacy: bool) -> Result<()> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let found = self
+            .bounded(async {
+                api.get_opt(namespace)
+                    .await
+                    .map_err(|e| ClusterError::from_kube("Namespace", namespace, e))
+            })
+            .await?;
+        let Some(found) = found else {
+            return Ok(());
+        };
+        let labels = found.metadata.labels.as_ref();
+        let unlabelled =
+            labels.is_none_or(|l| !l.contains_key(GATEWAY_KEY) && !l.contains_key(NODE_KEY));
+        if self.identity.owns(labels) || (legacy && unlabelled) {
+            Ok(())
+        } else {
+            Err(ClusterError::NotOwned {
+                namespace: namespace.to_owned(),
+            })
+        }
+    }
+
     /// Deletes the gateway's objects of the app kinds in `namespace` that are not in
     /// `keep`: re-deploying replaces the app, so what the new manifest no longer has goes.
-    /// Only objects labelled managed-by grid-gateway are considered, so what Kubernetes
-    /// itself puts in a namespace (`kube-root-ca.crt`) stays. Returns what was deleted.
+    /// Only objects labelled with this gateway's identity are considered, so what
+    /// Kubernetes itself puts in a namespace (`kube-root-ca.crt`) stays. Returns what was
+    /// deleted.
     pub async fn prune(&self, namespace: &str, keep: &[ApplyObject]) -> Result<Vec<String>> {
-        let selector = format!("{MANAGED_BY_KEY}={MANAGED_BY}");
+        let selector = self.identity.selector();
         let mut deleted = Vec::new();
         for resource in app_resources() {
             let api: Api<DynamicObject> =
@@ -302,8 +374,11 @@ impl ClusterClient {
         Ok(deleted)
     }
 
-    /// Deletes a namespace and with it everything in it. `Ok(false)` when it was not there.
+    /// Deletes one of the gateway's namespaces and with it everything in it. `Ok(false)`
+    /// when it was not there; [`ClusterError::NotOwned`] when it carries another gateway's
+    /// identity.
     pub async fn delete_namespace(&self, name: &str) -> Result<bool> {
+        self.check_owned(name, true).await?;
         let api: Api<Namespace> = Api::all(self.client.clone());
         self.bounded(async {
             match api.delete(name, &DeleteParams::background()).await {
@@ -313,6 +388,44 @@ impl ClusterClient {
             }
         })
         .await
+    }
+
+    /// Whether the app in `namespace` is still there: the namespace exists, is this
+    /// gateway's, and holds at least one of its Deployments or StatefulSets.
+    pub async fn app_present(&self, namespace: &str) -> Result<bool> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let found = self
+            .bounded(async {
+                api.get_opt(namespace)
+                    .await
+                    .map_err(|e| ClusterError::from_kube("Namespace", namespace, e))
+            })
+            .await?;
+        if !found.is_some_and(|ns| {
+            ns.metadata.deletion_timestamp.is_none()
+                && self.identity.owns(ns.metadata.labels.as_ref())
+        }) {
+            return Ok(false);
+        }
+        let selector = self.identity.selector();
+        for resource in [
+            ApiResource::erase::<Deployment>(&()),
+            ApiResource::erase::<StatefulSet>(&()),
+        ] {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), namespace, &resource);
+            let list = self
+                .bounded(async {
+                    api.list(&ListParams::default().labels(&selector).limit(1))
+                        .await
+                        .map_err(|e| ClusterError::from_kube(&resource.kind, "*", e))
+                })
+                .await?;
+            if !list.items.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether a namespace exists (terminating ones count as existing).
@@ -327,11 +440,12 @@ impl ClusterClient {
         .await
     }
 
-    /// The namespaces the gateway created (labelled managed-by grid-gateway). Nothing else
-    /// in the cluster is ever listed for deletion.
+    /// The namespaces this gateway created: selected by its identity's labels (and checked
+    /// again here), so another gateway's namespaces and anything else in the cluster are
+    /// never listed for reconciliation or deletion.
     pub async fn managed_namespaces(&self) -> Result<Vec<ManagedNamespace>> {
         let api: Api<Namespace> = Api::all(self.client.clone());
-        let params = ListParams::default().labels(&format!("{MANAGED_BY_KEY}={MANAGED_BY}"));
+        let params = ListParams::default().labels(&self.identity.selector());
         let list = self
             .bounded(async {
                 api.list(&params)
@@ -342,15 +456,19 @@ impl ClusterClient {
         Ok(list
             .items
             .into_iter()
+            .filter(|ns| self.identity.owns(ns.metadata.labels.as_ref()))
             .filter_map(|ns| {
                 let order_id = ns
                     .metadata
                     .labels
                     .as_ref()
                     .and_then(|l| l.get(ORDER_ID_KEY).cloned());
-                ns.metadata
-                    .name
-                    .map(|name| ManagedNamespace { name, order_id })
+                let annotations = ns.metadata.annotations.unwrap_or_default();
+                ns.metadata.name.map(|name| ManagedNamespace {
+                    name,
+                    order_id,
+                    annotations,
+                })
             })
             .collect())
     }

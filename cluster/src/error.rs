@@ -32,6 +32,15 @@ pub enum ClusterError {
     /// The API server answered something this client could not read.
     #[error("unexpected answer from the API server: {0}")]
     Protocol(String),
+    /// The namespace exists and carries another gateway's identity (or none): this gateway
+    /// neither applies into it nor deletes it.
+    #[error(
+        "namespace {namespace} belongs to another gateway (its grid.dev identity labels are not this node's); it is left alone"
+    )]
+    NotOwned {
+        /// The namespace.
+        namespace: String,
+    },
     /// An object could not be turned into JSON for the API server (a bug, not the user's
     /// fault: objects were checked before).
     #[error("cannot encode {kind} {name}: {reason}")]
@@ -88,6 +97,7 @@ impl ClusterError {
             ClusterError::Refused { .. } => "cluster_refused",
             ClusterError::Protocol(_) => "cluster_protocol",
             ClusterError::Encode { .. } => "cluster_encode",
+            ClusterError::NotOwned { .. } => "cluster_not_owned",
         }
     }
 }

@@ -26,3 +26,4 @@ pub mod sandbox;
 pub use client::{ApplyObject, ClusterClient, Condition, Readiness, ReadyOutcome, WorkloadRef};
 pub use config::ClusterConfig;
 pub use error::ClusterError;
+pub use labels::Identity;

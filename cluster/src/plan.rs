@@ -17,6 +17,8 @@ pub use crate::config::EntranceMode;
 /// Whose deploy this is.
 #[derive(Clone, Copy, Debug)]
 pub struct PlanInput<'a> {
+    /// The gateway's identity (names the namespace, labels every object).
+    pub identity: &'a crate::labels::Identity,
     /// The order id (decimal).
     pub order_id: &'a str,
     /// The order's user, `0x` and 40 lower-case hex digits.
@@ -65,12 +67,22 @@ pub async fn prepare(
     input: &PlanInput<'_>,
     config: &ClusterConfig,
 ) -> Result<DeployPlan, PlanError> {
-    let context = SandboxContext::new(input.order_id, input.resources.clone(), &config.sandbox)
-        .ok_or_else(|| SandboxError::InvalidOrderId(input.order_id.to_owned()))?;
+    let context = SandboxContext::new(
+        input.identity,
+        input.order_id,
+        input.resources.clone(),
+        &config.sandbox,
+    )
+    .ok_or_else(|| SandboxError::InvalidOrderId(input.order_id.to_owned()))?;
     let objects = manifest::parse(bytes, &config.manifest).await?;
     let checked = manifest::check(objects, &context)?;
-    let sandbox =
-        sandbox::sandbox_objects(input.order_id, input.user, input.resources, &config.sandbox)?;
+    let sandbox = sandbox::sandbox_objects(
+        input.identity,
+        input.order_id,
+        input.user,
+        input.resources,
+        &config.sandbox,
+    )?;
 
     let mut sandbox_objects = vec![
         ApplyObject::new(&sandbox.namespace)?,
@@ -85,16 +97,30 @@ pub async fn prepare(
     let mut pod_selector = None;
     // Labelled so a later deploy can tell the app's objects from what Kubernetes puts in
     // the namespace, and prune what the new manifest dropped.
-    let labels = [
-        (crate::labels::MANAGED_BY_KEY, crate::labels::MANAGED_BY),
-        (crate::labels::ORDER_ID_KEY, input.order_id),
-    ];
+    let mut labels = input.identity.labels().to_vec();
+    labels.push((crate::labels::ORDER_ID_KEY, input.order_id));
     for object in &checked.objects {
         app.push(apply_object(object)?.with_labels(&labels));
         if let Some((workload, selector)) = workload_of(object) {
             pod_selector.get_or_insert(selector);
             workloads.push(workload);
         }
+    }
+    // What a gateway that lost its record of the app needs to adopt it again.
+    let port = checked.entrance.port.to_string();
+    let pod_selector = pod_selector.unwrap_or_default();
+    if let Some(namespace) = sandbox_objects.first_mut() {
+        *namespace = namespace.clone().with_annotations(&[
+            (
+                crate::labels::ENTRANCE_SERVICE_ANNOTATION,
+                checked.entrance.service.as_str(),
+            ),
+            (crate::labels::ENTRANCE_PORT_ANNOTATION, port.as_str()),
+            (
+                crate::labels::POD_SELECTOR_ANNOTATION,
+                pod_selector.as_str(),
+            ),
+        ]);
     }
     Ok(DeployPlan {
         namespace: context.namespace,
@@ -103,7 +129,7 @@ pub async fn prepare(
         workloads,
         service: checked.entrance.service,
         port: checked.entrance.port,
-        pod_selector: pod_selector.unwrap_or_default(),
+        pod_selector,
     })
 }
 
@@ -177,7 +203,9 @@ spec:
 
     #[tokio::test]
     async fn a_plan_has_the_sandbox_first_the_app_and_a_generated_service() {
+        let identity = crate::labels::Identity::new(31337, [1; 20], [2; 20]);
         let input = PlanInput {
+            identity: &identity,
             order_id: "7",
             user: "0x00000000000000000000000000000000000000aa",
             resources: &resources(),
@@ -189,7 +217,10 @@ spec:
         )
         .await
         .expect("plan");
-        assert_eq!(plan.namespace, "grid-order-7");
+        assert_eq!(
+            plan.namespace,
+            format!("grid-{}-order-7", identity.short_hash())
+        );
         let kinds: Vec<&str> = plan.sandbox.iter().map(ApplyObject::kind).collect();
         assert_eq!(&kinds[..3], ["Namespace", "ResourceQuota", "LimitRange"]);
         assert!(kinds[3..].iter().all(|k| *k == "NetworkPolicy"));
@@ -204,6 +235,10 @@ spec:
         );
         assert_eq!((plan.service.as_str(), plan.port), ("web", 8080));
         assert_eq!(plan.pod_selector, "app=web,tier=front");
+        let annotations = &plan.sandbox[0].body()["metadata"]["annotations"];
+        assert_eq!(annotations["grid.dev/entrance-service"], "web");
+        assert_eq!(annotations["grid.dev/entrance-port"], "8080");
+        assert_eq!(annotations["grid.dev/pod-selector"], "app=web,tier=front");
         let deployment = &plan.app[0];
         assert_eq!(
             deployment.body()["metadata"]["labels"]["grid.dev/order-id"],
@@ -213,11 +248,17 @@ spec:
             deployment.body()["metadata"]["labels"]["app.kubernetes.io/managed-by"],
             "grid-gateway"
         );
+        assert_eq!(
+            deployment.body()["metadata"]["labels"]["grid.dev/node"],
+            "02".repeat(20)
+        );
     }
 
     #[tokio::test]
     async fn a_refused_manifest_makes_no_plan() {
+        let identity = crate::labels::Identity::new(31337, [1; 20], [2; 20]);
         let input = PlanInput {
+            identity: &identity,
             order_id: "7",
             user: "0x00000000000000000000000000000000000000aa",
             resources: &resources(),

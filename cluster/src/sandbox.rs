@@ -182,27 +182,29 @@ pub struct Sandbox {
 }
 
 /// The sandbox of order `order_id` (decimal) of `user` (`0x` and 40 lower-case hex
-/// digits). All objects carry the managed-by, order and user labels.
+/// digits) on the gateway `identity`. All objects carry the identity's, the order's and
+/// the user's labels.
 pub fn sandbox_objects(
+    identity: &labels::Identity,
     order_id: &str,
     user: &str,
     resources: &Resources,
     cfg: &SandboxConfig,
 ) -> Result<Sandbox, SandboxError> {
-    let namespace = labels::namespace_for(order_id)
+    let namespace = identity
+        .namespace_for(order_id)
         .ok_or_else(|| SandboxError::InvalidOrderId(order_id.to_owned()))?;
     if !is_lower_hex_address(user) {
         return Err(SandboxError::InvalidUser(user.to_owned()));
     }
     cfg.validate()?;
-    let common = BTreeMap::from([
-        (
-            labels::MANAGED_BY_KEY.to_owned(),
-            labels::MANAGED_BY.to_owned(),
-        ),
-        (labels::ORDER_ID_KEY.to_owned(), order_id.to_owned()),
-        (labels::USER_KEY.to_owned(), user.to_owned()),
-    ]);
+    let mut common: BTreeMap<String, String> = identity
+        .labels()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    common.insert(labels::ORDER_ID_KEY.to_owned(), order_id.to_owned());
+    common.insert(labels::USER_KEY.to_owned(), user.to_owned());
     let meta = |name: &str| ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(namespace.clone()),
@@ -513,8 +515,12 @@ mod tests {
         }
     }
 
+    fn identity() -> labels::Identity {
+        labels::Identity::new(31337, [1; 20], [2; 20])
+    }
+
     fn sandbox() -> Sandbox {
-        sandbox_objects("42", USER, &order(), &SandboxConfig::default()).unwrap()
+        sandbox_objects(&identity(), "42", USER, &order(), &SandboxConfig::default()).unwrap()
     }
 
     fn labels_of(meta: &ObjectMeta) -> &BTreeMap<String, String> {
@@ -535,11 +541,13 @@ mod tests {
             assert_eq!(l[labels::MANAGED_BY_KEY], labels::MANAGED_BY);
             assert_eq!(l[labels::ORDER_ID_KEY], "42");
             assert_eq!(l[labels::USER_KEY], USER);
+            assert!(identity().owns(Some(l)), "{l:?}");
         }
-        assert_eq!(s.namespace.metadata.name.as_deref(), Some("grid-order-42"));
-        assert_eq!(s.quota.metadata.namespace.as_deref(), Some("grid-order-42"));
+        let ns = identity().namespace_for("42");
+        assert_eq!(s.namespace.metadata.name, ns);
+        assert_eq!(s.quota.metadata.namespace, ns);
         for p in &s.network_policies {
-            assert_eq!(p.metadata.namespace.as_deref(), Some("grid-order-42"));
+            assert_eq!(p.metadata.namespace, ns);
         }
     }
 
@@ -595,7 +603,7 @@ mod tests {
             memory_bytes: 64 << 20,
             ..order()
         };
-        let s = sandbox_objects("1", USER, &tiny, &SandboxConfig::default()).unwrap();
+        let s = sandbox_objects(&identity(), "1", USER, &tiny, &SandboxConfig::default()).unwrap();
         let item = &s.limit_range.spec.unwrap().limits[0];
         assert_eq!(item.default.as_ref().unwrap()["cpu"].0, "50m");
         assert_eq!(
@@ -669,7 +677,7 @@ mod tests {
             denied_egress_cidrs: vec!["203.0.113.9/32".parse().unwrap()],
             ..SandboxConfig::default()
         };
-        let s = sandbox_objects("42", USER, &order(), &cfg).unwrap();
+        let s = sandbox_objects(&identity(), "42", USER, &order(), &cfg).unwrap();
         let dns = policy_named(&s, "grid-allow-dns");
         let rule = &dns.egress.as_ref().unwrap()[0];
         let peer = &rule.to.as_ref().unwrap()[0];
@@ -759,7 +767,7 @@ mod tests {
     fn bad_inputs_are_refused() {
         let cfg = SandboxConfig::default();
         assert_eq!(
-            sandbox_objects("4x", USER, &order(), &cfg),
+            sandbox_objects(&identity(), "4x", USER, &order(), &cfg),
             Err(SandboxError::InvalidOrderId("4x".into()))
         );
         for user in [
@@ -768,7 +776,7 @@ mod tests {
             "0x1234",
         ] {
             assert!(matches!(
-                sandbox_objects("4", user, &order(), &cfg),
+                sandbox_objects(&identity(), "4", user, &order(), &cfg),
                 Err(SandboxError::InvalidUser(_))
             ));
         }
@@ -777,7 +785,7 @@ mod tests {
             ..cfg
         };
         assert!(matches!(
-            sandbox_objects("4", USER, &order(), &everything),
+            sandbox_objects(&identity(), "4", USER, &order(), &everything),
             Err(SandboxError::InvalidConfig { .. })
         ));
     }

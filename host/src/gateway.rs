@@ -122,7 +122,8 @@ impl Gateway {
     /// watcher starts with [`Gateway::watch_policies`].
     pub async fn build(config: Config, hooks: Hooks) -> Result<Arc<Gateway>, BuildError> {
         let total = config.capacity.resources().map_err(BuildError::Capacity)?;
-        let cluster = connect_cluster(&config).await?;
+        let wallet = load_wallet(&config)?;
+        let cluster = connect_cluster(&config, wallet.as_ref()).await?;
         let (capacity, node_capacity): (Arc<dyn CapacitySource>, _) = match (
             &cluster,
             &config.cluster,
@@ -142,7 +143,7 @@ impl Gateway {
             }
             _ => (Arc::new(StaticCapacity(total)), None),
         };
-        Gateway::assemble(config, capacity, cluster, node_capacity, hooks).await
+        Gateway::assemble(config, capacity, wallet, cluster, node_capacity, hooks).await
     }
 
     /// [`Gateway::build`] with another capacity source.
@@ -151,13 +152,15 @@ impl Gateway {
         capacity: Arc<dyn CapacitySource>,
         hooks: Hooks,
     ) -> Result<Arc<Gateway>, BuildError> {
-        let cluster = connect_cluster(&config).await?;
-        Gateway::assemble(config, capacity, cluster, None, hooks).await
+        let wallet = load_wallet(&config)?;
+        let cluster = connect_cluster(&config, wallet.as_ref()).await?;
+        Gateway::assemble(config, capacity, wallet, cluster, None, hooks).await
     }
 
     async fn assemble(
         config: Config,
         capacity: Arc<dyn CapacitySource>,
+        wallet: Option<NodeWallet>,
         cluster: Option<grid_cluster::ClusterClient>,
         node_capacity: Option<Arc<RefreshedCapacity>>,
         hooks: Hooks,
@@ -177,16 +180,13 @@ impl Gateway {
         let policies = Arc::new(PolicySet::new(engine));
         policy::reload(&policies, config.policy.dir.as_deref()).await;
 
-        let chain = match &config.chain {
-            Some(chain_config) => {
-                let wallet = NodeWallet::load(&chain_config.key_source()?)?;
-                Some(ChainClient::new(
-                    chain_config.clone(),
-                    store.database(),
-                    wallet,
-                )?)
-            }
-            None => None,
+        let chain = match (&config.chain, wallet) {
+            (Some(chain_config), Some(wallet)) => Some(ChainClient::new(
+                chain_config.clone(),
+                store.database(),
+                wallet,
+            )?),
+            _ => None,
         };
         let chain_id = config.auth_chain_id();
         let apps = AppService::new(
@@ -196,6 +196,10 @@ impl Gateway {
                 (Some(client), Some(cc)) => Some((client.clone(), cc.clone())),
                 _ => None,
             },
+            chain
+                .clone()
+                .map(|chain| (chain, config.http.chain_timeout())),
+            metrics.apps_vanished.clone(),
         )?;
         let process = ProcessService::new(
             store.clone(),
@@ -376,15 +380,40 @@ impl Gateway {
     }
 }
 
+/// The node wallet, when `[chain]` is configured.
+fn load_wallet(config: &Config) -> Result<Option<NodeWallet>, BuildError> {
+    match &config.chain {
+        Some(chain_config) => Ok(Some(NodeWallet::load(&chain_config.key_source()?)?)),
+        None => Ok(None),
+    }
+}
+
+/// Who this node is in a cluster: its chain id, Market and wallet (zero addresses without
+/// a chain). Names its namespaces, labels and selects its objects, names its field manager.
+pub fn cluster_identity(config: &Config, wallet: Option<&NodeWallet>) -> grid_cluster::Identity {
+    let chain_id = config
+        .chain
+        .as_ref()
+        .map_or(config.auth_chain_id(), |c| c.chain_id);
+    let market = config.chain.as_ref().map_or([0; 20], |c| c.market.0.0);
+    let wallet = wallet.map_or([0; 20], |w| w.address().0.0);
+    grid_cluster::Identity::new(chain_id, market, wallet)
+}
+
 /// The cluster client, when `[cluster]` is configured. Builds the client only; nothing is
 /// asked of the API server here, so a node starts while its API server is down.
 async fn connect_cluster(
     config: &Config,
+    wallet: Option<&NodeWallet>,
 ) -> Result<Option<grid_cluster::ClusterClient>, BuildError> {
     match &config.cluster {
         Some(cc) => Ok(Some(
-            grid_cluster::ClusterClient::connect(cc.kubeconfig.as_deref(), cc.api_timeout())
-                .await?,
+            grid_cluster::ClusterClient::connect(
+                cc.kubeconfig.as_deref(),
+                cc.api_timeout(),
+                cluster_identity(config, wallet),
+            )
+            .await?,
         )),
         None => Ok(None),
     }

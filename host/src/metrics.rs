@@ -53,6 +53,8 @@ pub struct GatewayMetrics {
     pub connections_open: Gauge,
     /// Client connections closed at accept because `http.max_connections` were open.
     pub connections_refused: Counter,
+    /// Available apps whose namespace or workloads vanished from the cluster.
+    pub apps_vanished: Counter,
 }
 
 impl Default for GatewayMetrics {
@@ -63,6 +65,7 @@ impl Default for GatewayMetrics {
             chain_calls: Family::default(),
             connections_open: Gauge::default(),
             connections_refused: Counter::default(),
+            apps_vanished: Counter::default(),
         }
     }
 }
@@ -95,6 +98,11 @@ impl GatewayMetrics {
             "connections_refused",
             "Client connections closed at accept because http.max_connections were open",
             self.connections_refused.clone(),
+        );
+        sub.register(
+            "apps_vanished",
+            "Available apps found without their namespace or workloads (failed, app_vanished)",
+            self.apps_vanished.clone(),
         );
     }
 

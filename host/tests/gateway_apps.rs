@@ -27,7 +27,7 @@ async fn deploy_app(node: &Node) -> std::net::SocketAddr {
 }
 
 fn namespace(node: &Node) -> String {
-    format!("grid-order-{}", node.order)
+    node.gw.apps.namespace_of(&node.order).unwrap()
 }
 
 async fn namespace_exists(node: &Node) -> bool {
@@ -438,37 +438,52 @@ async fn an_expired_order_loses_its_app_at_the_next_sweep() {
 async fn a_restart_removes_orphans_and_restores_entrances() {
     let node = Node::start(true).await;
     deploy_app(&node).await;
-    // A namespace the gateway labelled for an order it no longer knows.
+    // A namespace the gateway labelled for an order it no longer knows (and that the
+    // chain does not know either).
+    let mut own = Api::<Namespace>::all(node.fake.in_memory())
+        .get(&namespace(&node))
+        .await
+        .unwrap()
+        .metadata
+        .labels
+        .unwrap();
+    own.insert("grid.dev/order-id".into(), "999".into());
+    let orphan_name = node.gw.apps.namespace_of("999").unwrap();
     let orphan: Namespace = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "grid-order-999", "labels": {
-            "app.kubernetes.io/managed-by": "grid-gateway", "grid.dev/order-id": "999"}}
+        "metadata": {"name": orphan_name, "labels": own}
     }))
     .unwrap();
     Api::<Namespace>::all(node.fake.in_memory())
         .create(&PostParams::default(), &orphan)
         .await
         .unwrap();
-    // And a namespace someone else made, which must be left alone.
-    let foreign: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "team-a"}})).unwrap();
-    Api::<Namespace>::all(node.fake.in_memory())
-        .create(&PostParams::default(), &foreign)
-        .await
-        .unwrap();
+    // A namespace someone else made, and one of a gateway without this node's identity,
+    // which must both be left alone.
+    for foreign in [
+        serde_json::json!({"metadata": {"name": "team-a"}}),
+        serde_json::json!({"metadata": {"name": "grid-order-999", "labels": {
+            "app.kubernetes.io/managed-by": "grid-gateway", "grid.dev/order-id": "999"}}}),
+    ] {
+        let foreign: Namespace = serde_json::from_value(foreign).unwrap();
+        Api::<Namespace>::all(node.fake.in_memory())
+            .create(&PostParams::default(), &foreign)
+            .await
+            .unwrap();
+    }
+    let own_ns = namespace(&node);
 
     let Node {
         chain,
         fake,
         gw,
         dir,
-        order,
         ..
     } = node;
     gw.stop().await;
     drop(gw);
     let gw = Node::gateway_in(&chain, &fake, dir.path(), true).await;
     let report = gw.apps.lifecycle().reconcile().await.unwrap();
-    assert_eq!(report.orphans_deleted, vec!["grid-order-999".to_owned()]);
+    assert_eq!(report.orphans_deleted, vec![orphan_name.clone()]);
     assert_eq!(report.restored, 1);
     let names: Vec<String> = Api::<Namespace>::all(fake.in_memory())
         .list(&Default::default())
@@ -479,8 +494,9 @@ async fn a_restart_removes_orphans_and_restores_entrances() {
         .filter_map(|n| n.metadata.name)
         .collect();
     assert!(names.contains(&"team-a".to_owned()), "{names:?}");
-    assert!(names.contains(&format!("grid-order-{order}")), "{names:?}");
-    assert!(!names.contains(&"grid-order-999".to_owned()), "{names:?}");
+    assert!(names.contains(&"grid-order-999".to_owned()), "{names:?}");
+    assert!(names.contains(&own_ns), "{names:?}");
+    assert!(!names.contains(&orphan_name), "{names:?}");
     let cookie = sign_in(&gw, USER_KEY).await;
     let reply = send(
         &gw,

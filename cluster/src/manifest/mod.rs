@@ -104,7 +104,7 @@ impl ManifestLimits {
 pub struct SandboxContext {
     /// The order id (decimal), for the labels of a generated Service.
     pub order_id: String,
-    /// The order's namespace ([`labels::namespace_for`]).
+    /// The order's namespace ([`labels::Identity::namespace_for`]).
     pub namespace: String,
     /// What the order bought.
     pub resources: Resources,
@@ -116,12 +116,18 @@ pub struct SandboxContext {
 }
 
 impl SandboxContext {
-    /// The context of an order, with the counts of `cfg`; `None` when the order id does
-    /// not name a namespace ([`labels::namespace_for`]).
-    pub fn new(order_id: &str, resources: Resources, cfg: &SandboxConfig) -> Option<Self> {
+    /// The context of an order of the gateway `identity`, with the counts of `cfg`;
+    /// `None` when the order id does not name a namespace
+    /// ([`labels::Identity::namespace_for`]).
+    pub fn new(
+        identity: &labels::Identity,
+        order_id: &str,
+        resources: Resources,
+        cfg: &SandboxConfig,
+    ) -> Option<Self> {
         Some(SandboxContext {
             order_id: order_id.to_owned(),
-            namespace: labels::namespace_for(order_id)?,
+            namespace: identity.namespace_for(order_id)?,
             resources,
             max_pods: cfg.max_pods,
             max_pvcs: cfg.max_pvcs,

@@ -22,9 +22,9 @@ use crate::policy::unix_now;
 use crate::store::{AppCondition, AppRecord, AppStatus};
 
 /// Why a deploy failed: a stable code and a sentence.
-struct Failure {
-    code: &'static str,
-    reason: String,
+pub(super) struct Failure {
+    pub(super) code: &'static str,
+    pub(super) reason: String,
 }
 
 impl From<ClusterError> for Failure {
@@ -160,27 +160,38 @@ async fn apply_and_wait(
             ));
         }
     }
-    let host = match config.entrance {
-        EntranceMode::ServiceDns => format!("{}.{}.svc", plan.service, plan.namespace),
+    let entrance = entrance(cluster, &plan.namespace, &plan.service, plan.port)
+        .await
+        .map_err(|f| (f, conditions.clone()))?;
+    Ok((entrance, conditions))
+}
+
+/// The URL of the app's entrance: Service `service` in `namespace` on `port`, addressed as
+/// `[cluster] entrance` says.
+pub(super) async fn entrance(
+    cluster: &super::Cluster,
+    namespace: &str,
+    service: &str,
+    port: u16,
+) -> Result<String, Failure> {
+    let host = match cluster.config.entrance {
+        EntranceMode::ServiceDns => format!("{service}.{namespace}.svc"),
         EntranceMode::ClusterIp => {
-            let ip = client
-                .service_cluster_ip(&plan.namespace, &plan.service)
-                .await
-                .map_err(|e| (Failure::from(e), conditions.clone()))?;
-            match ip {
+            match cluster
+                .client
+                .service_cluster_ip(namespace, service)
+                .await?
+            {
                 Some(ip) if ip.contains(':') => format!("[{ip}]"),
                 Some(ip) => ip,
                 None => {
-                    return Err((
-                        Failure {
-                            code: "app_no_cluster_ip",
-                            reason: format!("Service {} has no cluster IP", plan.service),
-                        },
-                        conditions,
-                    ));
+                    return Err(Failure {
+                        code: "app_no_cluster_ip",
+                        reason: format!("Service {service} has no cluster IP"),
+                    });
                 }
             }
         }
     };
-    Ok((format!("http://{host}:{}", plan.port), conditions))
+    Ok(format!("http://{host}:{port}"))
 }

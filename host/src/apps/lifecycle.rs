@@ -5,9 +5,14 @@
 //! - Expiry: a sweep tears down apps whose order's time is up. The sweep also retries
 //!   teardowns that failed earlier (the API server was down), because it looks at every app
 //!   that is not deleted yet.
-//! - Reconciliation at start: namespaces the gateway labelled but no longer has a live app
-//!   for (the gateway died mid-teardown, or its store was restored) are deleted; deploys
-//!   that were in flight when it stopped are failed and cleaned; the route table is rebuilt.
+//! - Reconciliation at start: only this gateway's namespaces are looked at (selected by its
+//!   identity's labels; other gateways sharing the cluster are never touched). One the
+//!   store has no live app for (the gateway died mid-teardown, or its store was restored
+//!   from an older backup) is asked about on chain: while its order is active and addressed
+//!   to this node, the app is re-adopted (its order and app records rebuilt from the chain
+//!   and the namespace's labels and annotations); once the order has ended, or the chain
+//!   does not know it, the namespace is deleted. Deploys that were in flight when the
+//!   gateway stopped are failed and cleaned; the route table is rebuilt.
 //!
 //! Each step logs what it did; none of them stops the gateway on a cluster error — they
 //! retry on the next sweep.
@@ -16,12 +21,25 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grid_chain::{ChainEvent, MarketEvent};
+use grid_chain::{ChainEvent, MarketEvent, OrderId, to_sdk_address};
+use grid_cluster::client::ManagedNamespace;
+use grid_cluster::labels;
+use grid_policy_sdk::{Order, OrderStatus};
 
-use super::Inner;
-use crate::error::Result;
+use super::{Cluster, Inner};
+use crate::error::{Error, Result};
 use crate::policy::unix_now;
-use crate::store::{AppStatus, OrderState};
+use crate::store::{AppRecord, AppStatus, OrderRecord, OrderState};
+
+/// What the chain says of the order of an own namespace the store has no live app for.
+enum OnChain {
+    /// Active, addressed to this node, not past its end: adopt the app.
+    Active(Box<Order>),
+    /// Ended, expired, someone else's, or unknown to the Market: delete the namespace.
+    Gone,
+    /// No chain configured: nothing can be told, so the namespace is left alone.
+    Unknown,
+}
 
 /// The lifecycle side of the app service.
 #[derive(Clone)]
@@ -36,6 +54,9 @@ pub struct Reconciled {
     pub orphans_deleted: Vec<String>,
     /// Deploys that were in flight at start, now failed and cleaned.
     pub interrupted: Vec<String>,
+    /// Own namespaces the store did not know, whose order is active on chain: their app
+    /// records (and order records, when missing) rebuilt from the chain and the cluster.
+    pub adopted: Vec<String>,
     /// Apps torn down because their order ended.
     pub ended: Vec<String>,
     /// Available apps kept (their routes restored).
@@ -110,7 +131,12 @@ impl Lifecycle {
             }
             let order = self.inner.store.order(&app.order_id)?;
             let (code, reason) = match &order {
-                Some(o) if o.is_running(now) => continue,
+                Some(o) if o.is_running(now) => {
+                    if app.status == AppStatus::Available {
+                        self.check_present(&app.order_id, &app.namespace).await;
+                    }
+                    continue;
+                }
                 Some(o) if o.state == OrderState::Cancelled => {
                     ("order_cancelled", "its order was cancelled on chain")
                 }
@@ -129,6 +155,50 @@ impl Lifecycle {
         // Orders past their end drop out of the route table even before the teardown.
         self.inner.refresh_routes(now)?;
         Ok(done)
+    }
+
+    /// Fails an available app whose namespace or workloads are gone from the cluster
+    /// (deleted by hand, by another tool): `failed` with `app_vanished`, its route gone,
+    /// what is left of its namespace deleted, counted in `grid_gateway_apps_vanished`.
+    /// A cluster error is logged and left to the next sweep.
+    async fn check_present(&self, order_id: &str, namespace: &str) {
+        let Ok(cluster) = self.inner.cluster() else {
+            return;
+        };
+        match cluster.client.app_present(namespace).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(e) = cluster.client.delete_namespace(namespace).await {
+                    tracing::warn!(order = %order_id, error = %e, "vanished app: cannot delete what is left of its namespace");
+                }
+                let now = unix_now();
+                let written = self.inner.store.update_app(order_id, |current| {
+                    let mut next = current.filter(|c| c.status == AppStatus::Available)?;
+                    next.status = AppStatus::Failed;
+                    next.code = Some("app_vanished".into());
+                    next.reason = Some(
+                        "its namespace or workloads vanished from the cluster; deploy again".into(),
+                    );
+                    next.entrance = None;
+                    next.generation += 1;
+                    next.updated_at = now;
+                    Some(next)
+                });
+                match written {
+                    Ok(Some(_)) => {
+                        self.inner.vanished.inc();
+                        tracing::warn!(order = %order_id, %namespace, "app vanished from the cluster; failed");
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(order = %order_id, error = %e, "cannot record a vanished app")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(order = %order_id, error = %e, "cannot check the app's presence")
+            }
+        }
     }
 
     /// Matches the store against the cluster (see the module doc).
@@ -164,16 +234,139 @@ impl Lifecycle {
             .map(|a| a.namespace)
             .collect();
         for namespace in cluster.client.managed_namespaces().await? {
-            if !live.contains(&namespace.name) {
-                cluster.client.delete_namespace(&namespace.name).await?;
-                tracing::info!(namespace = %namespace.name, order = ?namespace.order_id, "orphan namespace deleted");
-                report.orphans_deleted.push(namespace.name);
+            if live.contains(&namespace.name) {
+                continue;
+            }
+            // The order a namespace is for: its label, agreeing with its name.
+            let identity = cluster.client.identity();
+            let order_id = namespace
+                .order_id
+                .clone()
+                .filter(|id| identity.namespace_for(id).as_deref() == Some(&namespace.name));
+            let verdict = match &order_id {
+                Some(id) => self.order_on_chain(id).await?,
+                None => OnChain::Gone,
+            };
+            match (verdict, order_id) {
+                (OnChain::Active(order), Some(id)) => {
+                    match self.adopt(cluster, &namespace, *order).await {
+                        Ok(()) => report.adopted.push(id),
+                        Err(e) => {
+                            tracing::warn!(namespace = %namespace.name, error = %e, "cannot adopt the app of an active order; its namespace is kept")
+                        }
+                    }
+                }
+                (OnChain::Unknown, _) => {
+                    tracing::warn!(namespace = %namespace.name, "no chain to ask about this namespace's order; left alone")
+                }
+                _ => {
+                    cluster.client.delete_namespace(&namespace.name).await?;
+                    tracing::info!(namespace = %namespace.name, order = ?namespace.order_id, "orphan namespace deleted: its order has ended");
+                    report.orphans_deleted.push(namespace.name);
+                }
             }
         }
         self.inner.refresh_routes(unix_now())?;
         report.restored = self.inner.routes.len();
         tracing::info!(?report, "reconciled apps with the cluster");
         Ok(report)
+    }
+
+    /// Reads `order_id` from the chain: is it still this node's live order?
+    async fn order_on_chain(&self, order_id: &str) -> Result<OnChain> {
+        let Some(chain) = &self.inner.chain else {
+            return Ok(OnChain::Unknown);
+        };
+        let id: OrderId = order_id
+            .parse()
+            .map_err(|_| Error::InvalidOrderId(order_id.to_owned()))?;
+        let read = tokio::time::timeout(self.inner.chain_timeout, chain.order(id))
+            .await
+            .map_err(|_| {
+                Error::ChainUnavailable(format!(
+                    "order {order_id} not read within {:?}",
+                    self.inner.chain_timeout
+                ))
+            })?;
+        let order = match read {
+            Ok(order) => order,
+            Err(grid_chain::Error::OrderNotFound { .. }) => return Ok(OnChain::Gone),
+            // Unreachable or unreadable: nothing is deleted on a guess; reconciliation
+            // is retried.
+            Err(e) => return Err(Error::from_chain(e)),
+        };
+        let ours = order.provider == to_sdk_address(chain.wallet_address());
+        let ends = order
+            .start_time
+            .unwrap_or(0)
+            .saturating_add(order.duration_secs);
+        Ok(
+            if ours && order.status == OrderStatus::Active && ends > unix_now() {
+                OnChain::Active(Box::new(order))
+            } else {
+                OnChain::Gone
+            },
+        )
+    }
+
+    /// Rebuilds the records of the app in `namespace` for the active `order`: the order
+    /// (when the store lacks it or holds it as not running) from the chain, the app from
+    /// the namespace's annotations, its entrance from its Service.
+    async fn adopt(
+        &self,
+        cluster: &Cluster,
+        namespace: &ManagedNamespace,
+        order: Order,
+    ) -> Result<()> {
+        let now = unix_now();
+        let id = order.id.clone();
+        let annotation = |key: &str| namespace.annotations.get(key).cloned();
+        let service = annotation(labels::ENTRANCE_SERVICE_ANNOTATION);
+        let port = annotation(labels::ENTRANCE_PORT_ANNOTATION).and_then(|p| p.parse().ok());
+        let (Some(service), Some(port)) = (service, port) else {
+            return Err(Error::Cluster(grid_cluster::ClusterError::Protocol(
+                format!("namespace {} has no entrance annotations", namespace.name),
+            )));
+        };
+        let entrance = super::deploy::entrance(cluster, &namespace.name, &service, port)
+            .await
+            .map_err(|f| {
+                Error::Cluster(grid_cluster::ClusterError::Protocol(format!(
+                    "{}: {}",
+                    f.code, f.reason
+                )))
+            })?;
+        if !self
+            .inner
+            .store
+            .order(&id)?
+            .is_some_and(|o| o.is_running(now))
+        {
+            self.inner.store.put_order(&OrderRecord {
+                order: order.clone(),
+                state: OrderState::Active,
+                tx_hash: None,
+                accepted_at: now,
+            })?;
+        }
+        self.inner.store.update_app(&id, |current| {
+            Some(AppRecord {
+                order_id: id.clone(),
+                user: order.user,
+                namespace: namespace.name.clone(),
+                manifest_url: annotation(labels::MANIFEST_URL_ANNOTATION).unwrap_or_default(),
+                status: AppStatus::Available,
+                code: None,
+                reason: None,
+                conditions: Vec::new(),
+                entrance: Some(entrance.clone()),
+                pod_selector: annotation(labels::POD_SELECTOR_ANNOTATION),
+                generation: current.map_or(1, |c| c.generation + 1),
+                updated_at: now,
+            })
+        })?;
+        tracing::info!(order = %id, namespace = %namespace.name, %entrance, "app re-adopted: its order is active on chain");
+        Ok(())
     }
 
     /// Runs reconciliation (retrying until it succeeds), then sweeps every `interval`.

@@ -17,6 +17,7 @@ mod routes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use grid_chain::ChainClient;
 use grid_cluster::fetch::Fetcher;
 use grid_cluster::{ClusterClient, ClusterConfig};
 use grid_policy_sdk::{Address, Decision, RequestMeta};
@@ -53,6 +54,13 @@ pub(crate) struct Inner {
     /// `None` when no cluster is configured: every app call answers `cluster_not_configured`.
     cluster: Option<Cluster>,
     routes: RouteTable,
+    /// The chain, to tell at start whether an own namespace the store does not know
+    /// belongs to an order still active (re-adopted) or ended (removed).
+    chain: Option<ChainClient>,
+    /// Bound on one read of an order from the chain.
+    chain_timeout: std::time::Duration,
+    /// Counts available apps found vanished by the sweep.
+    vanished: prometheus_client::metrics::counter::Counter,
     /// The background deploy of each order, so a newer deploy or a teardown stops it.
     tasks: Mutex<HashMap<String, AbortHandle>>,
 }
@@ -65,12 +73,19 @@ pub(crate) struct Cluster {
 }
 
 impl AppService {
-    /// The service. Without `cluster`, apps cannot be deployed.
+    /// The service. Without `cluster`, apps cannot be deployed; without `chain` (and the
+    /// bound on a read from it), own namespaces the store does not know are left alone.
     pub fn new(
         store: Store,
         policies: Arc<PolicySet>,
         cluster: Option<(ClusterClient, ClusterConfig)>,
+        chain: Option<(ChainClient, std::time::Duration)>,
+        vanished: prometheus_client::metrics::counter::Counter,
     ) -> Result<Self> {
+        let (chain, chain_timeout) = match chain {
+            Some((client, timeout)) => (Some(client), timeout),
+            None => (None, std::time::Duration::from_secs(10)),
+        };
         let cluster = match cluster {
             Some((client, config)) => Some(Cluster {
                 fetcher: Fetcher::new(config.fetch.clone())?,
@@ -85,6 +100,9 @@ impl AppService {
                 policies,
                 cluster,
                 routes: RouteTable::default(),
+                chain,
+                chain_timeout,
+                vanished,
                 tasks: Mutex::new(HashMap::new()),
             }),
         };
@@ -100,6 +118,17 @@ impl AppService {
     /// Rebuilds the route table from the store (every change of an app's state does).
     pub fn refresh_routes(&self) -> Result<()> {
         self.inner.refresh_routes(unix_now())
+    }
+
+    /// The namespace this node deploys `order_id` into (`None` without a cluster, or for an
+    /// id that names no namespace).
+    pub fn namespace_of(&self, order_id: &str) -> Option<String> {
+        self.inner
+            .cluster
+            .as_ref()?
+            .client
+            .identity()
+            .namespace_for(order_id)
     }
 
     /// The order-lifecycle side: teardown on chain events and expiry, reconciliation.
@@ -132,6 +161,7 @@ impl AppService {
         let plan = grid_cluster::plan::prepare(
             fetched.bytes,
             &grid_cluster::plan::PlanInput {
+                identity: cluster.client.identity(),
                 order_id,
                 user: &caller.to_string(),
                 resources: &order.order.resources,
@@ -140,6 +170,12 @@ impl AppService {
         )
         .await
         .map_err(Error::from_plan)?;
+        let mut plan = plan;
+        if let Some(namespace) = plan.sandbox.first_mut() {
+            *namespace = namespace
+                .clone()
+                .with_annotations(&[(grid_cluster::labels::MANIFEST_URL_ANNOTATION, manifest_url)]);
+        }
         let namespace = plan.namespace.clone();
         let record = self
             .inner

@@ -66,7 +66,9 @@ pub struct AppResponse {
     pub namespace: String,
     /// `deploying`, `available`, `failed` or `deleted`.
     pub status: String,
-    /// Stable code of a failure or of the teardown's cause.
+    /// Stable code of a failure or of the teardown's cause, e.g. `app_not_ready`,
+    /// `deploy_interrupted`, `app_vanished` (its namespace or workloads disappeared from the
+    /// cluster), `order_cancelled`, `deleted_by_user`.
     pub code: Option<String>,
     /// Why it failed or was torn down.
     pub reason: Option<String>,
