@@ -592,7 +592,10 @@ async fn logout_all_ends_every_session_of_the_wallet_and_no_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_trap_answers_a_stable_message_without_the_runtime_detail() {
     let dir = tempfile::tempdir().unwrap();
-    let config = chainless_config(dir.path());
+    let mut config = chainless_config(dir.path());
+    // A trap, not a deadline: a loaded machine must not turn one into the other.
+    config.policy.limits.deadline = std::time::Duration::from_secs(5);
+    config.policy.limits.load_deadline = std::time::Duration::from_secs(5);
     let policies = config.policy.dir.clone().unwrap();
     std::fs::copy(env!("GRID_WASM_HOSTILE"), policies.join("pricing.wasm")).unwrap();
     let running = grid_gateway::server::start(config, Hooks::default())
