@@ -1,18 +1,23 @@
 //! The policy watcher's guards: a file over `policy.max_file_bytes` is refused unread (on a
 //! gateway serving real HTTP, the refusal shows on the node endpoint and in the metrics,
-//! and the last good version keeps answering).
+//! and the last good version keeps answering), and a failure that may pass is retried at
+//! growing intervals, not at the rate of file events.
 
 mod node_support;
 mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use grid_gateway::orders::Hooks;
+use grid_gateway::policy::{
+    Isolation, PolicyEngine, PolicySet, RuntimeLimits, WatchConfig, World, reload, spawn_watcher,
+};
 use node_support::{PRICE_1H, config, http};
 use serde_json::{Value, json};
-use support::{PRICING_SURGE, wasm};
+use support::{HOSTILE, PRICING_SURGE, test_limits, wasm};
 
 /// Replaces `path` by a rename from a file beside it, as operators are told to.
 fn install(path: &Path, bytes: &[u8]) {
@@ -121,4 +126,94 @@ async fn a_policy_file_over_the_size_cap_is_refused_and_the_last_good_version_se
         "policy_file_too_large"
     );
     running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_out_of_time_is_retried_at_growing_intervals_not_at_event_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    // A `validate-settings` that loops runs out of its load deadline: a failure that may
+    // pass on a less busy machine, so it is retried.
+    std::fs::write(dir.path().join("pricing.wasm"), wasm(HOSTILE)).unwrap();
+    std::fs::write(
+        dir.path().join("pricing.settings.json"),
+        r#"{"validate":"loop"}"#,
+    )
+    .unwrap();
+    let limits = RuntimeLimits {
+        load_deadline: Duration::from_millis(50),
+        ..test_limits(Isolation::default())
+    };
+    let engine = PolicyEngine::builder().limits(limits).build().unwrap();
+    let set = Arc::new(PolicySet::new(engine));
+    let attempts = || {
+        set.engine()
+            .metrics()
+            .reloads
+            .get_or_create(&grid_gateway::policy::metrics::ReloadLabels {
+                world: World::Pricing.name().into(),
+                result: "settings_evaluation_failed".into(),
+            })
+            .get()
+    };
+    // Polling every 50 ms, and a file in the directory written every 10 ms: without
+    // back-off that is a retry every 50 ms or faster.
+    let config = WatchConfig {
+        debounce: Duration::from_millis(10),
+        poll_interval: Duration::from_millis(50),
+    };
+    // The initial load (as a gateway does before it starts the watcher) fails, and puts the
+    // other worlds' built-ins in service, so the watcher's rescans load nothing else.
+    reload(&set, Some(dir.path())).await;
+    assert_eq!(attempts(), 1);
+    let watcher = spawn_watcher(set.clone(), dir.path().to_owned(), config);
+    let noise = {
+        let path = dir.path().join("notes.txt");
+        tokio::spawn(async move {
+            for i in 0u64.. {
+                std::fs::write(&path, i.to_string()).unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+
+    // The watcher's first rescan is the first attempt it makes; then watch it for 8 s.
+    let started = Instant::now();
+    while attempts() == 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no first attempt"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first = Instant::now();
+    let mut at = vec![Duration::ZERO];
+    let mut seen = 2;
+    while first.elapsed() < Duration::from_secs(8) {
+        let now = attempts();
+        if now > seen {
+            at.extend(std::iter::repeat_n(first.elapsed(), (now - seen) as usize));
+            seen = now;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    noise.abort();
+    watcher.stop().await;
+
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    println!("attempts at {at:?}, gaps {gaps:?}");
+    // 1 s, 2 s, 4 s (each plus the ~100 ms a failing load takes and up to a poll
+    // interval): four attempts in 8 s, where the poll rate alone would give ~160.
+    assert!(
+        (3..=4).contains(&at.len()),
+        "{} attempts in 8 s: {at:?}",
+        at.len()
+    );
+    assert!(gaps[0] >= Duration::from_millis(900), "{gaps:?}");
+    for pair in gaps.windows(2) {
+        assert!(
+            pair[1].as_secs_f64() >= 1.5 * pair[0].as_secs_f64(),
+            "the intervals do not grow: {gaps:?}"
+        );
+    }
+    assert!(set.current(World::Pricing).is_none());
 }
