@@ -289,16 +289,31 @@ impl Default for SessionConfig {
 }
 
 /// `[policy]`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Directory with `<world>.wasm` / `<world>.settings.json`, watched for changes.
     /// Default none: the built-in reference policies with their default settings.
     pub dir: Option<PathBuf>,
+    /// Largest policy file (`.wasm` or settings) a reload reads, in bytes; a larger one is
+    /// refused (`policy_file_too_large`) and the last good version keeps serving. Default
+    /// 64 MiB.
+    pub max_file_bytes: u64,
     /// Per-evaluation limits (`[policy.limits]`).
     pub limits: RuntimeLimits,
     /// Watcher timing (`[policy.watch]`).
     pub watch: WatchConfig,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            dir: None,
+            max_file_bytes: crate::policy::DEFAULT_MAX_FILE_BYTES,
+            limits: RuntimeLimits::default(),
+            watch: WatchConfig::default(),
+        }
+    }
 }
 
 mod defaults {
@@ -451,6 +466,12 @@ impl Config {
             .limits
             .validate()
             .map_err(|e| invalid("policy.limits", e.to_string()))?;
+        if self.policy.max_file_bytes == 0 {
+            return Err(invalid(
+                "policy.max_file_bytes",
+                "must be at least 1 (every policy file would be refused)",
+            ));
+        }
         if let Some(dir) = &self.policy.dir
             && !dir.is_dir()
         {

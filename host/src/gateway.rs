@@ -177,7 +177,8 @@ impl Gateway {
             .limits(config.policy.limits.clone())
             .metrics(policy_metrics)
             .build()?;
-        let policies = Arc::new(PolicySet::new(engine));
+        let policies =
+            Arc::new(PolicySet::new(engine).with_max_file_bytes(config.policy.max_file_bytes));
         policy::reload(&policies, config.policy.dir.as_deref()).await;
 
         let chain = match (&config.chain, wallet) {

@@ -18,6 +18,17 @@ pub enum LoadError {
         /// The I/O error.
         message: String,
     },
+    /// The `.wasm` or settings file is larger than `policy.max_file_bytes`: it is not read
+    /// (or, when it grew while being read, not read further).
+    #[error("{path} has {size} bytes, more than policy.max_file_bytes ({limit})")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size when refused.
+        size: u64,
+        /// The cap.
+        limit: u64,
+    },
     /// The bytes are not a valid WebAssembly component (or are a core module).
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
@@ -64,6 +75,7 @@ impl LoadError {
     pub fn code(&self) -> &'static str {
         match self {
             LoadError::Read { .. } => "read_failed",
+            LoadError::TooLarge { .. } => "policy_file_too_large",
             LoadError::Compile(_) => "invalid_component",
             LoadError::Imports(_) => "unsupported_imports",
             LoadError::WrongWorld { .. } => "wrong_world",

@@ -44,5 +44,5 @@ pub mod builtin;
 pub mod set;
 pub mod watcher;
 
-pub use set::{PolicyError, PolicySet, WorldStatus};
+pub use set::{DEFAULT_MAX_FILE_BYTES, PolicyError, PolicySet, WorldStatus};
 pub use watcher::{ReloadOutcome, WatchConfig, WatcherHandle, reload, spawn_watcher};

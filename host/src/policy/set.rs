@@ -60,7 +60,13 @@ pub struct PolicySet {
     engine: PolicyEngine,
     slots: [Slot; 3],
     reload_lock: tokio::sync::Mutex<()>,
+    max_file_bytes: u64,
 }
+
+/// Default of `policy.max_file_bytes`: 64 MiB, far above any real policy (the reference
+/// policies are a few hundred KB) and small enough that a stray file cannot make a reload
+/// read gigabytes into memory.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 20;
 
 impl PolicySet {
     /// An empty set on this engine.
@@ -73,7 +79,20 @@ impl PolicySet {
             engine,
             slots: [slot(), slot(), slot()],
             reload_lock: tokio::sync::Mutex::new(()),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
         }
+    }
+
+    /// Caps the size of a policy file (`.wasm` or settings) a reload reads; larger files
+    /// are refused with `policy_file_too_large` and the version in service stays.
+    pub fn with_max_file_bytes(mut self, max_file_bytes: u64) -> Self {
+        self.max_file_bytes = max_file_bytes;
+        self
+    }
+
+    /// The largest policy file a reload reads, in bytes.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_bytes
     }
 
     /// Serialises rescans of the policy directory.

@@ -101,31 +101,90 @@ pub fn settings_path(dir: &Path, world: World) -> PathBuf {
     dir.join(format!("{}.settings.json", world.name()))
 }
 
-/// Reads a file, `None` when it does not exist.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LoadError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(LoadError::Read {
-            path: path.to_owned(),
-            message: e.to_string(),
-        }),
+/// Why the files of a world could not be read: the error, and for a file refused by its
+/// size alone the stamp it was refused at (see [`oversize_fingerprint`]), so the same
+/// file is not looked at again until it changes.
+type ReadFailure = (LoadError, Option<String>);
+
+/// Stands for an oversize file's bytes in a failure's fingerprint: its path, identity, size
+/// and modification time. Unchanged, the file would be refused the same way again.
+fn oversize_fingerprint(path: &Path, meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "too-large:{}:{}:{}:{}:{}.{}",
+        path.display(),
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    )
+}
+
+/// Reads a file of at most `limit` bytes, `None` when it does not exist. The size is
+/// checked before reading (from the open file, so a symlink swap in between cannot slip a
+/// larger file in) and the read itself stops past `limit`, for a file that grows meanwhile.
+fn read_capped(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadFailure> {
+    use std::io::Read;
+    let read_error = |e: std::io::Error| {
+        (
+            LoadError::Read {
+                path: path.to_owned(),
+                message: e.to_string(),
+            },
+            None,
+        )
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_error(e)),
+    };
+    let meta = file.metadata().map_err(read_error)?;
+    let too_large = |size: u64| LoadError::TooLarge {
+        path: path.to_owned(),
+        size,
+        limit,
+    };
+    if meta.len() > limit {
+        return Err((
+            too_large(meta.len()),
+            Some(oversize_fingerprint(path, &meta)),
+        ));
     }
+    // Room for what the metadata promised, and one byte past the cap to notice growth.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        // Grew while being read: refused, and retried (it may be a copy still under way).
+        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+        return Err((too_large(size), None));
+    }
+    Ok(Some(bytes))
 }
 
 /// What should serve `world` according to `dir` (`None` for no directory): the file, else
-/// the built-in. `Ok(None)` when there is neither.
-fn candidate(dir: Option<&Path>, world: World) -> Result<Option<Candidate>, LoadError> {
+/// the built-in. `Ok(None)` when there is neither. No file larger than `limit` is read.
+fn candidate(
+    dir: Option<&Path>,
+    world: World,
+    limit: u64,
+) -> Result<Option<Candidate>, ReadFailure> {
     let settings = match dir {
-        Some(dir) => match read_optional(&settings_path(dir, world))? {
-            Some(bytes) => String::from_utf8(bytes).map_err(|_| LoadError::SettingsNotText)?,
+        Some(dir) => match read_capped(&settings_path(dir, world), limit)? {
+            Some(bytes) => {
+                String::from_utf8(bytes).map_err(|_| (LoadError::SettingsNotText, None))?
+            }
             None => String::new(),
         },
         None => String::new(),
     };
     let file = match dir {
         Some(dir) => {
-            read_optional(&wasm_path(dir, world))?.map(|wasm| (wasm_path(dir, world), wasm))
+            let path = wasm_path(dir, world);
+            read_capped(&path, limit)?.map(|wasm| (path, wasm))
         }
         None => None,
     };
@@ -169,10 +228,19 @@ pub async fn reload(set: &Arc<PolicySet>, dir: Option<&Path>) -> Vec<(World, Rel
 }
 
 async fn reload_world(set: &Arc<PolicySet>, dir: Option<&Path>, world: World) -> ReloadOutcome {
-    let candidate = match candidate(dir, world) {
+    let candidate = match candidate(dir, world, set.max_file_bytes()) {
         Ok(Some(c)) => c,
         Ok(None) => return ReloadOutcome::Missing,
-        Err(e) => {
+        Err((e, Some(stamp))) => {
+            // A file over the size cap: refused once, and not again while it stays the same
+            // file (which the watcher's back-off would otherwise keep retrying).
+            if set.failed_fingerprint(world).as_deref() == Some(stamp.as_str()) {
+                return ReloadOutcome::Unchanged;
+            }
+            set.record_failure(world, &e, Some(stamp));
+            return ReloadOutcome::Failed(e.to_string());
+        }
+        Err((e, None)) => {
             // Unreadable now, maybe readable on the next scan: recorded, retried.
             set.record_failure(world, &e, None);
             return ReloadOutcome::Failed(e.to_string());
