@@ -183,7 +183,7 @@ fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<Wi
         let name = field.name;
         let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
         if is("host") {
-            if host.is_some() {
+            if host.is_some() || !super::process::valid_host(field.value) {
                 return None;
             }
             host = Some(std::str::from_utf8(field.value).ok()?);
