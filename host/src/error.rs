@@ -181,6 +181,10 @@ pub enum Error {
     /// More than one `Host` header field (RFC 9112 §3.2).
     #[error("the request has more than one Host header field")]
     DuplicateHost,
+    /// An HTTP/1.1 request without a `Host` field, or one whose `Host` is no `host[:port]`
+    /// (RFC 9112 §3.2).
+    #[error("{0}")]
+    BadHost(&'static str),
     /// A GET or HEAD request with a body.
     #[error("a {0} request may not have a body on this node")]
     BodyNotAllowed(String),
@@ -286,6 +290,7 @@ impl Error {
             Error::AmbiguousPath(_) => "ambiguous_path",
             Error::NonCanonicalMethod(_) => "non_canonical_method",
             Error::DuplicateHost => "duplicate_host",
+            Error::BadHost(_) => "bad_host",
             Error::BodyNotAllowed(_) => "body_not_allowed",
             Error::AppNotFound(_) => "app_not_found",
             Error::AppNotRunning { .. } => "app_not_running",

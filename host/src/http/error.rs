@@ -22,7 +22,8 @@ pub struct ErrorDetail {
     /// Stable snake_case code to match on. Requests to apps can also be refused before
     /// they reach one: 400 `ambiguous_path` (an encoded `/` or `\`, an encoded dot segment,
     /// a control byte in the path), `non_canonical_method` (`get` for `GET`),
-    /// `duplicate_host`, `body_not_allowed` (a body on GET or HEAD), `bad_request_body` (a
+    /// `duplicate_host`, `bad_host` (no `Host` in HTTP/1.1, or one that is no
+    /// `host[:port]`), `body_not_allowed` (a body on GET or HEAD), `bad_request_body` (a
     /// malformed chunked body), `ambiguous_length`; 403 `request_denied`; 413
     /// `body_too_large`; 502 `upstream_unreachable`, `upstream_bad_response`; 504
     /// `upstream_timeout`.
@@ -84,6 +85,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::AmbiguousPath(_)
         | Error::NonCanonicalMethod(_)
         | Error::DuplicateHost
+        | Error::BadHost(_)
         | Error::BodyNotAllowed(_) => StatusCode::BAD_REQUEST,
         Error::HandoffInvalid => StatusCode::UNAUTHORIZED,
         Error::AppsDomainNotConfigured => StatusCode::CONFLICT,

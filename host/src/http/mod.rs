@@ -79,7 +79,9 @@ pub fn connection_service(
         let (api, gateway, api_runtime) = (api.clone(), gateway.clone(), api_runtime.clone());
         async move {
             request.extensions_mut().insert(ConnectInfo(peer));
-            if let Err(error) = process::settle_host(&mut request) {
+            let settled =
+                process::require_host(&request).and_then(|()| process::settle_host(&mut request));
+            if let Err(error) = settled {
                 return Ok(error.into_response());
             }
             if is_api(&gateway, &request) {

@@ -141,9 +141,10 @@ pub(super) fn refuses_body(gw: &Gateway, method: &str, has_body: bool) -> bool {
 }
 
 /// Settles which host a request on hyper's path names, before anything routes on it:
-/// two `Host` fields are refused (RFC 9112 §3.2), and an absolute-form target's (or
-/// HTTP/2's `:authority`) authority replaces the `Host` field (RFC 9112 §3.2.2), so that
-/// routing, the policy and the app all read the one host.
+/// two `Host` fields and a `Host` that is no `host[:port]` are refused (RFC 9112 §3.2;
+/// [`require_host`] refuses HTTP/1.1 without one off a socket), and an absolute-form
+/// target's (or HTTP/2's `:authority`) authority replaces the `Host` field (RFC 9112
+/// §3.2.2), so that routing, the policy and the app all read the one host.
 pub(super) fn settle_host<B>(request: &mut http::Request<B>) -> Result<(), Error> {
     if request
         .headers()
@@ -153,6 +154,11 @@ pub(super) fn settle_host<B>(request: &mut http::Request<B>) -> Result<(), Error
         .is_some()
     {
         return Err(Error::DuplicateHost);
+    }
+    if let Some(value) = request.headers().get(header::HOST)
+        && !valid_host(value.as_bytes())
+    {
+        return Err(Error::BadHost("the Host field is not a host and port"));
     }
     if let Some(authority) = request.uri().authority() {
         // Never a userinfo (`user@`): the host and port alone.
@@ -165,6 +171,26 @@ pub(super) fn settle_host<B>(request: &mut http::Request<B>) -> Result<(), Error
         request.headers_mut().insert(header::HOST, value);
     }
     Ok(())
+}
+
+/// Refuses an HTTP/1.1 request read off a socket without a `Host` field (RFC 9112 §3.2),
+/// absolute form included. (HTTP/2 names its authority otherwise, HTTP/1.0 may omit it, and
+/// requests built in process for [`super::router`] have no wire to carry one.)
+pub(super) fn require_host<B>(request: &http::Request<B>) -> Result<(), Error> {
+    if request.version() == http::Version::HTTP_11 && !request.headers().contains_key(header::HOST)
+    {
+        return Err(Error::BadHost("an HTTP/1.1 request needs a Host field"));
+    }
+    Ok(())
+}
+
+/// Whether a `Host` field value is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2)
+/// or empty: the bytes of a reg-name, an IPv4 address or an IP literal and a port, never a
+/// userinfo, path, query, fragment or whitespace.
+pub(super) fn valid_host(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(b))
 }
 
 /// The host a request names: its `Host` header, or the URI's authority (HTTP/2).

@@ -99,6 +99,16 @@ pub async fn serve(
             _ => break,
         };
         let Some(request) = fast_request(gw, &head) else {
+            if ambiguous_length(&head) {
+                // hyper would drop the Content-Length and read the chunks (RFC 9112 §6.3
+                // allows that or a refusal): the raw material of request smuggling, which
+                // this gateway refuses outright, and closes.
+                let error = Error::Proxy(crate::proxy::ProxyError::AmbiguousLength);
+                let is_head = head.method == Some("HEAD");
+                let _ = write_error(&mut stream, error, true, is_head).await;
+                let _ = stream.shutdown().await;
+                return;
+            }
             break;
         };
         let in_hand = request.body_len().min((read.len() - head_len) as u64) as usize;
@@ -183,7 +193,7 @@ fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<Wi
         let name = field.name;
         let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
         if is("host") {
-            if host.is_some() {
+            if host.is_some() || !super::process::valid_host(field.value) {
                 return None;
             }
             host = Some(std::str::from_utf8(field.value).ok()?);
@@ -221,6 +231,16 @@ fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<Wi
         content_length: length,
         close,
     })
+}
+
+/// Whether `head` carries both `Transfer-Encoding` and `Content-Length`.
+fn ambiguous_length(head: &httparse::Request<'_, '_>) -> bool {
+    let has = |wanted: &str| {
+        head.headers
+            .iter()
+            .any(|field| field.name.eq_ignore_ascii_case(wanted))
+    };
+    has("transfer-encoding") && has("content-length")
 }
 
 /// Whether `target` is made only of what RFC 3986 allows in a path and a query. Anything
