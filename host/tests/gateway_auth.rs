@@ -392,7 +392,9 @@ async fn issuing_nonces_writes_nothing() {
 async fn expired_forged_and_tampered_nonces_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = chainless_config(dir.path());
-    config.auth.nonce_ttl_secs = 1;
+    // Expiry is in whole seconds, so a 1 s nonce may live only a moment: 2 s leaves the
+    // control logins below at least one whole second.
+    config.auth.nonce_ttl_secs = 2;
     let running = grid_gateway::server::start(config, Hooks::default())
         .await
         .unwrap();
@@ -423,7 +425,7 @@ async fn expired_forged_and_tampered_nonces_are_refused() {
 
     // Past its time to live.
     let nonce = nonce_over_http(addr).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     login_over_http(addr, STRANGER_KEY, &Siwe::new(stranger, &nonce).text())
         .await
         .assert_error(401, "invalid_nonce");

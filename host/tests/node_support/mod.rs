@@ -80,6 +80,11 @@ dir = "{policies}"
 [policy.watch]
 debounce_ms = 20
 poll_interval_ms = 200
+# Unoptimised wasmtime on a loaded two-core machine can take the default 10 ms for one
+# evaluation; these tests are about the node, not deadlines (those set their own).
+[policy.limits]
+deadline_ms = 250
+load_deadline_ms = 2000
 "#,
         data = root.join("data").display(),
         policies = policy_dir(root).display(),
