@@ -4,13 +4,11 @@
 
 pub mod api;
 pub mod apps;
-pub mod client_stream;
 pub mod error;
 pub mod extract;
 pub mod handlers;
 mod openapi;
-mod process;
-pub mod wire;
+pub(crate) mod process;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,7 +37,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Process for every other path. Process is routed before the API's layer stack (request
 /// ids, spans, per-route metrics, CORS, body limit): a proxied request pays only for what
 /// it needs, and has its own metrics (`grid_proxy_*`). The server's workers dispatch the
-/// same way per connection ([`wire::serve`], then [`connection_service`] for what the fast
+/// same way per connection ([`crate::wire::serve`], then [`connection_service`] for what the fast
 /// path does not take); this router is for embedding and tests that call it without a
 /// socket.
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -102,7 +100,7 @@ fn is_api<B>(gateway: &Gateway, request: &hyper::Request<B>) -> bool {
 }
 
 /// [`is_api`] for a request's path and `Host`.
-fn is_api_path(gateway: &Gateway, path: &str, host: Option<&str>) -> bool {
+pub(crate) fn is_api_path(gateway: &Gateway, path: &str, host: Option<&str>) -> bool {
     let gateway_path = path == "/greet" || path == "/_grid" || path.starts_with("/_grid/");
     gateway_path && !gateway.process.is_app_host(host)
 }

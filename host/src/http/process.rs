@@ -1,7 +1,7 @@
 //! Process: every request outside `/_grid/` (and `/greet`) goes to the caller's app.
 //!
 //! The checks ([`admit`]) are the same on hyper's path and on the wire fast path
-//! (`super::wire`); whatever refuses a request answers with the API's JSON error body.
+//! ([`crate::wire`]); whatever refuses a request answers with the API's JSON error body.
 
 use std::net::SocketAddr;
 
@@ -89,7 +89,7 @@ where
 
 /// The hand-off code of a request that redeems one: a `grid_handoff` query parameter on an
 /// app's own host.
-pub(super) fn handoff_code<'q>(
+pub(crate) fn handoff_code<'q>(
     gw: &Gateway,
     query: Option<&'q str>,
     host: Option<&str>,
@@ -136,7 +136,7 @@ fn redeem_handoff<B>(
 /// Whether a `method` request with a body (`has_body`) is refused: GET and HEAD, unless
 /// `process.allow_get_body`. An app that ignores a GET body reads it as a request of its
 /// own, one no policy saw.
-pub(super) fn refuses_body(gw: &Gateway, method: &str, has_body: bool) -> bool {
+pub(crate) fn refuses_body(gw: &Gateway, method: &str, has_body: bool) -> bool {
     has_body && matches!(method, "GET" | "HEAD") && !gw.process.config().allow_get_body
 }
 
@@ -144,7 +144,7 @@ pub(super) fn refuses_body(gw: &Gateway, method: &str, has_body: bool) -> bool {
 /// two `Host` fields are refused (RFC 9112 §3.2), and an absolute-form target's (or
 /// HTTP/2's `:authority`) authority replaces the `Host` field (RFC 9112 §3.2.2), so that
 /// routing, the policy and the app all read the one host.
-pub(super) fn settle_host<B>(request: &mut http::Request<B>) -> Result<(), Error> {
+pub(crate) fn settle_host<B>(request: &mut http::Request<B>) -> Result<(), Error> {
     if request
         .headers()
         .get_all(header::HOST)
@@ -180,7 +180,7 @@ pub(crate) fn host_of<'r>(headers: &'r http::HeaderMap, uri: &'r http::Uri) -> O
 }
 
 /// What routing needs of a request; its headers only when the policy will be asked.
-pub(super) fn view<'a, H: Headers>(
+pub(crate) fn view<'a, H: Headers>(
     gw: &Gateway,
     method: &'a str,
     path: &'a str,
@@ -200,7 +200,7 @@ pub(super) fn view<'a, H: Headers>(
 /// the policy and the app read alike (else 400), the session (a
 /// cookie decrypt and a cache read), the route (an in-memory map), the authorization
 /// policy (a wasm call). Returns the route and what carried the session.
-pub(super) async fn admit<H: Headers + Sync>(
+pub(crate) async fn admit<H: Headers + Sync>(
     gw: &Gateway,
     headers: &H,
     view: &RequestView<'_, H>,
@@ -223,14 +223,14 @@ pub(super) async fn admit<H: Headers + Sync>(
 /// caller's own or anyone's, live or expired — whatever signed the request in: an app must
 /// never hold a credential it could replay at the gateway. Other `Authorization` values
 /// (the app's own bearer, `Basic`) pass. Costs a decrypt per bearer header only.
-pub(super) fn strip_gateway_bearers(gw: &Gateway, headers: &mut impl Headers) {
+pub(crate) fn strip_gateway_bearers(gw: &Gateway, headers: &mut impl Headers) {
     crate::proxy::headers::strip_bearers(headers, |token| gw.auth.is_token(token));
 }
 
 /// What the proxy strips on the way to the app: the gateway's session cookie under both
 /// names, and the bearer token when it signed the request in (an `Authorization` header
 /// next to a session cookie is the app's own and goes through).
-pub(super) fn forward_options(credential: Credential) -> ForwardOptions {
+pub(crate) fn forward_options(credential: Credential) -> ForwardOptions {
     ForwardOptions {
         strip_cookies: SESSION_COOKIES,
         strip_authorization: credential == Credential::Bearer,

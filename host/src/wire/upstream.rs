@@ -10,11 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::ChunkedScanner;
+use super::client_stream::ClientStream;
 use super::{date, idle};
-use crate::http::client_stream::ClientStream;
-use crate::proxy::error::ProxyError;
-use crate::proxy::forward::{ClientInfo, ForwardOptions, Forwarder, Upstream};
 use crate::proxy::headers::{self, HeaderList, Headers, Origin};
+use crate::proxy::{ClientInfo, ForwardOptions, Forwarder, ProxyError, Upstream};
 
 /// Largest response head taken from an app.
 const MAX_HEAD: usize = 64 * 1024;
@@ -237,15 +236,14 @@ impl Forwarder {
             let idle = if resent { None } else { idle::take(authority) };
             let (mut app, reused) = match idle {
                 Some(app) => (app, true),
-                None => match crate::proxy::pool::connect_tcp(
-                    upstream.authority(),
-                    config.connect_timeout,
-                )
-                .await
-                {
-                    Ok(app) => (app, false),
-                    Err(e) => break Err(WireError::Refused(self.classify(e))),
-                },
+                None => {
+                    match crate::proxy::connect_tcp(upstream.authority(), config.connect_timeout)
+                        .await
+                    {
+                        Ok(app) => (app, false),
+                        Err(e) => break Err(WireError::Refused(self.classify(e))),
+                    }
+                }
             };
             let attempt = self
                 .attempt(

@@ -1,8 +1,8 @@
 //! A client connection on an HTTP worker.
 //!
 //! Process requests in plain HTTP/1.1 — no body or a `Content-Length` body, no upgrade,
-//! no `Expect`, one `Host` — are read off the socket, admitted (`super::process::admit`)
-//! and forwarded as bytes by the wire fast path ([`crate::proxy::wire`]). At the first
+//! no `Expect`, one `Host` — are read off the socket, admitted (`crate::http::process::admit`)
+//! and forwarded as bytes by the wire fast path ([`super::upstream`]). At the first
 //! request that is anything else (an API call, a hand-off, a websocket, a chunked upload,
 //! HTTP/1.0 or HTTP/2, a malformed head) the connection, with what was read of it, is
 //! handed to hyper and served there to its end: hyper's router and forwarder answer exactly
@@ -23,13 +23,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::client_stream::ClientStream;
-use super::process::{admit, forward_options, handoff_code, view};
+use super::{Finished, WireBuffers, WireError, WireRequest, content_length};
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::http::process::{admit, forward_options, handoff_code, view};
 use crate::process::ORDER_HEADER;
 use crate::proxy::ClientInfo;
 use crate::proxy::headers::{HeaderList, Headers};
-use crate::proxy::wire::{Finished, WireBuffers, WireError, WireRequest, content_length};
 
 /// Largest request head the fast path reads; a larger one goes to hyper (whose own limit
 /// is higher).
@@ -210,7 +210,9 @@ fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<Wi
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     };
-    if super::is_api_path(gw, path, Some(host)) || handoff_code(gw, query, Some(host)).is_some() {
+    if crate::http::is_api_path(gw, path, Some(host))
+        || handoff_code(gw, query, Some(host)).is_some()
+    {
         return None;
     }
     Some(WireRequest {
@@ -243,7 +245,7 @@ async fn process(
     peer: SocketAddr,
     buffers: &mut WireBuffers,
 ) -> Result<Finished, Failure> {
-    if super::process::refuses_body(gw, request.method, request.body_len() > 0) {
+    if crate::http::process::refuses_body(gw, request.method, request.body_len() > 0) {
         return Err(Error::BodyNotAllowed(request.method.to_owned()).into());
     }
     let (route, credential) = {
@@ -253,7 +255,7 @@ async fn process(
     };
     // The header is the gateway's; the app has no use for it.
     request.headers.remove(ORDER_HEADER);
-    super::process::strip_gateway_bearers(gw, &mut request.headers);
+    crate::http::process::strip_gateway_bearers(gw, &mut request.headers);
     let client = ClientInfo { peer, https: false };
     let options = forward_options(credential);
     gw.forwarder
@@ -306,7 +308,7 @@ async fn write_error(
         }
     }
     out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-    crate::proxy::wire::write_date(&mut out);
+    super::write_date(&mut out);
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -328,7 +330,7 @@ async fn hand_over(
     peer: SocketAddr,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let service = super::connection_service(
+    let service = crate::http::connection_service(
         connections.gateway.clone(),
         connections.api.clone(),
         connections.api_runtime.clone(),
