@@ -2,13 +2,13 @@
 //! body limit), handlers, errors and the OpenAPI document. Handlers call the services
 //! on [`Gateway`]; nothing here talks to wasmtime or alloy.
 
+pub(crate) mod admission;
 pub mod api;
 pub mod apps;
 pub mod error;
 pub mod extract;
 pub mod handlers;
 mod openapi;
-pub(crate) mod process;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -46,13 +46,13 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         let (api, gateway) = (api.clone(), gateway.clone());
         async move {
             let mut request = request;
-            if let Err(error) = process::settle_host(&mut request) {
+            if let Err(error) = admission::settle_host(&mut request) {
                 return Ok(error.into_response());
             }
             if is_api(&gateway, &request) {
                 api.oneshot(request).await
             } else {
-                Ok(process::handle(&gateway, request).await)
+                Ok(admission::handle(&gateway, request).await)
             }
         }
     }))
@@ -77,7 +77,7 @@ pub fn connection_service(
         let (api, gateway, api_runtime) = (api.clone(), gateway.clone(), api_runtime.clone());
         async move {
             request.extensions_mut().insert(ConnectInfo(peer));
-            if let Err(error) = process::settle_host(&mut request) {
+            if let Err(error) = admission::settle_host(&mut request) {
                 return Ok(error.into_response());
             }
             if is_api(&gateway, &request) {
@@ -87,7 +87,7 @@ pub fn connection_service(
                     Ok(axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
                 })
             } else {
-                Ok(process::handle(&gateway, request).await)
+                Ok(admission::handle(&gateway, request).await)
             }
         }
     })
@@ -96,7 +96,7 @@ pub fn connection_service(
 /// The gateway's own paths; everything else is Process. On an app's own host
 /// (`<order-id>.<apps_domain>`) the whole path space is the app's, `/_grid/` included.
 fn is_api<B>(gateway: &Gateway, request: &hyper::Request<B>) -> bool {
-    is_api_path(gateway, request.uri().path(), process::host(request))
+    is_api_path(gateway, request.uri().path(), admission::host(request))
 }
 
 /// [`is_api`] for a request's path and `Host`.
@@ -131,7 +131,7 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
         .route("/_grid/metrics", get(handlers::metrics))
         .route("/_grid/openapi.json", get(openapi::serve))
         .route("/greet", get(handlers::greet))
-        .fallback(process::not_found)
+        .fallback(admission::not_found)
         // axum answers a known path's unknown method with an empty 405; ours carries the
         // envelope (axum still adds `Allow`).
         .method_not_allowed_fallback(method_not_allowed)

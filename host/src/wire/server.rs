@@ -1,7 +1,7 @@
 //! A client connection on an HTTP worker.
 //!
 //! Process requests in plain HTTP/1.1 — no body or a `Content-Length` body, no upgrade,
-//! no `Expect`, one `Host` — are read off the socket, admitted (`crate::http::process::admit`)
+//! no `Expect`, one `Host` — are read off the socket, admitted (`crate::http::admission::admit`)
 //! and forwarded as bytes by the wire fast path ([`super::upstream`]). At the first
 //! request that is anything else (an API call, a hand-off, a websocket, a chunked upload,
 //! HTTP/1.0 or HTTP/2, a malformed head) the connection, with what was read of it, is
@@ -26,7 +26,7 @@ use super::client_stream::ClientStream;
 use super::{Finished, WireBuffers, WireError, WireRequest, content_length};
 use crate::error::Error;
 use crate::gateway::Gateway;
-use crate::http::process::{admit, forward_options, handoff_code, view};
+use crate::http::admission::{admit, forward_options, handoff_code, view};
 use crate::process::ORDER_HEADER;
 use crate::proxy::ClientInfo;
 use crate::proxy::headers::{HeaderList, Headers};
@@ -107,7 +107,8 @@ pub async fn serve(
         let body_on_the_wire = request.body_len() > in_hand as u64;
         let client_close = request.close;
         let is_head = request.method == "HEAD";
-        let outcome = process(gw, &mut stream, request, body_start, peer, &mut buffers).await;
+        let outcome =
+            admit_and_forward(gw, &mut stream, request, body_start, peer, &mut buffers).await;
         let keep_alive = match outcome {
             Ok(Finished::KeepAlive) => true,
             Ok(Finished::Close) => false,
@@ -236,8 +237,8 @@ fn plain_target(target: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b))
 }
 
-/// Admits `request` and forwards it.
-async fn process(
+/// Admits `request` and forwards it on the wire.
+async fn admit_and_forward(
     gw: &Gateway,
     stream: &mut ClientStream,
     mut request: WireRequest<'_>,
@@ -245,7 +246,7 @@ async fn process(
     peer: SocketAddr,
     buffers: &mut WireBuffers,
 ) -> Result<Finished, Failure> {
-    if crate::http::process::refuses_body(gw, request.method, request.body_len() > 0) {
+    if crate::http::admission::refuses_body(gw, request.method, request.body_len() > 0) {
         return Err(Error::BodyNotAllowed(request.method.to_owned()).into());
     }
     let (route, credential) = {
@@ -255,7 +256,7 @@ async fn process(
     };
     // The header is the gateway's; the app has no use for it.
     request.headers.remove(ORDER_HEADER);
-    crate::http::process::strip_gateway_bearers(gw, &mut request.headers);
+    crate::http::admission::strip_gateway_bearers(gw, &mut request.headers);
     let client = ClientInfo { peer, https: false };
     let options = forward_options(credential);
     gw.forwarder

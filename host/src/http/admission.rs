@@ -1,4 +1,5 @@
-//! Process: every request outside `/_grid/` (and `/greet`) goes to the caller's app.
+//! Admission: what a request outside `/_grid/` (and `/greet`) goes through before it is
+//! forwarded to the caller's app, and its forwarding on hyper's path.
 //!
 //! The checks ([`admit`]) are the same on hyper's path and on the wire fast path
 //! ([`crate::wire`]); whatever refuses a request answers with the API's JSON error body.
@@ -34,7 +35,7 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    match process(gw, request).await {
+    match admit_and_forward(gw, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -44,7 +45,8 @@ where
 /// not leak the other one to apps.
 const SESSION_COOKIES: &[&str] = &[cookie_name(true), cookie_name(false)];
 
-async fn process<B>(gw: &Gateway, request: http::Request<B>) -> Result<Response, Error>
+/// Redeems a hand-off, or admits `request` and forwards it on hyper's path.
+async fn admit_and_forward<B>(gw: &Gateway, request: http::Request<B>) -> Result<Response, Error>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
