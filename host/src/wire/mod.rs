@@ -11,6 +11,7 @@
 //! - [`client_stream`]: the client's connection with its send and silence deadlines, as both
 //!   request paths hold it.
 //! - `upstream`: one exchange with the app — the request sent, the response streamed back.
+//! - [`head`]: the limits heads are read under, and the one writer of every head sent.
 //! - `chunked`, `idle`, `date`: where a chunked body ends, the idle connections to apps,
 //!   the `Date` header.
 //!
@@ -22,11 +23,12 @@
 mod chunked;
 pub mod client_stream;
 mod date;
+pub mod head;
 mod idle;
 pub mod server;
 mod upstream;
 
-pub use date::write_date;
+pub use head::content_length;
 pub use idle::{clear as close_idle, sweep as sweep_idle};
 pub use server::{Connections, serve};
-pub use upstream::{Finished, WireBuffers, WireError, WireRequest, content_length};
+pub use upstream::{Finished, WireBuffers, WireError, WireRequest};

@@ -23,23 +23,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::client_stream::ClientStream;
-use super::{Finished, WireBuffers, WireError, WireRequest, content_length};
+use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, content_length};
+use super::{Finished, WireBuffers, WireError, WireRequest};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::http::admission::{admit, forward_options, handoff_code, view};
 use crate::process::ORDER_HEADER;
 use crate::proxy::ClientInfo;
 use crate::proxy::headers::{HeaderList, Headers};
-
-/// Largest request head the fast path reads; a larger one goes to hyper (whose own limit
-/// is higher).
-const MAX_HEAD: usize = 64 * 1024;
-
-/// Capacity of a connection's read buffer kept while it waits for the next request.
-const KEPT_READ: usize = 16 * 1024;
-
-/// Most header fields in a request head the fast path takes.
-const MAX_HEADERS: usize = 100;
 
 /// What every connection of a worker shares.
 pub struct Connections {
@@ -130,7 +121,7 @@ pub async fn serve(
             return;
         }
         read.drain(..head_len + in_hand);
-        if read.is_empty() && read.capacity() > KEPT_READ {
+        if read.is_empty() && read.capacity() > KEPT_BUFFER {
             // One large head does not make every later wait on this connection hold it.
             read = Vec::with_capacity(4096);
         }
@@ -289,31 +280,22 @@ async fn write_error(
         .await
         .unwrap_or_default();
     let mut out = Vec::with_capacity(256 + body.len());
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(parts.status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or_default()
-            .as_bytes(),
+    let status = parts.status;
+    let mut head = HeadWriter::response(
+        &mut out,
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
     );
-    out.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
         if name != http::header::CONTENT_LENGTH {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            head.field(name.as_str().as_bytes(), value.as_bytes());
         }
     }
-    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-    super::write_date(&mut out);
+    head.content_length(body.len() as u64).date();
     if close {
-        out.extend_from_slice(b"connection: close\r\n");
+        head.close();
     }
-    out.extend_from_slice(b"\r\n");
+    head.finish();
     if !is_head {
         out.extend_from_slice(&body);
     }

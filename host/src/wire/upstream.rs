@@ -2,7 +2,6 @@
 //! then the app's response head rewritten and sent back with its body, both streamed in
 //! pieces of at most [`READ_CHUNK`] bytes, never buffered whole.
 
-use std::io::Write as _;
 use std::time::Instant;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -11,18 +10,10 @@ use tokio::net::TcpStream;
 
 use super::chunked::ChunkedScanner;
 use super::client_stream::ClientStream;
-use super::{date, idle};
+use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, READ_CHUNK, content_length};
+use super::idle;
 use crate::proxy::headers::{self, HeaderList, Headers, Origin};
 use crate::proxy::{ClientInfo, ForwardOptions, Forwarder, ProxyError, Upstream};
-
-/// Largest response head taken from an app.
-const MAX_HEAD: usize = 64 * 1024;
-
-/// Most header fields in a response head.
-const MAX_HEADERS: usize = 100;
-
-/// Bytes moved per read of a body.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// A request the HTTP layer took off the wire and admitted.
 #[derive(Debug)]
@@ -79,13 +70,10 @@ pub struct WireBuffers {
 }
 
 impl WireBuffers {
-    /// Capacity kept between exchanges: heads and small bodies fit; a connection that
-    /// streamed a large body does not keep 64 KiB buffers while it idles.
-    const KEPT: usize = 16 * 1024;
-
+    /// Frees what a large exchange grew the buffers to ([`KEPT_BUFFER`]).
     fn trim(&mut self) {
         for buffer in [&mut self.out, &mut self.read] {
-            if buffer.capacity() > Self::KEPT {
+            if buffer.capacity() > KEPT_BUFFER {
                 *buffer = Vec::new();
             }
         }
@@ -366,19 +354,13 @@ impl Forwarder {
         // client's spelling of them that the app could read differently.
         h.remove("host");
         h.remove("content-length");
-        out.clear();
-        out.extend_from_slice(request.method.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(request.target.as_bytes());
-        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-        out.extend_from_slice(upstream.authority().as_str().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        let mut head = HeadWriter::request(out, request.method, request.target);
+        head.field(b"host", upstream.authority().as_str().as_bytes());
         if let Some(length) = request.content_length {
-            // Writing to a Vec cannot fail.
-            let _ = write!(out, "content-length: {length}\r\n");
+            head.content_length(length);
         }
-        h.write_to(out);
-        out.extend_from_slice(b"\r\n");
+        head.fields(h);
+        head.finish();
     }
 
     /// Sends the request in `out` and the rest of its body from `client` on `app`, then
@@ -494,15 +476,6 @@ impl Forwarder {
     }
 }
 
-/// A `Content-Length` value: 1 to 19 digits (so it fits a u64), nothing else.
-pub fn content_length(value: &[u8]) -> Option<u64> {
-    let value = value.trim_ascii();
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
-}
-
 /// Methods whose repetition does no harm (RFC 9110 §9.2.2).
 fn idempotent(method: &str) -> bool {
     matches!(
@@ -577,34 +550,25 @@ fn rewrite_response_head(
             http::Version::HTTP_11
         };
         headers::add_via(&mut list, version);
-        out.clear();
-        out.extend_from_slice(b"HTTP/1.1 ");
         // httparse reads exactly three digits.
-        out.extend_from_slice(&[
-            b'0' + (status / 100) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-            b' ',
-        ]);
-        out.extend_from_slice(response.reason.unwrap_or_default().as_bytes());
-        out.extend_from_slice(b"\r\n");
-        list.write_to(out);
+        let mut writer = HeadWriter::response(out, status, response.reason.unwrap_or_default());
+        writer.fields(&list);
         match (&framing, codings) {
             (Framing::Length(length), _) if !bodiless => {
-                let _ = write!(out, "content-length: {length}\r\n");
+                writer.content_length(*length);
             }
             (Framing::Chunked(_), Some(codings)) => {
-                let _ = write!(out, "transfer-encoding: {codings}\r\n");
+                writer.field(b"transfer-encoding", codings.as_bytes());
             }
             _ => {}
         }
         if close {
-            out.extend_from_slice(b"connection: close\r\n");
+            writer.close();
         }
         if !list.contains("date") {
-            date::write_date(out);
+            writer.date();
         }
-        out.extend_from_slice(b"\r\n");
+        writer.finish();
         return Ok(Some(ResponseHead {
             status,
             head_len,
