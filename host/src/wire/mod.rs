@@ -12,6 +12,7 @@
 //!   request paths hold it.
 //! - `upstream`: one exchange with the app — the request sent, the response streamed back.
 //! - [`head`]: the limits heads are read under, and the one writer of every head sent.
+//! - [`error`]: how an exchange fails, on either side.
 //! - `chunked`, `idle`, `date`: where a chunked body ends, the idle connections to apps,
 //!   the `Date` header.
 //!
@@ -23,12 +24,14 @@
 mod chunked;
 pub mod client_stream;
 mod date;
+pub mod error;
 pub mod head;
 mod idle;
 pub mod server;
 mod upstream;
 
+pub use error::{Failure, WireError};
 pub use head::content_length;
 pub use idle::{clear as close_idle, sweep as sweep_idle};
 pub use server::{Connections, serve};
-pub use upstream::{Finished, WireBuffers, WireError, WireRequest};
+pub use upstream::{Finished, WireBuffers, WireRequest};

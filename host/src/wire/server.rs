@@ -23,8 +23,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::client_stream::ClientStream;
+use super::error::Failure;
 use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, content_length};
-use super::{Finished, WireBuffers, WireError, WireRequest};
+use super::{Finished, WireBuffers, WireRequest};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::http::admission::{admit, forward_options, handoff_code, view};
@@ -44,20 +45,6 @@ pub struct Connections {
     pub hyper: auto::Builder<TokioExecutor>,
     /// Longest wait for a whole request head, idle keep-alive included.
     pub header_read_timeout: Duration,
-}
-
-/// Why a request on the fast path got no response from the app.
-enum Failure {
-    /// Answer with this error.
-    Refused(Error),
-    /// The response had begun or the client went away: close.
-    Aborted(String),
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        Failure::Refused(error)
-    }
 }
 
 /// Serves the connection `stream` from `peer` until it closes, or until `stopping` turns
@@ -236,7 +223,7 @@ async fn admit_and_forward(
     body_start: &[u8],
     peer: SocketAddr,
     buffers: &mut WireBuffers,
-) -> Result<Finished, Failure> {
+) -> Result<Finished, Failure<Error>> {
     if crate::http::admission::refuses_body(gw, request.method, request.body_len() > 0) {
         return Err(Error::BodyNotAllowed(request.method.to_owned()).into());
     }
@@ -261,10 +248,7 @@ async fn admit_and_forward(
             buffers,
         )
         .await
-        .map_err(|e| match e {
-            WireError::Refused(e) => Failure::Refused(e.into()),
-            WireError::Aborted(reason) => Failure::Aborted(reason),
-        })
+        .map_err(Failure::map_refused)
 }
 
 /// Answers with `error`'s JSON body, as the API does (to a HEAD request, its headers only).

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use super::chunked::ChunkedScanner;
 use super::client_stream::ClientStream;
+use super::error::WireError;
 use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, READ_CHUNK, content_length};
 use super::idle;
 use crate::proxy::headers::{self, HeaderList, Headers, Origin};
@@ -46,18 +47,6 @@ pub enum Finished {
     KeepAlive,
     /// The response was close-delimited, or the client asked: close the connection.
     Close,
-}
-
-/// Why an exchange failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    /// Nothing was written to the client yet: answer with this error.
-    #[error(transparent)]
-    Refused(#[from] ProxyError),
-    /// The response had begun, or the client went away: the connection can only be closed
-    /// (the client sees an aborted response).
-    #[error("exchange aborted: {0}")]
-    Aborted(String),
 }
 
 /// The buffers of one client connection, reused from one exchange to the next.
