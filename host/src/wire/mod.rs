@@ -34,4 +34,4 @@ pub use error::{Failure, WireError};
 pub use head::content_length;
 pub use idle::{clear as close_idle, sweep as sweep_idle};
 pub use server::{Connections, serve};
-pub use upstream::{Finished, WireBuffers, WireRequest};
+pub use upstream::{Exchange, Finished, WireBuffers, WireRequest};

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use super::client_stream::ClientStream;
 use super::error::Failure;
 use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, content_length};
-use super::{Finished, WireBuffers, WireRequest};
+use super::{Exchange, Finished, WireBuffers, WireRequest};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::http::admission::{admit, forward_options, handoff_code, view};
@@ -237,16 +237,17 @@ async fn admit_and_forward(
     crate::http::admission::strip_gateway_bearers(gw, &mut request.headers);
     let client = ClientInfo { peer, https: false };
     let options = forward_options(credential);
+    let exchange = Exchange {
+        client: stream,
+        request,
+        body_start,
+        upstream: &route.entrance,
+        client_info: &client,
+        options: &options,
+        buffers,
+    };
     gw.forwarder
-        .forward_wire(
-            stream,
-            request,
-            body_start,
-            &route.entrance,
-            &client,
-            &options,
-            buffers,
-        )
+        .forward_wire(exchange)
         .await
         .map_err(Failure::map_refused)
 }

@@ -40,6 +40,26 @@ impl WireRequest<'_> {
     }
 }
 
+/// One exchange in flight: the client's connection, the admitted request, where it goes
+/// and how, and the connection's buffers.
+pub struct Exchange<'a, 'b> {
+    /// The client's connection: the rest of the request body is read from it, the response
+    /// written to it.
+    pub client: &'a mut ClientStream,
+    /// The request, admitted.
+    pub request: WireRequest<'b>,
+    /// The start of its body, already read with the head.
+    pub body_start: &'b [u8],
+    /// The app's entrance.
+    pub upstream: &'a Upstream,
+    /// Who sent it (for the forwarding headers).
+    pub client_info: &'a ClientInfo,
+    /// What is stripped on the way.
+    pub options: &'a ForwardOptions,
+    /// The client connection's buffers.
+    pub buffers: &'a mut WireBuffers,
+}
+
 /// How an exchange ended for the client's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Finished {
@@ -151,57 +171,38 @@ impl Drop for InFlight<'_> {
 }
 
 impl Forwarder {
-    /// Forwards `request` (whose body begins with `body_start`, the rest still on
-    /// `client`) to `upstream` and streams the app's response to `client`. Records the
+    /// Forwards the exchange's request (whose body begins with `body_start`, the rest still
+    /// on `client`) to `upstream` and streams the app's response to `client`. Records the
     /// status class (the error's on failure) as [`Forwarder::forward`] does.
-    #[allow(clippy::too_many_arguments)]
     pub async fn forward_wire(
         &self,
-        client: &mut ClientStream,
-        request: WireRequest<'_>,
-        body_start: &[u8],
-        upstream: &Upstream,
-        info: &ClientInfo,
-        options: &ForwardOptions,
-        buffers: &mut WireBuffers,
+        mut exchange: Exchange<'_, '_>,
     ) -> Result<Finished, WireError> {
-        let result = self
-            .exchange(
-                client, request, body_start, upstream, info, options, buffers,
-            )
-            .await;
-        buffers.trim();
+        let result = self.exchange(&mut exchange).await;
+        exchange.buffers.trim();
         if let Err(WireError::Refused(error)) = &result {
             self.metrics().count(error.status());
         }
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn exchange(
-        &self,
-        client: &mut ClientStream,
-        mut request: WireRequest<'_>,
-        body_start: &[u8],
-        upstream: &Upstream,
-        info: &ClientInfo,
-        options: &ForwardOptions,
-        buffers: &mut WireBuffers,
-    ) -> Result<Finished, WireError> {
+    async fn exchange(&self, ex: &mut Exchange<'_, '_>) -> Result<Finished, WireError> {
         let config = self.config();
         let limit = config.max_request_body_bytes;
-        if limit > 0 && request.body_len() > limit {
+        if limit > 0 && ex.request.body_len() > limit {
             return Err(ProxyError::BodyTooLarge { limit }.into());
         }
-        let WireBuffers { out, read } = buffers;
-        self.write_request_head(out, &mut request, upstream, info, options);
-        out.extend_from_slice(body_start);
-        let unread_body = request.body_len().saturating_sub(body_start.len() as u64);
+        self.write_request_head(ex);
+        ex.buffers.out.extend_from_slice(ex.body_start);
+        let unread_body = ex
+            .request
+            .body_len()
+            .saturating_sub(ex.body_start.len() as u64);
         // Sent again on a new connection if a reused one turns out closed: only what is
         // safe to repeat and still wholly in hand.
-        let resendable = unread_body == 0 && idempotent(request.method);
+        let resendable = unread_body == 0 && idempotent(ex.request.method);
+        let upstream = ex.upstream;
         let authority = upstream.authority().as_str();
-        let is_head = request.method == "HEAD";
 
         let started = Instant::now();
         let in_flight = InFlight::new(&self.metrics().in_flight);
@@ -222,18 +223,7 @@ impl Forwarder {
                     }
                 }
             };
-            let attempt = self
-                .attempt(
-                    &mut app,
-                    out,
-                    read,
-                    client,
-                    unread_body,
-                    is_head,
-                    request.close,
-                    deadline,
-                )
-                .await;
+            let attempt = self.attempt(&mut app, ex, unread_body, deadline).await;
             match attempt {
                 Ok(head) => break Ok((app, head)),
                 Err(Attempt::Closed) if reused && resendable && !resent => resent = true,
@@ -267,6 +257,8 @@ impl Forwarder {
                 .app_cookies_dropped
                 .inc_by(cookies_dropped as u64);
         }
+        let WireBuffers { out, read } = &mut *ex.buffers;
+        let client = &mut *ex.client;
         let rest = &read[head_len..];
         let taken = framing.take(rest)?;
         // Bytes after the message: the app is out of step with its connection.
@@ -312,16 +304,10 @@ impl Forwarder {
         })
     }
 
-    /// Writes the rewritten request head for `upstream` into `out`.
-    fn write_request_head(
-        &self,
-        out: &mut Vec<u8>,
-        request: &mut WireRequest<'_>,
-        upstream: &Upstream,
-        info: &ClientInfo,
-        options: &ForwardOptions,
-    ) {
+    /// Writes the exchange's request head, rewritten for its upstream, into its `out`.
+    fn write_request_head(&self, ex: &mut Exchange<'_, '_>) {
         let config = self.config();
+        let (request, options, info) = (&mut ex.request, ex.options, ex.client_info);
         let h = &mut request.headers;
         headers::remove_hop_by_hop(h);
         headers::strip_cookies(h, options.strip_cookies);
@@ -343,8 +329,8 @@ impl Forwarder {
         // client's spelling of them that the app could read differently.
         h.remove("host");
         h.remove("content-length");
-        let mut head = HeadWriter::request(out, request.method, request.target);
-        head.field(b"host", upstream.authority().as_str().as_bytes());
+        let mut head = HeadWriter::request(&mut ex.buffers.out, request.method, request.target);
+        head.field(b"host", ex.upstream.authority().as_str().as_bytes());
         if let Some(length) = request.content_length {
             head.content_length(length);
         }
@@ -352,21 +338,20 @@ impl Forwarder {
         head.finish();
     }
 
-    /// Sends the request in `out` and the rest of its body from `client` on `app`, then
-    /// reads the response head into `read` and writes its rewrite for the client into
-    /// `out`.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends the request in the exchange's `out` and the `unread_body` bytes of its body
+    /// still on the client's connection on `app`, then reads the response head into `read`
+    /// and writes its rewrite for the client into `out`, all by `deadline`.
     async fn attempt(
         &self,
         app: &mut TcpStream,
-        out: &mut Vec<u8>,
-        read: &mut Vec<u8>,
-        client: &mut ClientStream,
+        ex: &mut Exchange<'_, '_>,
         unread_body: u64,
-        is_head: bool,
-        client_close: bool,
         deadline: tokio::time::Instant,
     ) -> Result<ResponseHead, Attempt> {
+        let WireBuffers { out, read } = &mut *ex.buffers;
+        let client = &mut *ex.client;
+        let is_head = ex.request.method == "HEAD";
+        let client_close = ex.request.close;
         // An app that stops reading must not hold the exchange: its writes have the same
         // clocks as its answers.
         match tokio::time::timeout_at(deadline, app.write_all(out)).await {
