@@ -1,8 +1,9 @@
 //! A client connection on an HTTP worker.
 //!
 //! Process requests in plain HTTP/1.1 — no body or a `Content-Length` body, no upgrade,
-//! no `Expect`, one `Host` — are read off the socket, admitted (`crate::http::admission::admit`)
-//! and forwarded as bytes by the wire fast path ([`super::upstream`]). At the first
+//! no `Expect`, one `Host` — are read off the socket, admitted
+//! (`crate::http::admission::admit`, as on hyper's path) and forwarded as bytes
+//! ([`crate::proxy::Forwarder::forward_wire`], the exchange with the app). At the first
 //! request that is anything else (an API call, a hand-off, a websocket, a chunked upload,
 //! HTTP/1.0 or HTTP/2, a malformed head) the connection, with what was read of it, is
 //! handed to hyper and served there to its end: hyper's router and forwarder answer exactly
