@@ -6,8 +6,10 @@
 //!
 //! Layout: [`config`] (TOML + env), [`gateway`] (the assembled node), the services
 //! [`orders`] (quote, accept) and [`auth`] (SIWE, sessions) over [`store`] (redb),
-//! [`capacity`] and the chain client (grid-chain), and [`http`] (axum) on top;
-//! [`server`] runs it.
+//! [`capacity`] and the chain client (grid-chain), and [`http`] (axum) on top; Process
+//! ([`process`]: which app a request goes to) forwards through [`proxy`] (the forwarding
+//! core, and hyper's path) or [`wire`] (the HTTP/1.1 fast path: client connections,
+//! heads, the exchange with the app); [`server`] runs it.
 
 pub mod apps;
 pub mod auth;
@@ -25,5 +27,6 @@ pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod store;
+pub mod wire;
 
 pub use error::{Error, Result};

@@ -12,8 +12,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, LogFormat};
 use crate::gateway::{BuildError, Gateway};
-use crate::http::client_stream::{ClientStream, Slot};
 use crate::orders::Hooks;
+use crate::wire::client_stream::{ClientStream, Slot};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,7 @@ impl Running {
 /// upstream connections stay on one thread, with no cross-thread hand-offs and none of the
 /// work-stealing scheduler's wake-ups on the request path (~4 µs of kernel time per
 /// proxied request, `host/benches/README.md`). Each connection is served by
-/// [`crate::http::wire::serve`]: plain HTTP/1.1 Process requests on the wire fast path,
+/// [`crate::wire::serve`]: plain HTTP/1.1 Process requests on the wire fast path,
 /// the rest of the connection by hyper from its first request that is anything else. API
 /// requests are handed to the caller's runtime, where the node's background work runs too
 /// (the chain follower, the policy watcher, sweeps): what they start (a deploy, a chain
@@ -183,7 +183,7 @@ fn serve_on(
             .keep_alive_timeout(header_read_timeout / 2);
         let send_timeout = gateway.config.http.send_timeout();
         let max_connections = gateway.config.http.max_connections;
-        let connections = Arc::new(crate::http::wire::Connections {
+        let connections = Arc::new(crate::wire::Connections {
             gateway: gateway.clone(),
             api,
             api_runtime,
@@ -195,7 +195,7 @@ fn serve_on(
             let mut every = tokio::time::interval(IDLE_SWEEP);
             loop {
                 every.tick().await;
-                crate::proxy::wire::sweep_idle();
+                crate::wire::sweep_idle();
             }
         });
         let mut stop = stopping.clone();
@@ -230,7 +230,7 @@ fn serve_on(
                 continue;
             };
             let stream = ClientStream::new(stream, send_timeout, Some(slot));
-            tracker.spawn(crate::http::wire::serve(
+            tracker.spawn(crate::wire::serve(
                 connections.clone(),
                 stream,
                 peer,
@@ -245,7 +245,7 @@ fn serve_on(
             tracing::warn!("requests still in flight after {grace:?}: cut");
         }
         sweeper.abort();
-        crate::proxy::wire::close_idle();
+        crate::wire::close_idle();
         Ok(())
     })
 }

@@ -2,15 +2,13 @@
 //! body limit), handlers, errors and the OpenAPI document. Handlers call the services
 //! on [`Gateway`]; nothing here talks to wasmtime or alloy.
 
+pub(crate) mod admission;
 pub mod api;
 pub mod apps;
-pub mod client_stream;
 pub mod error;
 pub mod extract;
 pub mod handlers;
 mod openapi;
-mod process;
-pub mod wire;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,7 +37,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Process for every other path. Process is routed before the API's layer stack (request
 /// ids, spans, per-route metrics, CORS, body limit): a proxied request pays only for what
 /// it needs, and has its own metrics (`grid_proxy_*`). The server's workers dispatch the
-/// same way per connection ([`wire::serve`], then [`connection_service`] for what the fast
+/// same way per connection ([`crate::wire::serve`], then [`connection_service`] for what the fast
 /// path does not take); this router is for embedding and tests that call it without a
 /// socket.
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -48,13 +46,13 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         let (api, gateway) = (api.clone(), gateway.clone());
         async move {
             let mut request = request;
-            if let Err(error) = process::settle_host(&mut request) {
+            if let Err(error) = admission::settle_host(&mut request) {
                 return Ok(error.into_response());
             }
             if is_api(&gateway, &request) {
                 api.oneshot(request).await
             } else {
-                Ok(process::handle(&gateway, request).await)
+                Ok(admission::handle(&gateway, request).await)
             }
         }
     }))
@@ -79,8 +77,8 @@ pub fn connection_service(
         let (api, gateway, api_runtime) = (api.clone(), gateway.clone(), api_runtime.clone());
         async move {
             request.extensions_mut().insert(ConnectInfo(peer));
-            let settled =
-                process::require_host(&request).and_then(|()| process::settle_host(&mut request));
+            let settled = admission::require_host(&request)
+                .and_then(|()| admission::settle_host(&mut request));
             if let Err(error) = settled {
                 return Ok(error.into_response());
             }
@@ -91,7 +89,7 @@ pub fn connection_service(
                     Ok(axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
                 })
             } else {
-                Ok(process::handle(&gateway, request).await)
+                Ok(admission::handle(&gateway, request).await)
             }
         }
     })
@@ -100,11 +98,11 @@ pub fn connection_service(
 /// The gateway's own paths; everything else is Process. On an app's own host
 /// (`<order-id>.<apps_domain>`) the whole path space is the app's, `/_grid/` included.
 fn is_api<B>(gateway: &Gateway, request: &hyper::Request<B>) -> bool {
-    is_api_path(gateway, request.uri().path(), process::host(request))
+    is_api_path(gateway, request.uri().path(), admission::host(request))
 }
 
 /// [`is_api`] for a request's path and `Host`.
-fn is_api_path(gateway: &Gateway, path: &str, host: Option<&str>) -> bool {
+pub(crate) fn is_api_path(gateway: &Gateway, path: &str, host: Option<&str>) -> bool {
     let gateway_path = path == "/greet" || path == "/_grid" || path.starts_with("/_grid/");
     gateway_path && !gateway.process.is_app_host(host)
 }
@@ -135,7 +133,7 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
         .route("/_grid/metrics", get(handlers::metrics))
         .route("/_grid/openapi.json", get(openapi::serve))
         .route("/greet", get(handlers::greet))
-        .fallback(process::not_found)
+        .fallback(admission::not_found)
         // axum answers a known path's unknown method with an empty 405; ours carries the
         // envelope (axum still adds `Allow`).
         .method_not_allowed_fallback(method_not_allowed)

@@ -268,7 +268,7 @@ impl Forwarder {
 
     /// Names a failed exchange: our own body limits first (they surface as body errors of
     /// the upstream request), then connect failures and timeouts, then anything else.
-    pub(super) fn classify(&self, error: SendError) -> ProxyError {
+    pub(crate) fn classify(&self, error: SendError) -> ProxyError {
         let error = match error {
             SendError::ConnectTimeout => return ProxyError::UpstreamTimeout,
             SendError::Connect(e) if e.kind() == std::io::ErrorKind::TimedOut => {

@@ -128,16 +128,6 @@ impl<'b> HeaderList<'b> {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.entries.iter().map(|(n, v)| (*n, v.as_ref()))
     }
-
-    /// Writes every header as `name: value\r\n`.
-    pub fn write_to(&self, out: &mut Vec<u8>) {
-        for (name, value) in &self.entries {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        }
-    }
 }
 
 impl Headers for HeaderList<'_> {

@@ -15,10 +15,10 @@ pub mod headers;
 mod metrics;
 mod pool;
 mod tunnel;
-pub mod wire;
 
 pub use body::{BoxError, ProxyBody, empty, full};
 pub use config::ProxyConfig;
 pub use error::ProxyError;
 pub use forward::{ClientInfo, ForwardOptions, Forwarder, Upstream, UpstreamParseError};
 pub use metrics::{ProxyMetrics, StatusClassLabels};
+pub(crate) use pool::connect_tcp;

@@ -2,7 +2,6 @@
 //! then the app's response head rewritten and sent back with its body, both streamed in
 //! pieces of at most [`READ_CHUNK`] bytes, never buffered whole.
 
-use std::io::Write as _;
 use std::time::Instant;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -10,20 +9,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::ChunkedScanner;
-use super::{date, idle};
-use crate::http::client_stream::ClientStream;
-use crate::proxy::error::ProxyError;
-use crate::proxy::forward::{ClientInfo, ForwardOptions, Forwarder, Upstream};
+use super::client_stream::ClientStream;
+use super::error::WireError;
+use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, READ_CHUNK, content_length};
+use super::idle;
 use crate::proxy::headers::{self, HeaderList, Headers, Origin};
-
-/// Largest response head taken from an app.
-const MAX_HEAD: usize = 64 * 1024;
-
-/// Most header fields in a response head.
-const MAX_HEADERS: usize = 100;
-
-/// Bytes moved per read of a body.
-const READ_CHUNK: usize = 64 * 1024;
+use crate::proxy::{ClientInfo, ForwardOptions, Forwarder, ProxyError, Upstream};
 
 /// A request the HTTP layer took off the wire and admitted.
 #[derive(Debug)]
@@ -49,6 +40,26 @@ impl WireRequest<'_> {
     }
 }
 
+/// One exchange in flight: the client's connection, the admitted request, where it goes
+/// and how, and the connection's buffers.
+pub struct Exchange<'a, 'b> {
+    /// The client's connection: the rest of the request body is read from it, the response
+    /// written to it.
+    pub client: &'a mut ClientStream,
+    /// The request, admitted.
+    pub request: WireRequest<'b>,
+    /// The start of its body, already read with the head.
+    pub body_start: &'b [u8],
+    /// The app's entrance.
+    pub upstream: &'a Upstream,
+    /// Who sent it (for the forwarding headers).
+    pub client_info: &'a ClientInfo,
+    /// What is stripped on the way.
+    pub options: &'a ForwardOptions,
+    /// The client connection's buffers.
+    pub buffers: &'a mut WireBuffers,
+}
+
 /// How an exchange ended for the client's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Finished {
@@ -56,18 +67,6 @@ pub enum Finished {
     KeepAlive,
     /// The response was close-delimited, or the client asked: close the connection.
     Close,
-}
-
-/// Why an exchange failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    /// Nothing was written to the client yet: answer with this error.
-    #[error(transparent)]
-    Refused(#[from] ProxyError),
-    /// The response had begun, or the client went away: the connection can only be closed
-    /// (the client sees an aborted response).
-    #[error("exchange aborted: {0}")]
-    Aborted(String),
 }
 
 /// The buffers of one client connection, reused from one exchange to the next.
@@ -80,13 +79,10 @@ pub struct WireBuffers {
 }
 
 impl WireBuffers {
-    /// Capacity kept between exchanges: heads and small bodies fit; a connection that
-    /// streamed a large body does not keep 64 KiB buffers while it idles.
-    const KEPT: usize = 16 * 1024;
-
+    /// Frees what a large exchange grew the buffers to ([`KEPT_BUFFER`]).
     fn trim(&mut self) {
         for buffer in [&mut self.out, &mut self.read] {
-            if buffer.capacity() > Self::KEPT {
+            if buffer.capacity() > KEPT_BUFFER {
                 *buffer = Vec::new();
             }
         }
@@ -175,57 +171,38 @@ impl Drop for InFlight<'_> {
 }
 
 impl Forwarder {
-    /// Forwards `request` (whose body begins with `body_start`, the rest still on
-    /// `client`) to `upstream` and streams the app's response to `client`. Records the
+    /// Forwards the exchange's request (whose body begins with `body_start`, the rest still
+    /// on `client`) to `upstream` and streams the app's response to `client`. Records the
     /// status class (the error's on failure) as [`Forwarder::forward`] does.
-    #[allow(clippy::too_many_arguments)]
     pub async fn forward_wire(
         &self,
-        client: &mut ClientStream,
-        request: WireRequest<'_>,
-        body_start: &[u8],
-        upstream: &Upstream,
-        info: &ClientInfo,
-        options: &ForwardOptions,
-        buffers: &mut WireBuffers,
+        mut exchange: Exchange<'_, '_>,
     ) -> Result<Finished, WireError> {
-        let result = self
-            .exchange(
-                client, request, body_start, upstream, info, options, buffers,
-            )
-            .await;
-        buffers.trim();
+        let result = self.exchange(&mut exchange).await;
+        exchange.buffers.trim();
         if let Err(WireError::Refused(error)) = &result {
             self.metrics().count(error.status());
         }
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn exchange(
-        &self,
-        client: &mut ClientStream,
-        mut request: WireRequest<'_>,
-        body_start: &[u8],
-        upstream: &Upstream,
-        info: &ClientInfo,
-        options: &ForwardOptions,
-        buffers: &mut WireBuffers,
-    ) -> Result<Finished, WireError> {
+    async fn exchange(&self, ex: &mut Exchange<'_, '_>) -> Result<Finished, WireError> {
         let config = self.config();
         let limit = config.max_request_body_bytes;
-        if limit > 0 && request.body_len() > limit {
+        if limit > 0 && ex.request.body_len() > limit {
             return Err(ProxyError::BodyTooLarge { limit }.into());
         }
-        let WireBuffers { out, read } = buffers;
-        self.write_request_head(out, &mut request, upstream, info, options);
-        out.extend_from_slice(body_start);
-        let unread_body = request.body_len().saturating_sub(body_start.len() as u64);
+        self.write_request_head(ex);
+        ex.buffers.out.extend_from_slice(ex.body_start);
+        let unread_body = ex
+            .request
+            .body_len()
+            .saturating_sub(ex.body_start.len() as u64);
         // Sent again on a new connection if a reused one turns out closed: only what is
         // safe to repeat and still wholly in hand.
-        let resendable = unread_body == 0 && idempotent(request.method);
+        let resendable = unread_body == 0 && idempotent(ex.request.method);
+        let upstream = ex.upstream;
         let authority = upstream.authority().as_str();
-        let is_head = request.method == "HEAD";
 
         let started = Instant::now();
         let in_flight = InFlight::new(&self.metrics().in_flight);
@@ -237,28 +214,16 @@ impl Forwarder {
             let idle = if resent { None } else { idle::take(authority) };
             let (mut app, reused) = match idle {
                 Some(app) => (app, true),
-                None => match crate::proxy::pool::connect_tcp(
-                    upstream.authority(),
-                    config.connect_timeout,
-                )
-                .await
-                {
-                    Ok(app) => (app, false),
-                    Err(e) => break Err(WireError::Refused(self.classify(e))),
-                },
+                None => {
+                    match crate::proxy::connect_tcp(upstream.authority(), config.connect_timeout)
+                        .await
+                    {
+                        Ok(app) => (app, false),
+                        Err(e) => break Err(WireError::Refused(self.classify(e))),
+                    }
+                }
             };
-            let attempt = self
-                .attempt(
-                    &mut app,
-                    out,
-                    read,
-                    client,
-                    unread_body,
-                    is_head,
-                    request.close,
-                    deadline,
-                )
-                .await;
+            let attempt = self.attempt(&mut app, ex, unread_body, deadline).await;
             match attempt {
                 Ok(head) => break Ok((app, head)),
                 Err(Attempt::Closed) if reused && resendable && !resent => resent = true,
@@ -292,6 +257,8 @@ impl Forwarder {
                 .app_cookies_dropped
                 .inc_by(cookies_dropped as u64);
         }
+        let WireBuffers { out, read } = &mut *ex.buffers;
+        let client = &mut *ex.client;
         let rest = &read[head_len..];
         let taken = framing.take(rest)?;
         // Bytes after the message: the app is out of step with its connection.
@@ -337,16 +304,10 @@ impl Forwarder {
         })
     }
 
-    /// Writes the rewritten request head for `upstream` into `out`.
-    fn write_request_head(
-        &self,
-        out: &mut Vec<u8>,
-        request: &mut WireRequest<'_>,
-        upstream: &Upstream,
-        info: &ClientInfo,
-        options: &ForwardOptions,
-    ) {
+    /// Writes the exchange's request head, rewritten for its upstream, into its `out`.
+    fn write_request_head(&self, ex: &mut Exchange<'_, '_>) {
         let config = self.config();
+        let (request, options, info) = (&mut ex.request, ex.options, ex.client_info);
         let h = &mut request.headers;
         headers::remove_hop_by_hop(h);
         headers::strip_cookies(h, options.strip_cookies);
@@ -368,36 +329,29 @@ impl Forwarder {
         // client's spelling of them that the app could read differently.
         h.remove("host");
         h.remove("content-length");
-        out.clear();
-        out.extend_from_slice(request.method.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(request.target.as_bytes());
-        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-        out.extend_from_slice(upstream.authority().as_str().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        let mut head = HeadWriter::request(&mut ex.buffers.out, request.method, request.target);
+        head.field(b"host", ex.upstream.authority().as_str().as_bytes());
         if let Some(length) = request.content_length {
-            // Writing to a Vec cannot fail.
-            let _ = write!(out, "content-length: {length}\r\n");
+            head.content_length(length);
         }
-        h.write_to(out);
-        out.extend_from_slice(b"\r\n");
+        head.fields(h);
+        head.finish();
     }
 
-    /// Sends the request in `out` and the rest of its body from `client` on `app`, then
-    /// reads the response head into `read` and writes its rewrite for the client into
-    /// `out`.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends the request in the exchange's `out` and the `unread_body` bytes of its body
+    /// still on the client's connection on `app`, then reads the response head into `read`
+    /// and writes its rewrite for the client into `out`, all by `deadline`.
     async fn attempt(
         &self,
         app: &mut TcpStream,
-        out: &mut Vec<u8>,
-        read: &mut Vec<u8>,
-        client: &mut ClientStream,
+        ex: &mut Exchange<'_, '_>,
         unread_body: u64,
-        is_head: bool,
-        client_close: bool,
         deadline: tokio::time::Instant,
     ) -> Result<ResponseHead, Attempt> {
+        let WireBuffers { out, read } = &mut *ex.buffers;
+        let client = &mut *ex.client;
+        let is_head = ex.request.method == "HEAD";
+        let client_close = ex.request.close;
         // An app that stops reading must not hold the exchange: its writes have the same
         // clocks as its answers.
         match tokio::time::timeout_at(deadline, app.write_all(out)).await {
@@ -496,15 +450,6 @@ impl Forwarder {
     }
 }
 
-/// A `Content-Length` value: 1 to 19 digits (so it fits a u64), nothing else.
-pub fn content_length(value: &[u8]) -> Option<u64> {
-    let value = value.trim_ascii();
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
-}
-
 /// Methods whose repetition does no harm (RFC 9110 §9.2.2).
 fn idempotent(method: &str) -> bool {
     matches!(
@@ -579,34 +524,25 @@ fn rewrite_response_head(
             http::Version::HTTP_11
         };
         headers::add_via(&mut list, version);
-        out.clear();
-        out.extend_from_slice(b"HTTP/1.1 ");
         // httparse reads exactly three digits.
-        out.extend_from_slice(&[
-            b'0' + (status / 100) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-            b' ',
-        ]);
-        out.extend_from_slice(response.reason.unwrap_or_default().as_bytes());
-        out.extend_from_slice(b"\r\n");
-        list.write_to(out);
+        let mut writer = HeadWriter::response(out, status, response.reason.unwrap_or_default());
+        writer.fields(&list);
         match (&framing, codings) {
             (Framing::Length(length), _) if !bodiless => {
-                let _ = write!(out, "content-length: {length}\r\n");
+                writer.content_length(*length);
             }
             (Framing::Chunked(_), Some(codings)) => {
-                let _ = write!(out, "transfer-encoding: {codings}\r\n");
+                writer.field(b"transfer-encoding", codings.as_bytes());
             }
             _ => {}
         }
         if close {
-            out.extend_from_slice(b"connection: close\r\n");
+            writer.close();
         }
         if !list.contains("date") {
-            date::write_date(out);
+            writer.date();
         }
-        out.extend_from_slice(b"\r\n");
+        writer.finish();
         return Ok(Some(ResponseHead {
             status,
             head_len,

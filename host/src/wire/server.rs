@@ -1,8 +1,9 @@
 //! A client connection on an HTTP worker.
 //!
 //! Process requests in plain HTTP/1.1 — no body or a `Content-Length` body, no upgrade,
-//! no `Expect`, one `Host` — are read off the socket, admitted (`super::process::admit`)
-//! and forwarded as bytes by the wire fast path ([`crate::proxy::wire`]). At the first
+//! no `Expect`, one `Host` — are read off the socket, admitted
+//! (`crate::http::admission::admit`, as on hyper's path) and forwarded as bytes
+//! ([`crate::proxy::Forwarder::forward_wire`], the exchange with the app). At the first
 //! request that is anything else (an API call, a hand-off, a websocket, a chunked upload,
 //! HTTP/1.0 or HTTP/2, a malformed head) the connection, with what was read of it, is
 //! handed to hyper and served there to its end: hyper's router and forwarder answer exactly
@@ -23,23 +24,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::client_stream::ClientStream;
-use super::process::{admit, forward_options, handoff_code, view};
+use super::error::Failure;
+use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, content_length};
+use super::{Exchange, Finished, WireBuffers, WireRequest};
 use crate::error::Error;
 use crate::gateway::Gateway;
+use crate::http::admission::{admit, forward_options, handoff_code, view};
 use crate::process::ORDER_HEADER;
 use crate::proxy::ClientInfo;
 use crate::proxy::headers::{HeaderList, Headers};
-use crate::proxy::wire::{Finished, WireBuffers, WireError, WireRequest, content_length};
-
-/// Largest request head the fast path reads; a larger one goes to hyper (whose own limit
-/// is higher).
-const MAX_HEAD: usize = 64 * 1024;
-
-/// Capacity of a connection's read buffer kept while it waits for the next request.
-const KEPT_READ: usize = 16 * 1024;
-
-/// Most header fields in a request head the fast path takes.
-const MAX_HEADERS: usize = 100;
 
 /// What every connection of a worker shares.
 pub struct Connections {
@@ -53,20 +46,6 @@ pub struct Connections {
     pub hyper: auto::Builder<TokioExecutor>,
     /// Longest wait for a whole request head, idle keep-alive included.
     pub header_read_timeout: Duration,
-}
-
-/// Why a request on the fast path got no response from the app.
-enum Failure {
-    /// Answer with this error.
-    Refused(Error),
-    /// The response had begun or the client went away: close.
-    Aborted(String),
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        Failure::Refused(error)
-    }
 }
 
 /// Serves the connection `stream` from `peer` until it closes, or until `stopping` turns
@@ -117,7 +96,8 @@ pub async fn serve(
         let body_on_the_wire = request.body_len() > in_hand as u64;
         let client_close = request.close;
         let is_head = request.method == "HEAD";
-        let outcome = process(gw, &mut stream, request, body_start, peer, &mut buffers).await;
+        let outcome =
+            admit_and_forward(gw, &mut stream, request, body_start, peer, &mut buffers).await;
         let keep_alive = match outcome {
             Ok(Finished::KeepAlive) => true,
             Ok(Finished::Close) => false,
@@ -139,7 +119,7 @@ pub async fn serve(
             return;
         }
         read.drain(..head_len + in_hand);
-        if read.is_empty() && read.capacity() > KEPT_READ {
+        if read.is_empty() && read.capacity() > KEPT_BUFFER {
             // One large head does not make every later wait on this connection hold it.
             read = Vec::with_capacity(4096);
         }
@@ -193,7 +173,7 @@ fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<Wi
         let name = field.name;
         let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
         if is("host") {
-            if host.is_some() || !super::process::valid_host(field.value) {
+            if host.is_some() || !crate::http::admission::valid_host(field.value) {
                 return None;
             }
             host = Some(std::str::from_utf8(field.value).ok()?);
@@ -220,7 +200,9 @@ fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<Wi
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     };
-    if super::is_api_path(gw, path, Some(host)) || handoff_code(gw, query, Some(host)).is_some() {
+    if crate::http::is_api_path(gw, path, Some(host))
+        || handoff_code(gw, query, Some(host)).is_some()
+    {
         return None;
     }
     Some(WireRequest {
@@ -254,16 +236,16 @@ fn plain_target(target: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b))
 }
 
-/// Admits `request` and forwards it.
-async fn process(
+/// Admits `request` and forwards it on the wire.
+async fn admit_and_forward(
     gw: &Gateway,
     stream: &mut ClientStream,
     mut request: WireRequest<'_>,
     body_start: &[u8],
     peer: SocketAddr,
     buffers: &mut WireBuffers,
-) -> Result<Finished, Failure> {
-    if super::process::refuses_body(gw, request.method, request.body_len() > 0) {
+) -> Result<Finished, Failure<Error>> {
+    if crate::http::admission::refuses_body(gw, request.method, request.body_len() > 0) {
         return Err(Error::BodyNotAllowed(request.method.to_owned()).into());
     }
     let (route, credential) = {
@@ -273,24 +255,22 @@ async fn process(
     };
     // The header is the gateway's; the app has no use for it.
     request.headers.remove(ORDER_HEADER);
-    super::process::strip_gateway_bearers(gw, &mut request.headers);
+    crate::http::admission::strip_gateway_bearers(gw, &mut request.headers);
     let client = ClientInfo { peer, https: false };
     let options = forward_options(credential);
+    let exchange = Exchange {
+        client: stream,
+        request,
+        body_start,
+        upstream: &route.entrance,
+        client_info: &client,
+        options: &options,
+        buffers,
+    };
     gw.forwarder
-        .forward_wire(
-            stream,
-            request,
-            body_start,
-            &route.entrance,
-            &client,
-            &options,
-            buffers,
-        )
+        .forward_wire(exchange)
         .await
-        .map_err(|e| match e {
-            WireError::Refused(e) => Failure::Refused(e.into()),
-            WireError::Aborted(reason) => Failure::Aborted(reason),
-        })
+        .map_err(Failure::map_refused)
 }
 
 /// Answers with `error`'s JSON body, as the API does (to a HEAD request, its headers only).
@@ -306,31 +286,22 @@ async fn write_error(
         .await
         .unwrap_or_default();
     let mut out = Vec::with_capacity(256 + body.len());
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(parts.status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or_default()
-            .as_bytes(),
+    let status = parts.status;
+    let mut head = HeadWriter::response(
+        &mut out,
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
     );
-    out.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
         if name != http::header::CONTENT_LENGTH {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            head.field(name.as_str().as_bytes(), value.as_bytes());
         }
     }
-    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-    crate::proxy::wire::write_date(&mut out);
+    head.content_length(body.len() as u64).date();
     if close {
-        out.extend_from_slice(b"connection: close\r\n");
+        head.close();
     }
-    out.extend_from_slice(b"\r\n");
+    head.finish();
     if !is_head {
         out.extend_from_slice(&body);
     }
@@ -348,7 +319,7 @@ async fn hand_over(
     peer: SocketAddr,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let service = super::connection_service(
+    let service = crate::http::connection_service(
         connections.gateway.clone(),
         connections.api.clone(),
         connections.api_runtime.clone(),

@@ -1,7 +1,8 @@
-//! Process: every request outside `/_grid/` (and `/greet`) goes to the caller's app.
+//! Admission: what a request outside `/_grid/` (and `/greet`) goes through before it is
+//! forwarded to the caller's app, and its forwarding on hyper's path.
 //!
 //! The checks ([`admit`]) are the same on hyper's path and on the wire fast path
-//! (`super::wire`); whatever refuses a request answers with the API's JSON error body.
+//! ([`crate::wire`]); whatever refuses a request answers with the API's JSON error body.
 
 use std::net::SocketAddr;
 
@@ -34,7 +35,7 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    match process(gw, request).await {
+    match admit_and_forward(gw, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -44,7 +45,8 @@ where
 /// not leak the other one to apps.
 const SESSION_COOKIES: &[&str] = &[cookie_name(true), cookie_name(false)];
 
-async fn process<B>(gw: &Gateway, request: http::Request<B>) -> Result<Response, Error>
+/// Redeems a hand-off, or admits `request` and forwards it on hyper's path.
+async fn admit_and_forward<B>(gw: &Gateway, request: http::Request<B>) -> Result<Response, Error>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
@@ -89,7 +91,7 @@ where
 
 /// The hand-off code of a request that redeems one: a `grid_handoff` query parameter on an
 /// app's own host.
-pub(super) fn handoff_code<'q>(
+pub(crate) fn handoff_code<'q>(
     gw: &Gateway,
     query: Option<&'q str>,
     host: Option<&str>,
@@ -136,7 +138,7 @@ fn redeem_handoff<B>(
 /// Whether a `method` request with a body (`has_body`) is refused: GET and HEAD, unless
 /// `process.allow_get_body`. An app that ignores a GET body reads it as a request of its
 /// own, one no policy saw.
-pub(super) fn refuses_body(gw: &Gateway, method: &str, has_body: bool) -> bool {
+pub(crate) fn refuses_body(gw: &Gateway, method: &str, has_body: bool) -> bool {
     has_body && matches!(method, "GET" | "HEAD") && !gw.process.config().allow_get_body
 }
 
@@ -145,7 +147,7 @@ pub(super) fn refuses_body(gw: &Gateway, method: &str, has_body: bool) -> bool {
 /// [`require_host`] refuses HTTP/1.1 without one off a socket), and an absolute-form
 /// target's (or HTTP/2's `:authority`) authority replaces the `Host` field (RFC 9112
 /// §3.2.2), so that routing, the policy and the app all read the one host.
-pub(super) fn settle_host<B>(request: &mut http::Request<B>) -> Result<(), Error> {
+pub(crate) fn settle_host<B>(request: &mut http::Request<B>) -> Result<(), Error> {
     if request
         .headers()
         .get_all(header::HOST)
@@ -187,7 +189,7 @@ pub(super) fn require_host<B>(request: &http::Request<B>) -> Result<(), Error> {
 /// Whether a `Host` field value is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2)
 /// or empty: the bytes of a reg-name, an IPv4 address or an IP literal and a port, never a
 /// userinfo, path, query, fragment or whitespace.
-pub(super) fn valid_host(value: &[u8]) -> bool {
+pub(crate) fn valid_host(value: &[u8]) -> bool {
     value
         .iter()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(b))
@@ -206,7 +208,7 @@ pub(crate) fn host_of<'r>(headers: &'r http::HeaderMap, uri: &'r http::Uri) -> O
 }
 
 /// What routing needs of a request; its headers only when the policy will be asked.
-pub(super) fn view<'a, H: Headers>(
+pub(crate) fn view<'a, H: Headers>(
     gw: &Gateway,
     method: &'a str,
     path: &'a str,
@@ -226,7 +228,7 @@ pub(super) fn view<'a, H: Headers>(
 /// the policy and the app read alike (else 400), the session (a
 /// cookie decrypt and a cache read), the route (an in-memory map), the authorization
 /// policy (a wasm call). Returns the route and what carried the session.
-pub(super) async fn admit<H: Headers + Sync>(
+pub(crate) async fn admit<H: Headers + Sync>(
     gw: &Gateway,
     headers: &H,
     view: &RequestView<'_, H>,
@@ -249,14 +251,14 @@ pub(super) async fn admit<H: Headers + Sync>(
 /// caller's own or anyone's, live or expired — whatever signed the request in: an app must
 /// never hold a credential it could replay at the gateway. Other `Authorization` values
 /// (the app's own bearer, `Basic`) pass. Costs a decrypt per bearer header only.
-pub(super) fn strip_gateway_bearers(gw: &Gateway, headers: &mut impl Headers) {
+pub(crate) fn strip_gateway_bearers(gw: &Gateway, headers: &mut impl Headers) {
     crate::proxy::headers::strip_bearers(headers, |token| gw.auth.is_token(token));
 }
 
 /// What the proxy strips on the way to the app: the gateway's session cookie under both
 /// names, and the bearer token when it signed the request in (an `Authorization` header
 /// next to a session cookie is the app's own and goes through).
-pub(super) fn forward_options(credential: Credential) -> ForwardOptions {
+pub(crate) fn forward_options(credential: Credential) -> ForwardOptions {
     ForwardOptions {
         strip_cookies: SESSION_COOKIES,
         strip_authorization: credential == Credential::Bearer,

@@ -1,0 +1,146 @@
+//! Message heads on the wire, for both sides: the limits heads are read under, the one
+//! parser of a `Content-Length` value, and the one writer of request, response and error
+//! heads ([`HeadWriter`]).
+
+use std::io::Write as _;
+
+use crate::proxy::headers::HeaderList;
+
+/// Largest message head read: a client's request head (a larger one goes to hyper, whose
+/// own limit is higher) or an app's response head (a larger one is a 502).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Most header fields in a message head.
+pub const MAX_HEADERS: usize = 100;
+
+/// Bytes moved per read of a body.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Capacity a connection's buffers keep while it waits for its next request: heads and
+/// small bodies fit; a connection that read one large head or streamed a large body does
+/// not hold that much memory while it idles.
+pub const KEPT_BUFFER: usize = 16 * 1024;
+
+/// A `Content-Length` value: 1 to 19 digits (so it fits a u64), nothing else.
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Writes one HTTP/1.1 message head into a buffer: the start line, then each field in the
+/// order written, then the empty line ([`HeadWriter::finish`]). Every head the wire path
+/// sends (the request to the app, the response to the client, an error) is written here.
+pub struct HeadWriter<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'o> HeadWriter<'o> {
+    /// A request head, replacing what `out` held: `<method> <target> HTTP/1.1`.
+    pub fn request(out: &'o mut Vec<u8>, method: &str, target: &str) -> Self {
+        out.clear();
+        out.extend_from_slice(method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        HeadWriter { out }
+    }
+
+    /// A response head, replacing what `out` held: `HTTP/1.1 <status> <reason>`. `status`
+    /// has three digits (httparse and `http::StatusCode` read no other).
+    pub fn response(out: &'o mut Vec<u8>, status: u16, reason: &str) -> Self {
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(&[
+            b'0' + (status / 100 % 10) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+            b' ',
+        ]);
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        HeadWriter { out }
+    }
+
+    /// One field, `<name>: <value>`.
+    pub fn field(&mut self, name: &[u8], value: &[u8]) -> &mut Self {
+        self.out.extend_from_slice(name);
+        self.out.extend_from_slice(b": ");
+        self.out.extend_from_slice(value);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Every field of `list`, in its order.
+    pub fn fields(&mut self, list: &HeaderList<'_>) -> &mut Self {
+        for (name, value) in list.iter() {
+            self.field(name.as_bytes(), value);
+        }
+        self
+    }
+
+    /// `content-length: <length>`.
+    pub fn content_length(&mut self, length: u64) -> &mut Self {
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.out, "content-length: {length}\r\n");
+        self
+    }
+
+    /// `connection: close`.
+    pub fn close(&mut self) -> &mut Self {
+        self.field(b"connection", b"close")
+    }
+
+    /// `date: <now>` (RFC 9110 §6.6.1).
+    pub fn date(&mut self) -> &mut Self {
+        super::date::write_date(self.out);
+        self
+    }
+
+    /// Ends the head with its empty line; the body (if any) follows in the same buffer.
+    pub fn finish(self) -> &'o mut Vec<u8> {
+        self.out.extend_from_slice(b"\r\n");
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_head_is_written_in_order() {
+        let mut out = b"left over".to_vec();
+        let mut list = HeaderList::with_capacity(1);
+        list.push("x-app", b"1");
+        let mut head = HeadWriter::response(&mut out, 404, "Not Found");
+        head.fields(&list).content_length(3).close();
+        head.finish();
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\nx-app: 1\r\ncontent-length: 3\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_request_head_starts_with_its_request_line() {
+        let mut out = Vec::new();
+        HeadWriter::request(&mut out, "GET", "/a?b")
+            .field(b"host", b"app:80")
+            .content_length(0);
+        assert_eq!(
+            out,
+            b"GET /a?b HTTP/1.1\r\nhost: app:80\r\ncontent-length: 0\r\n"
+        );
+    }
+
+    #[test]
+    fn content_length_takes_digits_only() {
+        assert_eq!(content_length(b" 42 "), Some(42));
+        for bad in [&b""[..], b"+1", b"1 2", b"0x1", b"99999999999999999999"] {
+            assert_eq!(content_length(bad), None, "{bad:?}");
+        }
+    }
+}

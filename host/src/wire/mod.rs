@@ -1,0 +1,37 @@
+//! The HTTP/1.1 wire fast path of Process, both halves in one place (shaped like pingora's
+//! `protocols/http/v1/`): a plain HTTP/1.1 request (no body, or a `Content-Length` body; no
+//! upgrade, no `Expect`) is read off the client's connection, admitted, and forwarded with
+//! its head rewritten as bytes and its body copied through, and the app's response likewise,
+//! on keep-alive connections kept per thread. No header map is built and no HTTP library
+//! parses the message twice over: this is what brings the gateway's cost per request to
+//! nginx's (`host/benches/README.md`).
+//!
+//! - [`server`]: a client's connection on an HTTP worker — reads request heads, takes what
+//!   the fast path can, answers refusals, and hands the rest of the connection to hyper.
+//! - [`client_stream`]: the client's connection with its send and silence deadlines, as both
+//!   request paths hold it.
+//! - `upstream`: one exchange with the app — the request sent, the response streamed back.
+//! - [`head`]: the limits heads are read under, and the one writer of every head sent.
+//! - [`error`]: how an exchange fails, on either side.
+//! - `chunked`, `idle`, `date`: where a chunked body ends, the idle connections to apps,
+//!   the `Date` header.
+//!
+//! The header rules are the general path's ([`crate::proxy::headers`], written once for
+//! both); what the fast path does not take (upgrades, chunked uploads, HTTP/1.0, HTTP/2,
+//! anything malformed) goes to hyper, [`crate::http::connection_service`] and
+//! [`crate::proxy::Forwarder::forward`].
+
+mod chunked;
+pub mod client_stream;
+mod date;
+pub mod error;
+pub mod head;
+mod idle;
+pub mod server;
+mod upstream;
+
+pub use error::{Failure, WireError};
+pub use head::content_length;
+pub use idle::{clear as close_idle, sweep as sweep_idle};
+pub use server::{Connections, serve};
+pub use upstream::{Exchange, Finished, WireBuffers, WireRequest};
