@@ -106,8 +106,17 @@ fn build_binaries() -> PathBuf {
         status.success(),
         "cargo build -p grid-gateway -p grid-fake-cluster failed"
     );
-    let own = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("grid-node-tests-bin-{}", std::process::id()));
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // Links left by earlier runs keep old binaries on disk: remove those of ended processes.
+    for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("grid-node-tests-bin-")
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let own = tmp.join(format!("grid-node-tests-bin-{}", std::process::id()));
     std::fs::create_dir_all(&own).expect("creating the binaries' directory");
     for name in ["grid-gateway", "grid-fake-cluster"] {
         let (from, to) = (profile_dir.join(name), own.join(name));
