@@ -1,0 +1,17 @@
+//! Whole-node tests for grid-gateway: every part of a node runs as its own process (anvil
+//! with the Market, the `grid-fake-cluster` API server, one or more `grid-gateway serve`),
+//! apps listen on loopback, and the tests act as the user (SIWE sign-in, chain
+//! transactions, HTTP calls) and as the operator (kill -9, restart, restore a backup).
+//!
+//! The tests need the workspace's binaries `grid-gateway` and `grid-fake-cluster`: once
+//! per test process they run `cargo build -p grid-gateway -p grid-fake-cluster` (a no-op
+//! after `cargo test --workspace`, which builds every binary first) and hard-link the
+//! results to a directory of their own, so a target directory shared with other checkouts
+//! cannot swap the binary under them. `GRID_NODE_TESTS_BIN_DIR` names a directory of ready
+//! binaries instead. anvil comes from `node_modules` (`npm ci`), or `ANVIL_BIN`.
+//!
+//! ```text
+//! cargo test -p grid-node-tests
+//! ```
+//!
+//! This crate has no library code; the tests share `support/mod.rs`.
