@@ -70,7 +70,7 @@ where
     };
     // The header is the gateway's; the app has no use for it.
     parts.headers.remove(ORDER_HEADER);
-    strip_gateway_bearers(gw, &mut parts.headers);
+    strip_gateway_bearers(gw, &mut parts.headers, credential);
     let client = ClientInfo {
         peer: parts
             .extensions
@@ -250,8 +250,17 @@ pub(crate) async fn admit<H: Headers + Sync>(
 /// Removes every `Authorization: Bearer` that carries a gateway session token — the
 /// caller's own or anyone's, live or expired — whatever signed the request in: an app must
 /// never hold a credential it could replay at the gateway. Other `Authorization` values
-/// (the app's own bearer, `Basic`) pass. Costs a decrypt per bearer header only.
-pub(crate) fn strip_gateway_bearers(gw: &Gateway, headers: &mut impl Headers) {
+/// (the app's own bearer, `Basic`) pass. Costs a decrypt per bearer header, and none when
+/// a bearer signed the request in: then [`forward_options`] has the forwarder drop every
+/// `Authorization`, so opening the token again would only repeat work on each request.
+pub(crate) fn strip_gateway_bearers(
+    gw: &Gateway,
+    headers: &mut impl Headers,
+    credential: Credential,
+) {
+    if credential == Credential::Bearer {
+        return;
+    }
     crate::proxy::headers::strip_bearers(headers, |token| gw.auth.is_token(token));
 }
 

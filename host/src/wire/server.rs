@@ -255,7 +255,7 @@ async fn admit_and_forward(
     };
     // The header is the gateway's; the app has no use for it.
     request.headers.remove(ORDER_HEADER);
-    crate::http::admission::strip_gateway_bearers(gw, &mut request.headers);
+    crate::http::admission::strip_gateway_bearers(gw, &mut request.headers, credential);
     let client = ClientInfo { peer, https: false };
     let options = forward_options(credential);
     let exchange = Exchange {
