@@ -72,42 +72,29 @@ impl ApplyObject {
     }
 
     /// Adds labels to the object (over any of the same key the body had).
-    pub fn with_labels(mut self, labels: &[(&str, &str)]) -> Self {
-        if let Some(meta) = self.body.as_object_mut().and_then(|m| {
-            m.entry("metadata")
-                .or_insert_with(|| serde_json::json!({}))
-                .as_object_mut()
-        }) {
-            let map = meta
-                .entry("labels")
-                .or_insert_with(|| serde_json::json!({}));
-            if !map.is_object() {
-                *map = serde_json::json!({});
-            }
-            if let Some(map) = map.as_object_mut() {
-                for (key, value) in labels {
-                    map.insert((*key).to_owned(), (*value).into());
-                }
-            }
-        }
-        self
+    pub fn with_labels(self, labels: &[(&str, &str)]) -> Self {
+        self.with_metadata_entries("labels", labels)
     }
 
     /// Adds annotations to the object (over any of the same key the body had).
-    pub fn with_annotations(mut self, annotations: &[(&str, &str)]) -> Self {
+    pub fn with_annotations(self, annotations: &[(&str, &str)]) -> Self {
+        self.with_metadata_entries("annotations", annotations)
+    }
+
+    /// Sets `entries` in the string map `metadata.<field>`, creating it (or replacing a
+    /// value that is not a map) as needed.
+    fn with_metadata_entries(mut self, field: &str, entries: &[(&str, &str)]) -> Self {
         if let Some(meta) = self.body.as_object_mut().and_then(|m| {
             m.entry("metadata")
                 .or_insert_with(|| serde_json::json!({}))
                 .as_object_mut()
         }) {
-            let map = meta
-                .entry("annotations")
-                .or_insert_with(|| serde_json::json!({}));
+            let map = meta.entry(field).or_insert_with(|| serde_json::json!({}));
             if !map.is_object() {
                 *map = serde_json::json!({});
             }
             if let Some(map) = map.as_object_mut() {
-                for (key, value) in annotations {
+                for (key, value) in entries {
                     map.insert((*key).to_owned(), (*value).into());
                 }
             }
