@@ -30,7 +30,10 @@ else
   manifests=(deploy/*.yaml)
 fi
 
-cargo build --locked --quiet -p grid-fake-cluster --bin grid-fake-cluster
+# GRID_CARGO_SELECTION (set by scripts/test.sh) builds with the test run's feature
+# resolution, so CI compiles the dependencies once instead of once per selection.
+# shellcheck disable=SC2086
+cargo build --locked --quiet ${GRID_CARGO_SELECTION:--p grid-fake-cluster} --bin grid-fake-cluster
 fake=${CARGO_TARGET_DIR:-target}/debug/grid-fake-cluster
 
 tmp=$(mktemp -d)

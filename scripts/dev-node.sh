@@ -46,7 +46,11 @@ trap 'exit 130' INT TERM
 
 step "building the gateway, the cluster stand-in and the walkthrough client"
 echo "  (the reference policies are built to wasm32-wasip2 and embedded in the gateway)"
-cargo build -p grid-gateway -p grid-fake-cluster -p grid-walkthrough --quiet
+# GRID_CARGO_SELECTION (set by scripts/test.sh) builds with the test run's feature
+# resolution, so CI compiles the dependencies once instead of once per selection.
+# shellcheck disable=SC2086
+cargo build --quiet ${GRID_CARGO_SELECTION:--p grid-gateway -p grid-fake-cluster -p grid-walkthrough} \
+  --bin grid-gateway --bin grid-fake-cluster --bin grid-walkthrough
 BIN=${CARGO_TARGET_DIR:-target}/debug
 GW=$BIN/grid-gateway
 

@@ -16,6 +16,16 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Every cargo build below (check-deploy, the whole-node tests' own build, dev-node) selects
+# what `cargo test --workspace` selects: one feature resolution, so the dependencies are
+# compiled once. Another selection (e.g. `-p grid-gateway`) unifies other features (no
+# dev-dependencies) and compiles wasmtime, alloy and the rest a second time: minutes, and
+# gigabytes of disk on a clean machine.
+export GRID_CARGO_SELECTION="--workspace --tests"
+
+echo "== cargo build (what cargo test runs, and the binaries the scripts start)"
+cargo test --workspace --locked --no-run
+
 echo "== deploy/: kubectl apply --dry-run=client"
 scripts/check-deploy.sh
 

@@ -4,8 +4,9 @@
 //! transactions, HTTP calls) and as the operator (kill -9, restart, restore a backup).
 //!
 //! The tests need the workspace's binaries `grid-gateway` and `grid-fake-cluster`: once
-//! per test process they run `cargo build -p grid-gateway -p grid-fake-cluster` (a no-op
-//! after `cargo test --workspace`, which builds every binary first) and hard-link the
+//! per test process they run `cargo build --workspace --tests --bin grid-gateway --bin
+//! grid-fake-cluster` (the feature resolution of `cargo test --workspace`, so a no-op inside
+//! it) and hard-link the
 //! results to a directory of their own, so a target directory shared with other checkouts
 //! cannot swap the binary under them. `GRID_NODE_TESTS_BIN_DIR` names a directory of ready
 //! binaries instead. anvil comes from `node_modules` (`npm ci`), or `ANVIL_BIN`.

@@ -52,9 +52,9 @@ pub fn workspace() -> PathBuf {
 /// A binary of the workspace (`grid-gateway`, `grid-fake-cluster`), as this checkout
 /// builds it.
 ///
-/// Once per test process, `cargo build -p grid-gateway -p grid-fake-cluster` runs (through
-/// the `cargo` that runs the tests, same target directory and profile; a no-op when
-/// `cargo test --workspace` built them already), and the two binaries are hard-linked to a
+/// Once per test process, `cargo build --workspace --tests --bin grid-gateway --bin
+/// grid-fake-cluster` runs (through the `cargo` that runs the tests, same target directory
+/// and profile), and the two binaries are hard-linked to a
 /// directory of this process's own under `CARGO_TARGET_TMPDIR`: a target directory shared
 /// with other checkouts may get another checkout's binary at `<target>/debug/grid-gateway`
 /// any moment. `GRID_NODE_TESTS_BIN_DIR` names a directory of ready binaries instead (no
@@ -79,7 +79,20 @@ fn build_binaries() -> PathBuf {
     let mut build = Command::new(cargo);
     build
         .current_dir(workspace())
-        .args(["build", "-p", "grid-gateway", "-p", "grid-fake-cluster"]);
+        // The same package selection and dev-dependency features as `cargo test --workspace`
+        // (the README's test command), so that inside it this build is a no-op. `-p
+        // grid-gateway -p grid-fake-cluster` resolved other features (no dev-dependencies,
+        // two packages' unification) and compiled wasmtime a second time: minutes, and
+        // gigabytes of a clean CI machine's disk.
+        .args([
+            "build",
+            "--workspace",
+            "--tests",
+            "--bin",
+            "grid-gateway",
+            "--bin",
+            "grid-fake-cluster",
+        ]);
     // What cargo sets for this test's own run (the package's name, paths) would otherwise
     // reach the build scripts of the binaries' dependencies and rebuild them.
     for (key, _) in std::env::vars_os() {
@@ -104,7 +117,7 @@ fn build_binaries() -> PathBuf {
     let status = build.status().expect("running cargo build");
     assert!(
         status.success(),
-        "cargo build -p grid-gateway -p grid-fake-cluster failed"
+        "cargo build of grid-gateway and grid-fake-cluster failed"
     );
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     // Links left by earlier runs keep old binaries on disk: remove those of ended processes.
