@@ -32,6 +32,9 @@ if [ "$status" -eq 0 ]; then
   echo "== the README's first command: a local node and the walkthrough client, end to end,"
   echo "   then schemathesis on its API (scripts/api-check.sh)"
   scripts/dev-node.sh --exit --api-check || status=$?
+  echo "== the TypeScript policy SDK: native tests, then its example components through"
+  echo "   the gateway binary on the Rust policies' fixtures (scripts/sdk-ts.sh)"
+  scripts/sdk-ts.sh || status=$?
 fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
