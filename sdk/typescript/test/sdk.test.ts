@@ -153,3 +153,37 @@ test('quote answers print as the gateway prints them', () => {
   );
   if ('quote' in call) assert.equal(call.quote.request.payment, '7', 'a JSON number amount becomes its decimal string');
 });
+
+test('component exports: validate-settings throws the message (the err), settings are read once per instance', async () => {
+  const { pricingExports } = await import('../src/component.js');
+  let reads = 0;
+  const logged: string[] = [];
+  const host = {
+    settings: () => {
+      reads += 1;
+      return '{"rate":"3"}';
+    },
+    now: () => 42n,
+    log: (_level: string, message: string) => void logged.push(message),
+  };
+  const definition = {
+    settings: s.object({ rate: s.amount('1') }),
+    validate: (c: { rate: Amount }) => (c.rate.isZero() ? 'rate must be above 0' : undefined),
+    create: (c: { rate: Amount }) => ({
+      quote: (_r: unknown, _n: unknown, ctx: { now: bigint; log: (l: 'info', m: string) => void }) => {
+        ctx.log('info', `now ${ctx.now}`);
+        return { price: c.rate.toString(), breakdown: [] };
+      },
+    }),
+  };
+  const exports = pricingExports(definition, host);
+  assert.throws(() => exports.validateSettings('{"rate":"0"}'), (e: unknown) => e === 'rate must be above 0');
+  assert.throws(() => exports.validateSettings('{"rat":"1"}'), (e: unknown) => typeof e === 'string' && /unknown field/.test(e));
+  exports.validateSettings('');
+  const req = {} as Parameters<typeof exports.quote>[0];
+  const node = {} as Parameters<typeof exports.quote>[1];
+  assert.equal(exports.quote(req, node).price, '3');
+  assert.equal(exports.quote(req, node).price, '3');
+  assert.equal(reads, 1);
+  assert.deepEqual(logged, ['now 42', 'now 42']);
+});
