@@ -4,6 +4,8 @@
 #   - the wasm32-wasip2 Rust target (policies are built for it)
 #   - the npm tooling pinned in package-lock.json (solc-js for the contracts, anvil for
 #     the local chain), when the repository has it
+#   - the TypeScript policy SDK's npm tooling pinned in sdk/typescript/package-lock.json
+#     (typescript, esbuild, componentize-js), for scripts/sdk-ts.sh
 #   - kubectl (Debian's kubernetes-client), for scripts/check-deploy.sh
 #   - schemathesis (PyPI, pinned) in .tools/venv, for scripts/api-check.sh
 set -euo pipefail
@@ -34,6 +36,16 @@ if [ -f package-lock.json ]; then
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     echo "bootstrap: npm ci"
     npm ci --no-audit --no-fund --loglevel=error
+  fi
+fi
+
+# The TypeScript policy SDK has its own lock (tsc, esbuild, componentize-js): installed in
+# sdk/typescript only, when its lock is newer than its node_modules.
+if [ -f sdk/typescript/package-lock.json ]; then
+  if [ ! -f sdk/typescript/node_modules/.package-lock.json ] \
+    || [ sdk/typescript/package-lock.json -nt sdk/typescript/node_modules/.package-lock.json ]; then
+    echo "bootstrap: npm ci in sdk/typescript"
+    (cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi
 

@@ -42,7 +42,12 @@ if [ "$status" -eq 0 ]; then
   echo "== the README's first command: a local node and the walkthrough client, end to end,"
   echo "   then schemathesis on its API (scripts/api-check.sh)"
   scripts/dev-node.sh --exit --api-check || status=$?
+  echo "== the TypeScript policy SDK: native tests, then its example components through"
+  echo "   the gateway binary on the Rust policies' fixtures (scripts/sdk-ts.sh)"
+  scripts/sdk-ts.sh 2>&1 | tee -a "$log" || status=$?
 fi
+# cargo's "test result" lines, and node --test's "# pass N" / "# fail N" (scripts/sdk-ts.sh).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+     /^# pass [0-9]+$/ { p += $3 } /^# fail [0-9]+$/ { f += $3 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
