@@ -76,10 +76,10 @@ class LinearPricing:
             def part(rate: int, quantity: int, unit: int) -> int:
                 return amount.mul_div_ceil(amount.mul(rate, duration_secs), quantity, unit)
 
-            lines = [
-                answer.line("cpu", part(self.cpu_core_per_second, res.cpu_millis, 1000)),
-                answer.line("memory", part(self.memory_gib_per_second, res.memory_bytes, GIB)),
-                answer.line("storage", part(self.storage_gib_per_second, res.storage_bytes, GIB)),
+            parts = [
+                ("cpu", part(self.cpu_core_per_second, res.cpu_millis, 1000)),
+                ("memory", part(self.memory_gib_per_second, res.memory_bytes, GIB)),
+                ("storage", part(self.storage_gib_per_second, res.storage_bytes, GIB)),
             ]
             if res.gpus > 0:
                 rate = self.gpu_rate(res.gpu_model)
@@ -89,11 +89,11 @@ class LinearPricing:
                         f"gpu model {res.gpu_model or '(any)'} is not sold here",
                     )
                 model, per_second = rate
-                lines.append(answer.line(f"gpu:{model}", part(per_second, res.gpus, 1)))
-            total = amount.total(int(line.amount) for line in lines)
+                parts.append((f"gpu:{model}", part(per_second, res.gpus, 1)))
+            total = amount.total(value for _, value in parts)
         except amount.AmountError:
             raise Unpriced(RefusalKind.OTHER, "the price does not fit in a u256") from None
-        return total, lines
+        return total, [answer.line(item, value) for item, value in parts]
 
     def quote(self, request, node, ctx):
         d = request.duration_secs
