@@ -30,6 +30,7 @@ def _host():
 class _Base:
     _policy_cls: type = object
     _policy = None
+    _context = None
 
     def validate_settings(self, settings: str) -> None:
         try:
@@ -44,10 +45,16 @@ class _Base:
             cls._policy = parse_settings(cls._policy_cls, _host().settings())
         return cls._policy
 
-    @staticmethod
-    def _ctx() -> Context:
-        host = _host()
-        return Context(host.now, lambda level, message: host.log(host.Level[_LEVELS[level]], message))
+    @classmethod
+    def _ctx(cls) -> Context:
+        # One per instance life: it holds nothing but the host's functions (the clock is read
+        # when the policy asks), so building it per call would only cost time.
+        if cls._context is None:
+            host = _host()
+            cls._context = Context(
+                host.now, lambda level, message: host.log(host.Level[_LEVELS[level]], message)
+            )
+        return cls._context
 
 
 def export_pricing(policy_cls: type) -> type:

@@ -49,11 +49,11 @@ def test_settings_refusals_name_the_field(bad, needle):
         parse_settings(Example, bad)
 
 
+@dataclass
 class Fixed:
     """A pricing policy whose answer is fixed, to test the export glue and the runner."""
 
-    def __init__(self, price=7):
-        self.price = price
+    price: Amount = 7
 
     def validate(self):
         return None
@@ -121,3 +121,20 @@ def test_refusal_kinds_serialize_snake_case():
     assert fixture.to_json(answer.grant(10)) == {"decision": "grant", "expires_at": 10, "scopes": None}
     assert fixture.to_json(answer.deny("x")) == {"decision": "deny", "reason": "x"}
     assert fixture.to_json(answer.allow()) == {"decision": "allow"}
+
+
+def test_export_builds_the_policy_from_host_settings_once_and_asks_the_host_clock(monkeypatch):
+    from wit_world.imports import host
+
+    asked = []
+    monkeypatch.setattr(host, "settings", lambda: asked.append("settings") or "")
+    monkeypatch.setattr(host, "now", lambda: 42)
+    logged = []
+    monkeypatch.setattr(host, "log", lambda level, message: logged.append((level, message)))
+    world_cls = export_pricing(Fixed)
+    f = fixture.from_json({"call": QUOTE_CALL})
+    for _ in range(3):
+        quote = world_cls().quote(f.args["request"], f.args["node"])
+    assert quote.price == "7"
+    assert asked == ["settings"]
+    assert logged == [(host.Level.INFO, "quoting at 42")] * 3
