@@ -17,14 +17,15 @@ from __future__ import annotations
 from .context import Context
 from .settings import SettingsError, parse_settings
 from .wit import Err
+from .wit import host as _host_module
 
 _LEVELS = {"trace": "TRACE", "debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR"}
 
 
 def _host():
-    from wit_world.imports import host  # type: ignore[import-not-found]
-
-    return host
+    # Imported with this module, at build time: under --stub-wasi an import first reached
+    # during an evaluation would trap.
+    return _host_module
 
 
 class _Base:

@@ -11,10 +11,10 @@ import os
 import sys
 
 try:  # in a component: the bindings componentize-py generated for the world built
-    from wit_world.imports import types  # type: ignore[import-not-found]
+    from wit_world.imports import host, types  # type: ignore[import-not-found]
 except ImportError:  # natively: the committed bindings
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_wit"))
-    from wit_world.imports import types  # type: ignore[import-not-found]
+    from wit_world.imports import host, types  # type: ignore[import-not-found]
 
 from componentize_py_types import Err  # type: ignore[import-not-found]  # noqa: E402
 
@@ -38,5 +38,5 @@ RequestMeta = types.RequestMeta
 __all__ = [
     "Err", "Resources", "OrderStatus", "Order", "NodeInfo", "QuoteRequest", "PriceLine",
     "RefusalKind", "Refusal", "Quote", "DecisionAllow", "DecisionDeny", "SessionRequest",
-    "SessionGrant", "SessionGrantDecision", "SessionDenyDecision", "RequestMeta", "types",
+    "SessionGrant", "SessionGrantDecision", "SessionDenyDecision", "RequestMeta", "host", "types",
 ]
