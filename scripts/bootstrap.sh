@@ -8,6 +8,7 @@
 #     (typescript, esbuild, componentize-js), for scripts/sdk-ts.sh
 #   - kubectl (Debian's kubernetes-client), for scripts/check-deploy.sh
 #   - schemathesis (PyPI, pinned) in .tools/venv, for scripts/api-check.sh
+#   - componentize-py and pytest (PyPI, pinned) in .tools/venv, for scripts/sdk-py.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,4 +69,15 @@ if ! .tools/venv/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS
     python3 -m venv .tools/venv
   fi
   .tools/venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# componentize-py builds Python policies into components and pytest runs the Python SDK's
+# tests and fixtures natively (scripts/sdk-py.sh). Same pins as sdk/python/pyproject.toml.
+COMPONENTIZE_PY_VERSION=0.25.0
+PYTEST_VERSION=9.2.0
+if ! .tools/venv/bin/componentize-py --version 2>/dev/null | grep -qx "componentize-py $COMPONENTIZE_PY_VERSION" \
+  || ! .tools/venv/bin/pytest --version 2>/dev/null | grep -qx "pytest $PYTEST_VERSION"; then
+  echo "bootstrap: installing componentize-py $COMPONENTIZE_PY_VERSION and pytest $PYTEST_VERSION (PyPI) into .tools/venv"
+  .tools/venv/bin/pip install --quiet --disable-pip-version-check \
+    "componentize-py==$COMPONENTIZE_PY_VERSION" "pytest==$PYTEST_VERSION"
 fi

@@ -32,7 +32,9 @@ if [ -n "${GRID_GATEWAY_BIN:-}" ]; then
   gateway=$GRID_GATEWAY_BIN
 else
   echo "== sdk-ts: cargo build -p grid-gateway"
-  cargo build -p grid-gateway --locked --quiet
+  # GRID_CARGO_SELECTION: see scripts/test.sh (one feature resolution for CI's builds).
+  # shellcheck disable=SC2086
+  cargo build ${GRID_CARGO_SELECTION:--p grid-gateway} --bin grid-gateway --locked --quiet
   gateway="${CARGO_TARGET_DIR:-$root/target}/debug/grid-gateway"
 fi
 

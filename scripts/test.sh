@@ -39,6 +39,10 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -eq 0 ]; then
+  echo "== the Python policy SDK: bindings, pytest, components through policy check/run (scripts/sdk-py.sh)"
+  scripts/sdk-py.sh || status=$?
+fi
+if [ "$status" -eq 0 ]; then
   echo "== the README's first command: a local node and the walkthrough client, end to end,"
   echo "   then schemathesis on its API (scripts/api-check.sh)"
   scripts/dev-node.sh --exit --api-check || status=$?
