@@ -13,6 +13,9 @@ pub enum ResponseError {
     /// A head without a status code or version.
     #[error("incomplete status line")]
     IncompleteStatusLine,
+    /// Three digits under 100: not a status code (RFC 9110 §15; hyper refuses it too).
+    #[error("status {0} is not a status code")]
+    InvalidStatus(u16),
     /// A switch of protocols nobody asked for (the fast path never forwards an upgrade).
     #[error("101 Switching Protocols without an upgrade request")]
     SwitchingProtocols,
@@ -104,6 +107,9 @@ pub fn parse(buf: &[u8], is_head: bool) -> Result<ResponsePart<'_>, ResponseErro
     let (Some(status), Some(version)) = (response.code, response.version) else {
         return Err(ResponseError::IncompleteStatusLine);
     };
+    if status < 100 {
+        return Err(ResponseError::InvalidStatus(status));
+    }
     if (100..200).contains(&status) {
         if status == 101 {
             return Err(ResponseError::SwitchingProtocols);
@@ -211,6 +217,12 @@ mod tests {
             (
                 b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
                 ResponseError::SwitchingProtocols,
+            ),
+            // Found by fuzz/response_head: httparse reads any three digits.
+            (b"HTTP/1.1 000 OK\r\n\r\n", ResponseError::InvalidStatus(0)),
+            (
+                b"HTTP/1.1 099 OK\r\ncontent-length: 0\r\n\r\n",
+                ResponseError::InvalidStatus(99),
             ),
         ] {
             assert_eq!(parse(raw, false).err(), Some(want));
