@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install what is missing, check formatting and
-# lints, then every test of the workspace (unit, integration, doc tests).
+# lints, then every test of the workspace (unit, integration, doc tests), then every fuzz
+# target for 20 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -28,6 +29,10 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+if [ "$status" -eq 0 ]; then
+  echo "== fuzz: every target of fuzz/ for 20 s (grid-wire, the wire fast path's parsing)"
+  scripts/fuzz.sh 20 || status=$?
+fi
 if [ "$status" -eq 0 ]; then
   echo "== the README's first command: a local node and the walkthrough client, end to end,"
   echo "   then schemathesis on its API (scripts/api-check.sh)"
