@@ -315,6 +315,7 @@ pub fn add_via(headers: &mut impl Headers, version: http::Version) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderName;
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
