@@ -9,6 +9,7 @@
 #   - kubectl (Debian's kubernetes-client), for scripts/check-deploy.sh
 #   - schemathesis (PyPI, pinned) in .tools/venv, for scripts/api-check.sh
 #   - componentize-py and pytest (PyPI, pinned) in .tools/venv, for scripts/sdk-py.sh
+#   - the nightly Rust toolchain and cargo-fuzz, for scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,4 +81,15 @@ if ! .tools/venv/bin/componentize-py --version 2>/dev/null | grep -qx "component
   echo "bootstrap: installing componentize-py $COMPONENTIZE_PY_VERSION and pytest $PYTEST_VERSION (PyPI) into .tools/venv"
   .tools/venv/bin/pip install --quiet --disable-pip-version-check \
     "componentize-py==$COMPONENTIZE_PY_VERSION" "pytest==$PYTEST_VERSION"
+fi
+
+# scripts/fuzz.sh builds the fuzz targets (fuzz/) with cargo-fuzz, which needs nightly.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "bootstrap: installing the nightly Rust toolchain (for cargo-fuzz)"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "bootstrap: installing cargo-fuzz"
+  # Its own target dir: never the workspace's (CARGO_TARGET_DIR may point at a shared one).
+  env -u CARGO_TARGET_DIR cargo install cargo-fuzz --locked
 fi

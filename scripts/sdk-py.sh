@@ -69,7 +69,10 @@ for example in "${examples[@]}"; do
     -p . -p "examples/$module" -o "$wasm" "$module")
   echo "sdk-py: $module.wasm: $(stat -c %s "$wasm") bytes, built in $(( ($(date +%s%N) - started) / 1000000 )) ms"
   echo "== sdk-py: grid-gateway policy run $module on $fixtures"
-  "$GRID_GATEWAY_BIN" policy run --world "$world" --policy "$wasm" --settings "$fixtures/settings.json" --input "$fixtures" >"$tmp/run.json" || {
+  # A generous deadline: this checks answers, not speed (a debug gateway on a busy CI machine
+  # may take over the default 10 ms for a Python instance's first evaluation).
+  "$GRID_GATEWAY_BIN" policy run --deadline-ms "${SDK_DEADLINE_MS:-2000}" --world "$world" --policy "$wasm" \
+    --settings "$fixtures/settings.json" --input "$fixtures" >"$tmp/run.json" || {
     cat "$tmp/run.json"
     echo "sdk-py: $module: grid-gateway policy run failed" >&2
     exit 1

@@ -49,7 +49,9 @@ for pair in pricing-linear:pricing authz-order-owner:authorization; do
     --entry "dist/examples/$example/src/component.js" --out "build/$example.wasm")
   echo "== sdk-ts: $example: grid-gateway policy run --input $fixtures"
   out=$(mktemp)
-  if ! "$gateway" policy run --world "$world" --policy "$wasm" --settings "$fixtures/settings.json" \
+  # A generous deadline: this checks answers, not speed (a debug gateway on a busy CI machine
+  # may take over the default 10 ms for an instance's first evaluation).
+  if ! "$gateway" policy run --deadline-ms "${SDK_DEADLINE_MS:-2000}" --world "$world" --policy "$wasm" --settings "$fixtures/settings.json" \
     --input "$fixtures" >"$out" 2>&1; then
     cat "$out"
     rm -f "$out"

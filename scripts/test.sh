@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install what is missing, check formatting and
-# lints, then every test of the workspace (unit, integration, doc tests).
+# lints, then every test of the workspace (unit, integration, doc tests), then every fuzz
+# target for 20 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -38,17 +39,23 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# The stages after the cargo tests run only when those pass, and each runs even when another
+# of them fails, so one CI run reports every failing stage.
+stage() {
+  echo "== $1"
+  shift
+  "$@" || status=$?
+}
 if [ "$status" -eq 0 ]; then
-  echo "== the Python policy SDK: bindings, pytest, components through policy check/run (scripts/sdk-py.sh)"
-  scripts/sdk-py.sh || status=$?
-fi
-if [ "$status" -eq 0 ]; then
-  echo "== the README's first command: a local node and the walkthrough client, end to end,"
-  echo "   then schemathesis on its API (scripts/api-check.sh)"
-  scripts/dev-node.sh --exit --api-check || status=$?
-  echo "== the TypeScript policy SDK: native tests, then its example components through"
-  echo "   the gateway binary on the Rust policies' fixtures (scripts/sdk-ts.sh)"
-  scripts/sdk-ts.sh 2>&1 | tee -a "$log" || status=$?
+  stage "fuzz: every target of fuzz/ for 20 s (grid-wire, the wire fast path's parsing; the fixture loader)" \
+    scripts/fuzz.sh 20
+  stage "the Python policy SDK: bindings, pytest, components through policy check/run (scripts/sdk-py.sh)" \
+    scripts/sdk-py.sh
+  # node --test's "# pass N" lines go to the log, for the closing count.
+  stage "the TypeScript policy SDK: native tests, its example components through the gateway binary" \
+    bash -o pipefail -c 'scripts/sdk-ts.sh 2>&1 | tee -a "$0"' "$log"
+  stage "the README's first command: a local node and the walkthrough client, end to end, then schemathesis on its API (scripts/api-check.sh)" \
+    scripts/dev-node.sh --exit --api-check
 fi
 # cargo's "test result" lines, and node --test's "# pass N" / "# fail N" (scripts/sdk-ts.sh).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }

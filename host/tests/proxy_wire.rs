@@ -108,6 +108,8 @@ fn answer(line: &str, body: &[u8]) -> Option<Vec<u8>> {
                            HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal"
             .to_owned(),
         "/garbage" => "SURPRISE\r\n\r\n".to_owned(),
+        // Three digits, but no status code (RFC 9110 §15: 100 to 599; hyper reads 100 to 999).
+        "/status-042" => "HTTP/1.1 042 Odd\r\ncontent-length: 0\r\n\r\n".to_owned(),
         "/two-lengths" => {
             "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd".to_owned()
         }
@@ -476,7 +478,7 @@ async fn a_hanging_app_is_504_and_a_garbled_one_502_with_the_usual_error_body() 
     .await;
     assert!(hang.starts_with("HTTP/1.1 504"), "{hang}");
     assert!(hang.contains(r#""code":"upstream_timeout""#), "{hang}");
-    for path in ["/garbage", "/two-lengths"] {
+    for path in ["/garbage", "/two-lengths", "/status-042"] {
         let bad = exchange(
             &gw,
             &[request(&gw, "GET", path, &["connection: close"], "")],

@@ -186,14 +186,7 @@ pub(super) fn require_host<B>(request: &http::Request<B>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether a `Host` field value is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2)
-/// or empty: the bytes of a reg-name, an IPv4 address or an IP literal and a port, never a
-/// userinfo, path, query, fragment or whitespace.
-pub(crate) fn valid_host(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(b))
-}
+pub(crate) use grid_wire::request::valid_host;
 
 /// The host a request names: its `Host` header, or the URI's authority (HTTP/2).
 pub fn host<B>(request: &http::Request<B>) -> Option<&str> {

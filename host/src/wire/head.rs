@@ -6,29 +6,7 @@ use std::io::Write as _;
 
 use crate::proxy::headers::HeaderList;
 
-/// Largest message head read: a client's request head (a larger one goes to hyper, whose
-/// own limit is higher) or an app's response head (a larger one is a 502).
-pub const MAX_HEAD: usize = 64 * 1024;
-
-/// Most header fields in a message head.
-pub const MAX_HEADERS: usize = 100;
-
-/// Bytes moved per read of a body.
-pub const READ_CHUNK: usize = 64 * 1024;
-
-/// Capacity a connection's buffers keep while it waits for its next request: heads and
-/// small bodies fit; a connection that read one large head or streamed a large body does
-/// not hold that much memory while it idles.
-pub const KEPT_BUFFER: usize = 16 * 1024;
-
-/// A `Content-Length` value: 1 to 19 digits (so it fits a u64), nothing else.
-pub fn content_length(value: &[u8]) -> Option<u64> {
-    let value = value.trim_ascii();
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
-}
+pub use grid_wire::limits::{KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, READ_CHUNK, content_length};
 
 /// Writes one HTTP/1.1 message head into a buffer: the start line, then each field in the
 /// order written, then the empty line ([`HeadWriter::finish`]). Every head the wire path
@@ -134,13 +112,5 @@ mod tests {
             out,
             b"GET /a?b HTTP/1.1\r\nhost: app:80\r\ncontent-length: 0\r\n"
         );
-    }
-
-    #[test]
-    fn content_length_takes_digits_only() {
-        assert_eq!(content_length(b" 42 "), Some(42));
-        for bad in [&b""[..], b"+1", b"1 2", b"0x1", b"99999999999999999999"] {
-            assert_eq!(content_length(bad), None, "{bad:?}");
-        }
     }
 }

@@ -13,15 +13,17 @@
 //! - `upstream`: one exchange with the app — the request sent, the response streamed back.
 //! - [`head`]: the limits heads are read under, and the one writer of every head sent.
 //! - [`error`]: how an exchange fails, on either side.
-//! - `chunked`, `idle`, `date`: where a chunked body ends, the idle connections to apps,
-//!   the `Date` header.
+//! - `idle`, `date`: the idle connections to apps, the `Date` header.
+//!
+//! What is parsed and decided about the bytes — request and response heads, the chunked
+//! scanner, the body framing — is the `grid-wire` crate (`wire/`), pure and fuzzed on its
+//! own (`fuzz/`); this module is its I/O.
 //!
 //! The header rules are the general path's ([`crate::proxy::headers`], written once for
 //! both); what the fast path does not take (upgrades, chunked uploads, HTTP/1.0, HTTP/2,
 //! anything malformed) goes to hyper, [`crate::http::connection_service`] and
 //! [`crate::proxy::Forwarder::forward`].
 
-mod chunked;
 pub mod client_stream;
 mod date;
 pub mod error;
@@ -31,7 +33,8 @@ pub mod server;
 mod upstream;
 
 pub use error::{Failure, WireError};
+pub use grid_wire::request::WireRequest;
 pub use head::content_length;
 pub use idle::{clear as close_idle, sweep as sweep_idle};
 pub use server::{Connections, serve};
-pub use upstream::{Exchange, Finished, WireBuffers, WireRequest};
+pub use upstream::{Exchange, Finished, WireBuffers};

@@ -25,14 +25,15 @@ use tokio::sync::watch;
 
 use super::client_stream::ClientStream;
 use super::error::Failure;
-use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, content_length};
+use super::head::{HeadWriter, KEPT_BUFFER};
 use super::{Exchange, Finished, WireBuffers, WireRequest};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::http::admission::{admit, forward_options, handoff_code, view};
 use crate::process::ORDER_HEADER;
 use crate::proxy::ClientInfo;
-use crate::proxy::headers::{HeaderList, Headers};
+use crate::proxy::headers::Headers;
+use grid_wire::request::RequestHead;
 
 /// What every connection of a worker shares.
 pub struct Connections {
@@ -63,32 +64,25 @@ pub async fn serve(
     // connection); the wait for the next request on a kept connection counts too.
     let mut head_deadline = tokio::time::Instant::now() + connections.header_read_timeout;
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut head = httparse::Request::new(&mut fields);
-        let head_len = match head.parse(&read) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if read.len() < MAX_HEAD => {
+        let (head_len, request) = match grid_wire::request::parse(&read) {
+            RequestHead::Fast { head_len, request } if !for_hyper(gw, &request) => {
+                (head_len, request)
+            }
+            RequestHead::Partial => {
                 if read_more(&mut stream, &mut read, &mut stopping, head_deadline).await {
                     continue;
                 }
                 return;
             }
-            // Malformed, too large, or not HTTP/1 at all (the HTTP/2 preface): hyper
-            // answers it.
-            _ => break,
-        };
-        let Some(request) = fast_request(gw, &head) else {
-            if ambiguous_length(&head) {
-                // hyper would drop the Content-Length and read the chunks (RFC 9112 §6.3
-                // allows that or a refusal): the raw material of request smuggling, which
-                // this gateway refuses outright, and closes.
+            RequestHead::Ambiguous { is_head } => {
                 let error = Error::Proxy(crate::proxy::ProxyError::AmbiguousLength);
-                let is_head = head.method == Some("HEAD");
                 let _ = write_error(&mut stream, error, true, is_head).await;
                 let _ = stream.shutdown().await;
                 return;
             }
-            break;
+            // Malformed, too large, not HTTP/1 at all (the HTTP/2 preface), not for the
+            // fast path, or the API's: hyper answers it.
+            RequestHead::Fast { .. } | RequestHead::HandOver => break,
         };
         let in_hand = request.body_len().min((read.len() - head_len) as u64) as usize;
         let body_start = &read[head_len..head_len + in_hand];
@@ -157,83 +151,15 @@ async fn stopped(stopping: &mut watch::Receiver<bool>) {
     }
 }
 
-/// The request, when the fast path takes it: a Process request in plain HTTP/1.1 whose
-/// body length is one `Content-Length` (or none).
-fn fast_request<'b>(gw: &Gateway, head: &httparse::Request<'_, 'b>) -> Option<WireRequest<'b>> {
-    if head.version != Some(1) {
-        return None;
-    }
-    let (method, target) = (head.method?, head.path?);
-    if method == "CONNECT" || !target.starts_with('/') || !plain_target(target) {
-        return None;
-    }
-    let mut headers = HeaderList::with_capacity(head.headers.len() + 6);
-    let (mut host, mut length, mut close) = (None, None, false);
-    for field in head.headers.iter() {
-        let name = field.name;
-        let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
-        if is("host") {
-            if host.is_some() || !crate::http::admission::valid_host(field.value) {
-                return None;
-            }
-            host = Some(std::str::from_utf8(field.value).ok()?);
-        } else if is("content-length") {
-            if length.is_some() {
-                return None;
-            }
-            length = Some(content_length(field.value)?);
-        } else if is("transfer-encoding") || is("expect") || is("upgrade") || is("http2-settings") {
-            return None;
-        } else if is("connection") {
-            for token in std::str::from_utf8(field.value).ok()?.split(',') {
-                let token = token.trim();
-                if token.eq_ignore_ascii_case("upgrade") {
-                    return None;
-                }
-                close |= token.eq_ignore_ascii_case("close");
-            }
-        }
-        headers.push(name, field.value);
-    }
-    let host = host?;
-    let (path, query) = match target.split_once('?') {
+/// Whether a request the fast path could take is the API's, or a hand-off's: those are
+/// served by hyper's router.
+fn for_hyper(gw: &Gateway, request: &WireRequest<'_>) -> bool {
+    let (path, query) = match request.target.split_once('?') {
         Some((path, query)) => (path, Some(query)),
-        None => (target, None),
+        None => (request.target, None),
     };
-    if crate::http::is_api_path(gw, path, Some(host))
-        || handoff_code(gw, query, Some(host)).is_some()
-    {
-        return None;
-    }
-    Some(WireRequest {
-        method,
-        target,
-        headers,
-        host: Some(host),
-        content_length: length,
-        close,
-    })
-}
-
-/// Whether `head` carries both `Transfer-Encoding` and `Content-Length`.
-fn ambiguous_length(head: &httparse::Request<'_, '_>) -> bool {
-    let has = |wanted: &str| {
-        head.headers
-            .iter()
-            .any(|field| field.name.eq_ignore_ascii_case(wanted))
-    };
-    has("transfer-encoding") && has("content-length")
-}
-
-/// Whether `target` is made only of what RFC 3986 allows in a path and a query. Anything
-/// else httparse lets through — a fragment's `#`, quotes, braces, backslashes, non-ASCII —
-/// goes to hyper, which refuses it or parses it as the router does: here the policy and
-/// the app could read such a path differently (`/admin#/../public` is `/public` to a
-/// normaliser and `/admin` to most app servers).
-fn plain_target(target: &str) -> bool {
-    target
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b))
+    crate::http::is_api_path(gw, path, request.host)
+        || handoff_code(gw, query, request.host).is_some()
 }
 
 /// Admits `request` and forwards it on the wire.

@@ -8,37 +8,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::chunked::ChunkedScanner;
 use super::client_stream::ClientStream;
 use super::error::WireError;
-use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, READ_CHUNK, content_length};
+use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, READ_CHUNK};
 use super::idle;
-use crate::proxy::headers::{self, HeaderList, Headers, Origin};
+use crate::proxy::headers::{self, Headers, Origin};
 use crate::proxy::{ClientInfo, ForwardOptions, Forwarder, ProxyError, Upstream};
-
-/// A request the HTTP layer took off the wire and admitted.
-#[derive(Debug)]
-pub struct WireRequest<'b> {
-    /// The method as sent.
-    pub method: &'b str,
-    /// The origin-form target (`/path?query`).
-    pub target: &'b str,
-    /// The headers as sent (the gateway's own, such as `X-Grid-Order`, already removed).
-    pub headers: HeaderList<'b>,
-    /// The `Host` header.
-    pub host: Option<&'b str>,
-    /// The `Content-Length` sent, if any (then the body's length; none: no body).
-    pub content_length: Option<u64>,
-    /// The client asked to close the connection after this exchange.
-    pub close: bool,
-}
-
-impl WireRequest<'_> {
-    /// The body's length (0 without a body).
-    pub fn body_len(&self) -> u64 {
-        self.content_length.unwrap_or(0)
-    }
-}
+use grid_wire::chunked::ChunkedError;
+use grid_wire::request::WireRequest;
+use grid_wire::response::{self, Framing, ResponseError, ResponsePart};
 
 /// One exchange in flight: the client's connection, the admitted request, where it goes
 /// and how, and the connection's buffers.
@@ -104,40 +82,9 @@ impl From<ProxyError> for Attempt {
     }
 }
 
-/// How the end of a response body is known.
-#[derive(Clone, Debug)]
-enum Framing {
-    /// This many bytes are left (0: no body, or all sent).
-    Length(u64),
-    /// Chunked, passed through as it is.
-    Chunked(ChunkedScanner),
-    /// Until the app closes the connection.
-    UntilClose,
-}
-
-impl Framing {
-    /// How many of `bytes` belong to the body.
-    fn take(&mut self, bytes: &[u8]) -> Result<usize, WireError> {
-        match self {
-            Framing::Length(left) => {
-                let take = (*left).min(bytes.len() as u64);
-                *left -= take;
-                // At most `bytes.len()`.
-                Ok(take as usize)
-            }
-            Framing::Chunked(scanner) => scanner
-                .scan(bytes)
-                .map_err(|e| WireError::Aborted(format!("the app's response: {e}"))),
-            Framing::UntilClose => Ok(bytes.len()),
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        match self {
-            Framing::Length(left) => *left == 0,
-            Framing::Chunked(scanner) => scanner.is_done(),
-            Framing::UntilClose => false,
-        }
+impl From<ChunkedError> for WireError {
+    fn from(error: ChunkedError) -> Self {
+        WireError::Aborted(format!("the app's response: {error}"))
     }
 }
 
@@ -467,128 +414,79 @@ fn rewrite_response_head(
     is_head: bool,
     client_close: bool,
 ) -> Result<Option<ResponseHead>, ProxyError> {
-    loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut fields);
-        let head_len = match response.parse(read) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(e) => {
-                return Err(ProxyError::UpstreamBadResponse(format!(
-                    "invalid response head: {e}"
-                )));
+    let head = loop {
+        match response::parse(read, is_head).map_err(bad_response)? {
+            ResponsePart::Partial => return Ok(None),
+            ResponsePart::Interim { head_len } => {
+                read.drain(..head_len);
             }
-        };
-        let (Some(status), Some(version)) = (response.code, response.version) else {
-            return Err(ProxyError::UpstreamBadResponse(
-                "incomplete status line".into(),
-            ));
-        };
-        if (100..200).contains(&status) {
-            if status == 101 {
-                return Err(ProxyError::UpstreamBadResponse(
-                    "101 Switching Protocols without an upgrade request".into(),
-                ));
-            }
-            read.drain(..head_len);
-            continue;
+            ResponsePart::Final(head) => break head,
         }
-        let mut list = HeaderList::with_capacity(response.headers.len() + 4);
-        for field in response.headers.iter() {
-            list.push(field.name, field.value);
-        }
-        let both_lengths = list.contains("transfer-encoding") && list.contains("content-length");
-        let framing = framing_of(&list, status, is_head)?;
-        let bodiless = is_head || status == 204 || status == 304;
-        // The app's codings pass on with its bytes (`gzip, chunked` stays that).
-        let codings = matches!(framing, Framing::Chunked(_)).then(|| {
-            list.values("transfer-encoding")
-                .collect::<Vec<_>>()
-                .join(", ")
-        });
-        let connection = headers::remove_hop_by_hop(&mut list);
-        let cookies_dropped = headers::drop_gateway_set_cookies(&mut list);
-        let reusable = version == 1
-            && !both_lengths
-            && !matches!(framing, Framing::UntilClose)
-            && !connection.iter().any(|t| t == "close");
-        let close = client_close || matches!(framing, Framing::UntilClose);
-        if !bodiless {
-            // The framing is written below from what was parsed, never the app's spelling
-            // (`5, 5`, two headers, or one next to a transfer coding).
-            list.remove("content-length");
-        }
-        let version = if version == 0 {
-            http::Version::HTTP_10
-        } else {
-            http::Version::HTTP_11
-        };
-        headers::add_via(&mut list, version);
-        // httparse reads exactly three digits.
-        let mut writer = HeadWriter::response(out, status, response.reason.unwrap_or_default());
-        writer.fields(&list);
-        match (&framing, codings) {
-            (Framing::Length(length), _) if !bodiless => {
-                writer.content_length(*length);
-            }
-            (Framing::Chunked(_), Some(codings)) => {
-                writer.field(b"transfer-encoding", codings.as_bytes());
-            }
-            _ => {}
-        }
-        if close {
-            writer.close();
-        }
-        if !list.contains("date") {
-            writer.date();
-        }
-        writer.finish();
-        return Ok(Some(ResponseHead {
-            status,
-            head_len,
-            framing,
-            reusable,
-            close,
-            cookies_dropped,
-        }));
+    };
+    let grid_wire::response::ResponseHead {
+        status,
+        version,
+        reason,
+        head_len,
+        fields: mut list,
+        framing,
+        both_lengths,
+    } = head;
+    let bodiless = is_head || status == 204 || status == 304;
+    // The app's codings pass on with its bytes (`gzip, chunked` stays that).
+    let codings = matches!(framing, Framing::Chunked(_)).then(|| {
+        list.values("transfer-encoding")
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let connection = headers::remove_hop_by_hop(&mut list);
+    let cookies_dropped = headers::drop_gateway_set_cookies(&mut list);
+    let reusable = version == 1
+        && !both_lengths
+        && !matches!(framing, Framing::UntilClose)
+        && !connection.iter().any(|t| t == "close");
+    let close = client_close || matches!(framing, Framing::UntilClose);
+    if !bodiless {
+        // The framing is written below from what was parsed, never the app's spelling
+        // (`5, 5`, two headers, or one next to a transfer coding).
+        list.remove("content-length");
     }
+    let version = if version == 0 {
+        http::Version::HTTP_10
+    } else {
+        http::Version::HTTP_11
+    };
+    headers::add_via(&mut list, version);
+    // httparse reads exactly three digits.
+    let mut writer = HeadWriter::response(out, status, reason);
+    writer.fields(&list);
+    match (&framing, codings) {
+        (Framing::Length(length), _) if !bodiless => {
+            writer.content_length(*length);
+        }
+        (Framing::Chunked(_), Some(codings)) => {
+            writer.field(b"transfer-encoding", codings.as_bytes());
+        }
+        _ => {}
+    }
+    if close {
+        writer.close();
+    }
+    if !list.contains("date") {
+        writer.date();
+    }
+    writer.finish();
+    Ok(Some(ResponseHead {
+        status,
+        head_len,
+        framing,
+        reusable,
+        close,
+        cookies_dropped,
+    }))
 }
 
-/// How the body of a response with `status` to a (`is_head`) request ends (RFC 9112 §6.3).
-fn framing_of(list: &HeaderList<'_>, status: u16, is_head: bool) -> Result<Framing, ProxyError> {
-    if is_head || status == 204 || status == 304 {
-        return Ok(Framing::Length(0));
-    }
-    if list.contains("transfer-encoding") {
-        let chunked = list
-            .values("transfer-encoding")
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .last()
-            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
-        return Ok(if chunked {
-            Framing::Chunked(ChunkedScanner::default())
-        } else {
-            Framing::UntilClose
-        });
-    }
-    let mut length = None;
-    for (_, value) in list
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-    {
-        for part in value.split(|&b| b == b',') {
-            match (content_length(part), length) {
-                (Some(n), None) => length = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                _ => {
-                    return Err(ProxyError::UpstreamBadResponse(
-                        "invalid Content-Length".into(),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+/// An app's response head refused: a 502.
+fn bad_response(error: ResponseError) -> ProxyError {
+    ProxyError::UpstreamBadResponse(error.to_string())
 }
