@@ -443,10 +443,11 @@ fn the_cache_directory_is_held_to_its_byte_budget_oldest_first() {
             .unwrap()
             .len()
     };
-    // Room for one compiled component only: the second evicts the first.
+    // Room for one compiled component only (the hostile one is smaller than pricing-linear):
+    // the second evicts the first.
     let engine = grid_gateway::policy::PolicyEngine::builder()
         .limits(test_limits(Isolation::default()))
-        .compile_cache(cache.clone(), one + one / 2)
+        .compile_cache(cache.clone(), one)
         .build()
         .unwrap();
     load(&engine, World::Pricing, HOSTILE, "");

@@ -99,7 +99,7 @@ impl DiskCache {
         if let Err(e) = self.write(sha256, component) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot keep a compiled policy on disk");
         }
-        self.evict();
+        self.evict(&self.path(sha256));
     }
 
     fn write(&self, sha256: &str, component: &Component) -> Result<(), String> {
@@ -132,20 +132,22 @@ impl DiskCache {
         written.map_err(|e| e.to_string())
     }
 
-    /// Removes the least recently used files until the rest fit the budget.
-    fn evict(&self) {
+    /// Removes the least recently used files (never `keep`, the one just written, even
+    /// when a coarse file clock gives others the same time) until the rest fit the budget.
+    fn evict(&self, keep: &Path) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
         let mut files: Vec<(SystemTime, u64, PathBuf)> = entries
             .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == SUFFIX))
+            .filter(|e| e.path().extension().is_some_and(|x| x == SUFFIX) && e.path() != keep)
             .filter_map(|e| {
                 let meta = e.metadata().ok()?;
                 Some((meta.modified().ok()?, meta.len(), e.path()))
             })
             .collect();
-        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+        let kept = std::fs::metadata(keep).map(|m| m.len()).unwrap_or(0);
+        let mut total: u64 = kept + files.iter().map(|(_, len, _)| len).sum::<u64>();
         files.sort();
         for (_, len, path) in files {
             if total <= self.max_bytes {
