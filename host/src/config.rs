@@ -299,6 +299,10 @@ pub struct PolicyConfig {
     /// refused (`policy_file_too_large`) and the last good version keeps serving. Default
     /// 64 MiB.
     pub max_file_bytes: u64,
+    /// Bytes of compiled components kept in `<data_dir>/policy-cache` so a restart does
+    /// not compile them again (least recently used removed first); 0 keeps none on disk.
+    /// Default 1 GiB.
+    pub compile_cache_max_bytes: u64,
     /// Per-evaluation limits (`[policy.limits]`).
     pub limits: RuntimeLimits,
     /// Watcher timing (`[policy.watch]`).
@@ -310,6 +314,7 @@ impl Default for PolicyConfig {
         PolicyConfig {
             dir: None,
             max_file_bytes: crate::policy::DEFAULT_MAX_FILE_BYTES,
+            compile_cache_max_bytes: crate::policy::disk_cache::DEFAULT_MAX_BYTES,
             limits: RuntimeLimits::default(),
             watch: WatchConfig::default(),
         }

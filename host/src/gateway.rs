@@ -176,6 +176,10 @@ impl Gateway {
         let engine = PolicyEngine::builder()
             .limits(config.policy.limits.clone())
             .metrics(policy_metrics)
+            .compile_cache(
+                config.data_dir.join("policy-cache"),
+                config.policy.compile_cache_max_bytes,
+            )
             .build()?;
         let policies =
             Arc::new(PolicySet::new(engine).with_max_file_bytes(config.policy.max_file_bytes));

@@ -55,6 +55,37 @@ fn a_memory_bomb_is_stopped_by_the_memory_cap() {
 }
 
 #[test]
+fn a_world_can_have_its_own_memory_cap_under_the_node_wide_maximum() {
+    let limits = grid_gateway::policy::RuntimeLimits {
+        memory_bytes_by_world: [(World::Pricing, 32 << 20)].into(),
+        max_memory_bytes: 32 << 20,
+        ..test_limits(Isolation::default())
+    };
+    let engine = grid_gateway::policy::PolicyEngine::builder()
+        .limits(limits.clone())
+        .build()
+        .unwrap();
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    let err = price(&policy, "oom").unwrap_err();
+    assert!(
+        matches!(err, EvalError::Memory(limit) if limit == 32 << 20),
+        "{err:?}"
+    );
+    assert_eq!(price(&policy, "fine").unwrap(), "1");
+    // Above the node-wide maximum, the engine is not built.
+    let over = grid_gateway::policy::RuntimeLimits {
+        max_memory_bytes: 16 << 20,
+        ..limits
+    };
+    assert!(
+        grid_gateway::policy::PolicyEngine::builder()
+            .limits(over)
+            .build()
+            .is_err()
+    );
+}
+
+#[test]
 fn a_panic_is_a_trap_not_a_crash() {
     let engine = engine(Isolation::default());
     let policy = load(&engine, World::Pricing, HOSTILE, "");
@@ -296,6 +327,84 @@ fn wasi_stdout_and_stderr_written_in_a_loop_stop_at_the_deadline() {
         let err = refused_in_time(mode);
         assert!(matches!(err, EvalError::Deadline(_)), "{mode}: {err:?}");
     }
+}
+
+/// A component importing each of `names` as an (empty) instance, and nothing else.
+fn component_importing(names: &[&str]) -> Vec<u8> {
+    use wasm_encoder::{
+        Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
+    };
+    let mut types = ComponentTypeSection::new();
+    types.instance(&InstanceType::new());
+    let mut imports = ComponentImportSection::new();
+    for name in names {
+        imports.import(*name, ComponentTypeRef::Instance(0));
+    }
+    let mut component = Component::new();
+    component.section(&types);
+    component.section(&imports);
+    component.finish()
+}
+
+#[test]
+fn a_component_importing_wasi_http_or_sockets_is_refused_at_load_naming_the_import_and_flag() {
+    let engine = engine(Isolation::default());
+    let cases = [
+        (
+            "wasi:http/outgoing-handler@0.2.0",
+            "--disable http --disable fetch-event",
+        ),
+        ("wasi:sockets/tcp@0.2.0", "--stub-wasi"),
+        ("wasi:keyvalue/store@0.2.0-draft", "--stub-wasi"),
+        ("wasi:clocks/wall-clock@0.3.0", "--stub-wasi"),
+    ];
+    for (import, flag) in cases {
+        let wasm = component_importing(&["wasi:clocks/wall-clock@0.2.0", import]);
+        let err = engine
+            .load(World::Pricing, "net", PolicySource::Builtin, &wasm, "")
+            .err()
+            .unwrap_or_else(|| panic!("{import}: loaded"));
+        assert_eq!(err.code(), "unsupported_imports", "{import}: {err}");
+        let message = err.to_string();
+        assert!(message.contains(&format!("`{import}`")), "{message}");
+        assert!(message.contains(flag), "{message}");
+        assert!(
+            !message.contains("wall-clock@0.2.0"),
+            "an allowed import is not named: {message}"
+        );
+    }
+}
+
+#[test]
+fn wasi_clocks_show_the_evaluation_instant_frozen() {
+    let engine = engine(Isolation::default());
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    let call = grid_policy_sdk::Call::Quote {
+        request: request("clock-read"),
+        node: node(),
+    };
+    for now in [1_700_000_000, 1_800_000_000] {
+        let grid_policy_sdk::Outcome::Quote(quote) =
+            policy.evaluate_call(&call, Some(now)).unwrap()
+        else {
+            panic!("not a quote");
+        };
+        assert_eq!(
+            quote.price.to_string(),
+            now.to_string(),
+            "the wall clock is the fixture's now"
+        );
+        assert_eq!(quote.breakdown.len(), 1);
+        assert_eq!(
+            quote.breakdown[0].amount.to_string(),
+            "1",
+            "monotonic clock frozen"
+        );
+    }
+    // Without a fixed now, the wall clock is the host's.
+    let before = grid_gateway::policy::unix_now();
+    let seen: u64 = price(&policy, "clock-read").unwrap().parse().unwrap();
+    assert!(seen >= before && seen <= grid_gateway::policy::unix_now());
 }
 
 #[test]

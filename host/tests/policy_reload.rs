@@ -344,3 +344,177 @@ async fn evaluations_across_repeated_reloads_all_succeed_on_the_old_or_new_versi
     assert!(total > 0);
     assert_eq!(set.engine().metrics().reload_count("pricing", "ok"), 13);
 }
+
+fn cached_engine(cache: &Path) -> grid_gateway::policy::PolicyEngine {
+    grid_gateway::policy::PolicyEngine::builder()
+        .limits(test_limits(Isolation::default()))
+        .compile_cache(cache.to_path_buf(), 1 << 30)
+        .build()
+        .unwrap()
+}
+
+fn load_linear(engine: &grid_gateway::policy::PolicyEngine, cpu: u64) -> String {
+    engine
+        .load(
+            World::Pricing,
+            "linear",
+            PolicySource::Builtin,
+            &wasm(PRICING_LINEAR),
+            &cpu_only(cpu),
+        )
+        .unwrap()
+        .quote(&request(), &node())
+        .unwrap()
+        .price
+        .to_string()
+}
+
+fn cache_files(cache: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(cache)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_restart_or_a_settings_change_loads_the_compiled_component_from_disk() {
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("policy-cache");
+
+    let first = cached_engine(&cache);
+    assert_eq!(load_linear(&first, 3), "300");
+    assert_eq!(first.metrics().compilations.get(), 1);
+    // A settings-only change compiles nothing.
+    assert_eq!(load_linear(&first, 5), "500");
+    assert_eq!(first.metrics().compilations.get(), 1);
+    let files = cache_files(&cache);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(name.starts_with(&sha256_of(PRICING_LINEAR)) && name.ends_with(".cwasm"));
+    drop(first);
+
+    // A restart (a new engine, same data_dir) loads it from disk instead of compiling.
+    let restarted = cached_engine(&cache);
+    assert_eq!(load_linear(&restarted, 3), "300");
+    assert_eq!(restarted.metrics().compilations.get(), 0);
+    assert_eq!(restarted.metrics().compile_cache_loads.get(), 1);
+}
+
+fn sha256_of(path: &str) -> String {
+    grid_gateway::policy::sha256_hex(&wasm(path))
+}
+
+#[test]
+fn a_corrupt_or_truncated_cache_file_is_ignored_and_compiled_again() {
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("policy-cache");
+    load_linear(&cached_engine(&cache), 3);
+    let file = cache_files(&cache).pop().unwrap();
+    let good = std::fs::read(&file).unwrap();
+
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    let truncated = good[..good.len() / 3].to_vec();
+    for (what, bytes) in [
+        ("flipped", flipped),
+        ("truncated", truncated),
+        ("empty", vec![]),
+    ] {
+        std::fs::write(&file, &bytes).unwrap();
+        let engine = cached_engine(&cache);
+        assert_eq!(load_linear(&engine, 3), "300", "{what}");
+        assert_eq!(
+            engine.metrics().compilations.get(),
+            1,
+            "{what}: compiled again"
+        );
+        assert_eq!(engine.metrics().compile_cache_loads.get(), 0, "{what}");
+        assert_eq!(std::fs::read(&file).unwrap(), good, "{what}: rewritten");
+    }
+}
+
+#[test]
+fn the_cache_directory_is_held_to_its_byte_budget_oldest_first() {
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("policy-cache");
+    let one = {
+        load_linear(&cached_engine(&cache), 3);
+        std::fs::metadata(cache_files(&cache)[0].clone())
+            .unwrap()
+            .len()
+    };
+    // Room for one compiled component only (the hostile one is smaller than pricing-linear):
+    // the second evicts the first.
+    let engine = grid_gateway::policy::PolicyEngine::builder()
+        .limits(test_limits(Isolation::default()))
+        .compile_cache(cache.clone(), one)
+        .build()
+        .unwrap();
+    load(&engine, World::Pricing, HOSTILE, "");
+    let files = cache_files(&cache);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with(&sha256_of(HOSTILE)), "{name}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_reload_compiles_off_the_runtime_while_the_old_version_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = new_set();
+    std::fs::write(dir.path().join("pricing.settings.json"), cpu_only(3)).unwrap();
+    reload(&set, Some(dir.path())).await;
+    assert_eq!(current_price(&set), "300");
+    let compiled_before = set.engine().metrics().compilations.get();
+
+    // A component not compiled before: the reload must compile it.
+    std::fs::copy(HOSTILE, dir.path().join("pricing.wasm")).unwrap();
+    std::fs::write(dir.path().join("pricing.settings.json"), "").unwrap();
+    let reloading = tokio::spawn({
+        let (set, dir) = (set.clone(), dir.path().to_path_buf());
+        async move { reload(&set, Some(&dir)).await }
+    });
+    // On this one-thread runtime the reload task only gives the thread back once it waits
+    // for the compile on a blocking thread; a compile on the runtime would finish first.
+    let mut served_while_compiling = 0;
+    while !reloading.is_finished() {
+        if set.engine().metrics().compilations.get() > compiled_before {
+            assert_eq!(current_price(&set), "300", "the old version serves");
+            served_while_compiling += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    reloading.await.unwrap();
+    assert!(served_while_compiling > 0);
+    assert_eq!(current_price(&set), "1");
+}
+
+/// Not a test: prints how long a first compile and a load from the on-disk cache take
+/// (numbers in host/benches/README.md). `GRID_BENCH_COMPONENT=path.wasm` picks the
+/// component (a pricing policy accepting empty settings; default pricing-linear):
+/// `cargo test -p grid-gateway --test policy_reload measure_ -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_compile_and_disk_cache_load() {
+    let path = std::env::var("GRID_BENCH_COMPONENT").unwrap_or_else(|_| PRICING_LINEAR.into());
+    let bytes = wasm(&path);
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("policy-cache");
+    let timed = |engine: &grid_gateway::policy::PolicyEngine| {
+        let started = Instant::now();
+        engine
+            .load(World::Pricing, "m", PolicySource::Builtin, &bytes, "")
+            .unwrap();
+        started.elapsed()
+    };
+    let compile = timed(&cached_engine(&cache));
+    let mut loads: Vec<Duration> = (0..5).map(|_| timed(&cached_engine(&cache))).collect();
+    loads.sort();
+    let file = cache_files(&cache).pop().unwrap();
+    println!(
+        "{path}: {} bytes; compile+validate {compile:?}; disk-cache load+validate median of 5 {:?} (min {:?}); cache file {} bytes",
+        bytes.len(),
+        loads[2],
+        loads[0],
+        std::fs::metadata(file).unwrap().len()
+    );
+}

@@ -76,6 +76,8 @@ pub struct CompiledPolicy {
     info: PolicyInfo,
     label: Arc<str>,
     settings: Arc<str>,
+    /// This policy's memory cap (`memory_bytes`, or its world's own).
+    memory_bytes: usize,
     pre: WorldPre,
     warm: Mutex<Vec<Instance>>,
     /// False once an evaluation could not run on a runtime's thread ([`super::inline`]).
@@ -95,8 +97,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl PolicyEngine {
     /// Compiles `wasm` as a policy of `world`, checks it implements the world with only
-    /// the imports the gateway provides, and has it validate `settings`. Blocking: the
-    /// compilation takes tens of milliseconds.
+    /// the imports the gateway provides, and has it validate `settings`. Blocking: a
+    /// compilation takes tens of milliseconds for a Rust component and seconds for an
+    /// interpreter-based one; a component compiled before is taken from memory or from the
+    /// on-disk cache ([`super::disk_cache`]) instead.
     pub fn load(
         &self,
         world: World,
@@ -112,20 +116,29 @@ impl PolicyEngine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&sha256);
-        let component = match cached {
+        let from_disk = || {
+            let component = inner.disk.as_ref()?.get(&inner.engine, &sha256)?;
+            inner.metrics.compile_cache_loads.inc();
+            Some(component)
+        };
+        let component = match cached.or_else(from_disk) {
             Some(component) => component,
             None => {
                 inner.metrics.compilations.inc();
                 let component = Component::from_binary(&inner.engine, wasm)
                     .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-                inner
-                    .compiled
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(sha256.clone(), component.clone());
+                if let Some(disk) = &inner.disk {
+                    disk.put(&sha256, &component);
+                }
                 component
             }
         };
+        inner
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256.clone(), component.clone());
+        super::imports::check(&inner.engine, &component)?;
         let instance_pre = inner
             .linker
             .instantiate_pre(&component)
@@ -156,6 +169,7 @@ impl PolicyEngine {
             },
             label,
             settings: Arc::from(settings),
+            memory_bytes: inner.limits.memory_bytes_of(world),
             pre,
             warm: Mutex::new(Vec::new()),
             inline: std::sync::atomic::AtomicBool::new(true),
@@ -471,7 +485,7 @@ impl CompiledPolicy {
     fn classify(&self, store: &Store<PolicyState>, error: wasmtime::Error) -> EvalError {
         let limits = &self.engine.limits;
         if store.data().limiter.denied {
-            return EvalError::Memory(limits.memory_bytes);
+            return EvalError::Memory(self.memory_bytes);
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => EvalError::Deadline(limits.deadline),
@@ -515,6 +529,7 @@ impl CompiledPolicy {
             self.world(),
             self.settings.clone(),
             limits,
+            self.memory_bytes,
         );
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);

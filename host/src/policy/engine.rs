@@ -9,6 +9,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::host;
+use super::disk_cache::DiskCache;
 use super::limits::{LimitsError, RuntimeLimits};
 use super::metrics::PolicyMetrics;
 use super::state::PolicyState;
@@ -30,6 +31,7 @@ pub enum EngineError {
 pub struct PolicyEngineBuilder {
     limits: RuntimeLimits,
     metrics: Option<PolicyMetrics>,
+    compile_cache: Option<(std::path::PathBuf, u64)>,
 }
 
 impl PolicyEngineBuilder {
@@ -46,6 +48,13 @@ impl PolicyEngineBuilder {
         self
     }
 
+    /// Keeps compiled components in `dir` (at most `max_bytes`, oldest removed first), so
+    /// a restart does not compile them again. Without it they are kept in memory only.
+    pub fn compile_cache(mut self, dir: std::path::PathBuf, max_bytes: u64) -> Self {
+        self.compile_cache = Some((dir, max_bytes));
+        self
+    }
+
     /// Creates the engine, its linker and its epoch ticker thread.
     pub fn build(self) -> Result<PolicyEngine, EngineError> {
         let limits = self.limits;
@@ -54,13 +63,17 @@ impl PolicyEngineBuilder {
 
         let mut pool = PoolingAllocationConfig::default();
         // A Rust wasm32-wasip2 component instantiates a handful of core modules (its code
-        // plus small shims from componentization) with one memory; 8 core instances and
-        // tables per component leave headroom without reserving much.
+        // plus small shims from componentization) with one memory; componentize-py links
+        // about 14 core modules (libpython, libc and shims, each with its own table) and
+        // componentize-js a few. 16 core instances and tables per component fit the Python
+        // one at full instance count; core instance slots cost nothing until used and a
+        // table slot is a reservation of address space, not memory. Per component nothing
+        // is capped beyond those totals (wasmtime's per-component limits stay unlimited).
         pool.total_component_instances(limits.max_instances)
-            .total_core_instances(limits.max_instances.saturating_mul(8))
-            .total_tables(limits.max_instances.saturating_mul(8))
+            .total_core_instances(limits.max_instances.saturating_mul(16))
+            .total_tables(limits.max_instances.saturating_mul(16))
             .total_memories(limits.max_instances.saturating_mul(2))
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.max_memory_bytes);
 
         let mut config = Config::new();
         config
@@ -81,6 +94,10 @@ impl PolicyEngineBuilder {
         host::add_to_linker::<PolicyState, HasSelf<PolicyState>>(&mut linker, |state| state)
             .map_err(config_err)?;
 
+        let disk = self
+            .compile_cache
+            .filter(|(_, max_bytes)| *max_bytes > 0)
+            .map(|(dir, max_bytes)| DiskCache::new(dir, max_bytes, &engine));
         let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick);
         Ok(PolicyEngine {
             inner: Arc::new(EngineInner {
@@ -89,6 +106,7 @@ impl PolicyEngineBuilder {
                 limits,
                 metrics: self.metrics.unwrap_or_default(),
                 compiled: std::sync::Mutex::new(ComponentCache::default()),
+                disk,
                 ticker,
             }),
         })
@@ -153,6 +171,8 @@ pub(crate) struct EngineInner {
     /// Compiled components by sha256 of their bytes: a settings-only change, or a file
     /// put back, reuses the compilation (≈100 ms) instead of redoing it.
     pub(crate) compiled: std::sync::Mutex<ComponentCache>,
+    /// Compiled components on disk, kept across restarts (when configured).
+    pub(crate) disk: Option<DiskCache>,
     pub(crate) linker: Linker<PolicyState>,
     pub(crate) limits: RuntimeLimits,
     pub(crate) metrics: PolicyMetrics,

@@ -32,8 +32,9 @@ pub enum LoadError {
     /// The bytes are not a valid WebAssembly component (or are a core module).
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
-    /// The component needs imports the gateway does not provide (a policy gets the
-    /// `grid:policy/host` interface and an empty WASI, nothing else).
+    /// The component needs imports the gateway does not provide (a policy gets
+    /// `grid:policy` and a bounded part of WASI 0.2, see `policy::imports`); the message
+    /// names each such import and the build flag that leaves it out.
     #[error("the component imports something the gateway does not provide: {0}")]
     Imports(String),
     /// The component does not export the world it is loaded as.

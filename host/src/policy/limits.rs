@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::world::World;
+
 /// How instances are handed to evaluations; see the module docs of [`crate::policy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "mode")]
@@ -43,6 +45,13 @@ pub struct RuntimeLimits {
     /// Largest linear memory one policy instance may have. The reference policies use about
     /// 1–2 MiB; 64 MiB leaves room for real policies and stops a memory bomb early.
     pub memory_bytes: usize,
+    /// A different memory cap for the policy of some worlds (`pricing = 134217728`): a
+    /// TypeScript or Python runtime starts at 9–13 MiB and may need more than
+    /// `memory_bytes`. Each at most `max_memory_bytes`.
+    pub memory_bytes_by_world: std::collections::BTreeMap<World, usize>,
+    /// Node-wide ceiling of every memory cap above (the pooling allocator's slot size).
+    /// 1 GiB: address space is reserved per slot anyway; memory is only used as it grows.
+    pub max_memory_bytes: usize,
     /// Instances alive at once across all policies (pooling allocator slots). Each slot
     /// reserves virtual address space, not memory.
     pub max_instances: u32,
@@ -80,6 +89,8 @@ impl Default for RuntimeLimits {
             deadline: Duration::from_millis(10),
             epoch_tick: Duration::from_millis(1),
             memory_bytes: 64 << 20,
+            memory_bytes_by_world: Default::default(),
+            max_memory_bytes: 1 << 30,
             max_instances: 256,
             warm_instances_per_policy: 16,
             isolation: Isolation::default(),
@@ -109,6 +120,16 @@ pub enum LimitsError {
     /// Policies need at least one 64 KiB wasm page.
     #[error("memory_bytes ({0}) must be at least 65536 (one wasm page)")]
     MemoryTooSmall(usize),
+    /// A memory cap above the node-wide ceiling.
+    #[error("{key} ({bytes}) must be at most max_memory_bytes ({max})")]
+    MemoryAboveMax {
+        /// The setting.
+        key: String,
+        /// Its value.
+        bytes: usize,
+        /// The ceiling.
+        max: usize,
+    },
     /// At least one instance per world must fit.
     #[error("max_instances ({0}) must be at least 3")]
     TooFewInstances(u32),
@@ -135,8 +156,22 @@ impl RuntimeLimits {
                 tick: self.epoch_tick,
             });
         }
-        if self.memory_bytes < 65536 {
-            return Err(LimitsError::MemoryTooSmall(self.memory_bytes));
+        let caps = std::iter::once(("memory_bytes".to_owned(), self.memory_bytes)).chain(
+            self.memory_bytes_by_world
+                .iter()
+                .map(|(world, bytes)| (format!("memory_bytes_by_world.{world}"), *bytes)),
+        );
+        for (key, bytes) in caps {
+            if bytes < 65536 {
+                return Err(LimitsError::MemoryTooSmall(bytes));
+            }
+            if bytes > self.max_memory_bytes {
+                return Err(LimitsError::MemoryAboveMax {
+                    key,
+                    bytes,
+                    max: self.max_memory_bytes,
+                });
+            }
         }
         if self.max_instances < 3 {
             return Err(LimitsError::TooFewInstances(self.max_instances));
@@ -151,6 +186,14 @@ impl RuntimeLimits {
             return Err(LimitsError::ZeroUses);
         }
         Ok(())
+    }
+
+    /// The memory cap of an instance of `world`'s policy.
+    pub fn memory_bytes_of(&self, world: World) -> usize {
+        self.memory_bytes_by_world
+            .get(&world)
+            .copied()
+            .unwrap_or(self.memory_bytes)
     }
 
     /// The deadline in epoch ticks. An epoch deadline of N fires on the N-th increment
@@ -222,6 +265,14 @@ mod tests {
                 ..base.clone()
             },
             RuntimeLimits {
+                memory_bytes: 2 << 30,
+                ..base.clone()
+            },
+            RuntimeLimits {
+                memory_bytes_by_world: [(World::Pricing, 2 << 30)].into(),
+                ..base.clone()
+            },
+            RuntimeLimits {
                 max_instances: 1,
                 ..base.clone()
             },
@@ -242,5 +293,10 @@ mod tests {
         assert_eq!(limits.deadline, Duration::from_millis(5));
         assert_eq!(limits.isolation, Isolation::Fresh);
         assert_eq!(limits.memory_bytes, RuntimeLimits::default().memory_bytes);
+        let limits: RuntimeLimits =
+            serde_json::from_str(r#"{"memory_bytes_by_world":{"pricing":134217728}}"#).unwrap();
+        limits.validate().unwrap();
+        assert_eq!(limits.memory_bytes_of(World::Pricing), 128 << 20);
+        assert_eq!(limits.memory_bytes_of(World::Payee), 64 << 20);
     }
 }

@@ -59,6 +59,8 @@ pub struct PolicyMetrics {
     pub log_lines_dropped: Family<WorldLabels, Counter>,
     /// Components compiled (a load whose bytes were not in the compile cache).
     pub compilations: Counter,
+    /// Components loaded already compiled from the on-disk cache instead of compiled.
+    pub compile_cache_loads: Counter,
     /// Rescans of the policy directory by the watcher (each reads what changed).
     pub rescans: Counter,
 }
@@ -83,6 +85,7 @@ impl Default for PolicyMetrics {
             instantiations: Family::default(),
             log_lines_dropped: Family::default(),
             compilations: Counter::default(),
+            compile_cache_loads: Counter::default(),
             rescans: Counter::default(),
         }
     }
@@ -116,6 +119,16 @@ impl PolicyMetrics {
             "directory_rescans",
             "Rescans of the policy directory by the watcher",
             self.rescans.clone(),
+        );
+        sub.register(
+            "compiles",
+            "Policy components compiled (not found compiled in memory or on disk)",
+            self.compilations.clone(),
+        );
+        sub.register(
+            "compile_cache_loads",
+            "Policy components loaded compiled from the on-disk cache",
+            self.compile_cache_loads.clone(),
         );
         sub.register(
             "instantiations",

@@ -24,9 +24,11 @@
 pub mod bindings;
 pub mod compiled;
 mod convert;
+pub mod disk_cache;
 pub mod engine;
 pub mod error;
 mod eval_pool;
+mod imports;
 mod inline;
 pub mod limits;
 pub mod metrics;

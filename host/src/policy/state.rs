@@ -36,6 +36,8 @@ pub struct PolicyState {
     random_bytes_per_evaluation: u64,
     /// What is left of the stdout/stderr budget of the evaluation in progress.
     output: OutputBudget,
+    /// The instant WASI's clocks show, set when an evaluation begins.
+    clock: FrozenClock,
 }
 
 impl PolicyState {
@@ -44,17 +46,23 @@ impl PolicyState {
         world: World,
         settings: Arc<str>,
         limits: &RuntimeLimits,
+        memory_bytes: usize,
     ) -> Self {
         // Nothing is granted: no preopened directories, no environment, no arguments, no
-        // network (sockets deny every address by default, name lookup is off), stdin
-        // closed and stdout/stderr discarded. Clocks and randomness stay: they are needed
-        // by the standard library (hash map seeds) and leak nothing.
+        // network (sockets are refused at load, see `policy::imports`; here they would
+        // deny every address and name lookup is off), stdin closed and stdout/stderr
+        // discarded. Clocks are frozen per evaluation and randomness is bounded: they are
+        // needed by language runtimes (hash map seeds) and leak nothing.
         //
         // stdout and stderr are discarded by a sink that answers at once (wasmtime's
         // default goes through an async adapter, a round trip per write) and is held to
         // OUTPUT_BYTES_PER_EVALUATION, after which the streams report closed.
         let output = OutputBudget::default();
+        let clock = FrozenClock::default();
+        clock.set(None);
         let wasi = WasiCtx::builder()
+            .wall_clock(clock.clone())
+            .monotonic_clock(clock.clone())
             .allow_ip_name_lookup(false)
             .allow_tcp(false)
             .allow_udp(false)
@@ -64,7 +72,7 @@ impl PolicyState {
         PolicyState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(limits.memory_bytes),
+            limiter: MemoryLimiter::new(memory_bytes),
             label,
             world,
             settings,
@@ -75,6 +83,7 @@ impl PolicyState {
             log_lines_per_evaluation: limits.log_lines_per_evaluation,
             deadline_at: None,
             output,
+            clock,
             random_bytes_left: limits.random_bytes_per_evaluation,
             random_bytes_per_evaluation: limits.random_bytes_per_evaluation,
         }
@@ -83,6 +92,7 @@ impl PolicyState {
     /// Resets per-evaluation budgets before a call that may run for `budget`.
     pub(crate) fn begin_evaluation(&mut self, now_override: Option<u64>, budget: Duration) {
         self.now_override = now_override;
+        self.clock.set(now_override);
         self.deadline_at = Instant::now().checked_add(budget);
         self.random_bytes_left = self.random_bytes_per_evaluation;
         self.output.reset();
@@ -251,6 +261,64 @@ impl OutputStream for OutputBudget {
 #[wasmtime_wasi::async_trait]
 impl Pollable for OutputBudget {
     async fn ready(&mut self) {}
+}
+
+/// What `wasi:clocks` shows a policy: the host's now, read once when an evaluation begins
+/// (or an instance is created) and frozen until the next one. A policy that reads the
+/// clocks in a loop sees the same instant, so clock reads cost no host work worth
+/// bounding and an evaluation's answer cannot depend on how long it ran. The wall clock
+/// is the fixture's `now` when `policy run` fixes one (whole seconds); the monotonic
+/// clock counts nanoseconds since the gateway process started and never goes back.
+#[derive(Clone, Default)]
+struct FrozenClock(Arc<FrozenInstant>);
+
+#[derive(Default)]
+struct FrozenInstant {
+    wall_nanos: std::sync::atomic::AtomicU64,
+    monotonic_nanos: std::sync::atomic::AtomicU64,
+}
+
+/// Origin of the monotonic clock policies see.
+static MONOTONIC_ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+impl FrozenClock {
+    fn set(&self, now_override: Option<u64>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let wall = match now_override {
+            Some(secs) => Duration::from_secs(secs),
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        };
+        let origin = *MONOTONIC_ORIGIN.get_or_init(Instant::now);
+        let saturate = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.0.wall_nanos.store(saturate(wall), Relaxed);
+        self.0
+            .monotonic_nanos
+            .fetch_max(saturate(origin.elapsed()), Relaxed);
+    }
+}
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.0.wall_nanos.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        self.0
+            .monotonic_nanos
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Current unix time in seconds (0 if the clock is before 1970).

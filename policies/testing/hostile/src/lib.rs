@@ -17,6 +17,8 @@
 //!   time, in a loop (the host must bound each call and the evaluation); `"random-small"`
 //!   asks for 64 KiB at a time, in a loop (the per-evaluation budget must stop it);
 //! - `"clock"`: reads the wall and monotonic clocks in a loop;
+//! - `"clock-read"`: answers the wall clock's whole seconds as price, and a breakdown line
+//!   `monotonic-frozen` of 1 when two monotonic reads with work between them are equal;
 //! - `"stdout"`, `"stderr"`: writes 64 KiB at a time to stdout or stderr, in a loop;
 //! - `"exit"`: calls `wasi:cli/exit`;
 //! - anything else: an acceptable quote of price 1.
@@ -147,6 +149,26 @@ impl Guest for Hostile {
                 std::hint::black_box(std::time::SystemTime::now());
                 std::hint::black_box(std::time::Instant::now());
             },
+            Some("clock-read") => {
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let first = std::time::Instant::now();
+                let mut x: u64 = 0;
+                for _ in 0..1_000_000 {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+                let frozen = std::time::Instant::now() == first;
+                Quote {
+                    price: wall.to_string(),
+                    breakdown: vec![PriceLine {
+                        item: "monotonic-frozen".into(),
+                        amount: if frozen { "1" } else { "0" }.into(),
+                    }],
+                    refusal: None,
+                }
+            }
             Some("stdout") => write_forever(std::io::stdout()),
             Some("stderr") => write_forever(std::io::stderr()),
             Some("exit") => std::process::exit(3),
