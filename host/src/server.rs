@@ -8,8 +8,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, LogFormat};
@@ -110,7 +110,7 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     let listener = std::net::TcpListener::bind(listen).map_err(bind_error)?;
     listener.set_nonblocking(true).map_err(bind_error)?;
     let addr = listener.local_addr()?;
-    let mut listeners = vec![(listener, Arc::new(Listener::plain(&gateway.config)), None)];
+    let mut listeners = Vec::with_capacity(2);
     let mut tls_addr = None;
     if let (Some(tls), Some(files)) = (&gateway.config.tls, &gateway.tls) {
         let bind_error = |source| ServeError::Bind {
@@ -125,6 +125,9 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
         );
         listeners.push((listener, Arc::new(Listener::tls(tls)), Some(acceptor)));
     }
+    let https_port = tls_addr.map_or(443, |a: SocketAddr| a.port());
+    let plain = Arc::new(Listener::plain(&gateway.config, https_port));
+    listeners.insert(0, (listener, plain, None));
     let api = crate::http::api_router(gateway.clone());
     let api_runtime = tokio::runtime::Handle::current();
     let (stop, stopping) = tokio::sync::watch::channel(false);

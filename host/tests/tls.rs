@@ -355,11 +355,16 @@ async fn a_websocket_upgrades_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sni_picks_the_certificate() {
     let node = node(|_| {}).await;
-    let served = |stream: &TlsStream<TcpStream>| stream.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let served =
+        |stream: &TlsStream<TcpStream>| stream.get_ref().1.peer_certificates().unwrap()[0].clone();
     let b = node.connect("b.test", &[b"http/1.1"]).await;
     assert_eq!(served(&b), node.b_leaf.der);
     let a = node.connect("a.test", &[b"http/1.1"]).await;
-    assert_eq!(served(&a), node.default_leaf.der, "a name without its own: the default");
+    assert_eq!(
+        served(&a),
+        node.default_leaf.der,
+        "a name without its own: the default"
+    );
     // A name no certificate covers gets the default, which the client rejects.
     let tcp = TcpStream::connect(node.tls).await.unwrap();
     let name = ServerName::try_from("c.test".to_owned()).unwrap();
@@ -394,7 +399,11 @@ async fn certificate_files_are_hot_swapped_and_a_corrupt_one_keeps_the_last_good
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Corrupt: the renewed certificate keeps serving, and the node says why.
-    std::fs::write(&node.b_files.0, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+    std::fs::write(
+        &node.b_files.0,
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n",
+    )
+    .unwrap();
     let mut waited = 0;
     let status = loop {
         let status = node_tls_status(&node).await;
@@ -402,18 +411,30 @@ async fn certificate_files_are_hot_swapped_and_a_corrupt_one_keeps_the_last_good
             break status;
         }
         waited += 1;
-        assert!(waited < 200, "the corrupt file was never reported: {status}");
+        assert!(
+            waited < 200,
+            "the corrupt file was never reported: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(status[1]["hosts"], serde_json::json!(["b.test"]));
     assert_eq!(status[1]["serving"], true);
-    assert!(status[1]["last_error"].as_str().unwrap().contains("b.crt"), "{status}");
+    assert!(
+        status[1]["last_error"].as_str().unwrap().contains("b.crt"),
+        "{status}"
+    );
     assert!(status[0]["last_error"].is_null());
     assert_eq!(served(&node, "b.test").await, renewed.der);
     let (_, _, _) = node.h1("GET", "/", Vec::new()).await;
     let metrics = node_metrics(&node).await;
-    assert!(metrics.contains("grid_tls_certificate_reload_failures_total 1"), "{metrics}");
-    assert!(metrics.contains("grid_tls_certificates_failing 1"), "{metrics}");
+    assert!(
+        metrics.contains("grid_tls_certificate_reload_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("grid_tls_certificates_failing 1"),
+        "{metrics}"
+    );
     // A good file again: served, and the error is gone.
     let fixed = node.pki.leaf(&["b.test"]);
     install(&fixed, &node.b_files.0, &node.b_files.1);
@@ -469,7 +490,10 @@ async fn the_plain_listener_redirects_to_https_except_acme_challenges() {
         "{head}"
     );
     let head = plain(&node, "/_grid/healthz").await;
-    assert!(head.starts_with("http/1.1 308"), "health is redirected unless plain_health: {head}");
+    assert!(
+        head.starts_with("http/1.1 308"),
+        "health is redirected unless plain_health: {head}"
+    );
     // The ACME challenge path is served plain (here: proxied to the app, which answers).
     let head = plain(&node, "/.well-known/acme-challenge/token").await;
     assert!(head.starts_with("http/1.1 200"), "{head}");

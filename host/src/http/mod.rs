@@ -83,9 +83,7 @@ pub fn connection_service(
         );
         async move {
             request.extensions_mut().insert(ConnectInfo(peer));
-            request
-                .extensions_mut()
-                .insert(ClientTls(listener.secure));
+            request.extensions_mut().insert(ClientTls(listener.secure));
             let settled = admission::require_host(&request)
                 .and_then(|()| admission::settle_host(&mut request));
             if let Err(error) = settled {
@@ -127,14 +125,14 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// The plain listener's role under `config`.
-    pub fn plain(config: &crate::config::Config) -> Listener {
+    /// The plain listener's role under `config`, the HTTPS listener bound on `https_port`.
+    pub fn plain(config: &crate::config::Config, https_port: u16) -> Listener {
         let redirect = config
             .tls
             .as_ref()
             .filter(|tls| tls.redirect_http)
             .map(|tls| Redirect {
-                https_port: tls.listen.port(),
+                https_port,
                 plain_health: tls.plain_health,
             });
         Listener {
@@ -197,10 +195,7 @@ impl Redirect {
             Some((name, port)) if !port.contains(']') => name,
             _ => host,
         };
-        let target = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str());
+        let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let location = if self.https_port == 443 {
             format!("https://{name}{target}")
         } else {
