@@ -108,6 +108,10 @@ pub struct Config {
     /// How the reverse proxy talks to apps: timeouts, body limit, pool, trusted proxies.
     #[serde(default)]
     pub proxy: ProxyConfig,
+    /// HTTPS: a TLS listener beside `listen`, its certificates, the redirect and HSTS.
+    /// Without it the node speaks plain HTTP only.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// Log line format.
@@ -485,6 +489,19 @@ impl Config {
                 format!("{} is not a directory", dir.display()),
             ));
         }
+        if let Some(tls) = &self.tls {
+            tls.validate()
+                .map_err(|(key, message)| invalid(key, message))?;
+            if tls.listen == self.listen && tls.listen.port() != 0 {
+                return Err(invalid("tls.listen", "must differ from listen"));
+            }
+            if !self.session.secure {
+                return Err(invalid(
+                    "session.secure",
+                    "must be true when [tls] is on (the session cookie travels over HTTPS)",
+                ));
+            }
+        }
         if let Some(chain) = &self.chain {
             chain
                 .key_source()
@@ -533,6 +550,24 @@ impl Config {
         }
         if !self.session.secure {
             notes.push("session.secure = false: for plain-http development only".into());
+        }
+        match &self.tls {
+            Some(tls) => {
+                for source in tls.sources() {
+                    crate::tls::files::load_pair(&source.cert_file, &source.key_file)
+                        .map_err(|e| invalid("tls", e.to_string()))?;
+                    let serves = if source.hosts.is_empty() {
+                        "the default".to_owned()
+                    } else {
+                        source.hosts.join(", ")
+                    };
+                    notes.push(format!(
+                        "tls: {} serves {serves}",
+                        source.cert_file.display()
+                    ));
+                }
+            }
+            None => notes.push("no [tls]: plain HTTP only".into()),
         }
         Ok(notes)
     }

@@ -56,6 +56,9 @@ pub enum BuildError {
     /// The app service could not start (its manifest fetcher, or the store).
     #[error("apps: {0}")]
     Apps(#[from] Error),
+    /// The TLS settings or certificate files are unusable.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// `/_grid/v1/node`.
@@ -71,6 +74,9 @@ pub struct NodeStatus {
     pub capacity: CapacitySnapshot,
     /// The policies in service and their last reload errors.
     pub policies: Vec<WorldStatus>,
+    /// The certificates from files and their last reload errors (absent without `[tls]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Vec<crate::tls::CertificateStatus>>,
 }
 
 /// `/_grid/readyz`.
@@ -110,6 +116,8 @@ pub struct Gateway {
     pub metrics: GatewayMetrics,
     /// Everything `/_grid/metrics` shows.
     pub registry: Registry,
+    /// The certificates the HTTPS listener serves, when `[tls]` is on.
+    pub tls: Option<Arc<crate::tls::FileCertificates>>,
     watcher: std::sync::Mutex<Option<WatcherHandle>>,
     cluster: Option<grid_cluster::ClusterClient>,
     node_capacity: Option<Arc<RefreshedCapacity>>,
@@ -212,6 +220,18 @@ impl Gateway {
             policies.clone(),
             config.process.clone(),
         );
+        let tls = match &config.tls {
+            Some(tls_config) => {
+                let tls_metrics = crate::tls::TlsMetrics::default();
+                tls_metrics.register(&mut registry);
+                Some(Arc::new(crate::tls::FileCertificates::load(
+                    Arc::new(crate::tls::CertStore::new()),
+                    tls_config.sources(),
+                    tls_metrics,
+                )?))
+            }
+            None => None,
+        };
         let proxy_metrics = ProxyMetrics::default();
         proxy_metrics.register(&mut registry);
         let forwarder = Forwarder::with_metrics(config.proxy.clone(), proxy_metrics);
@@ -259,6 +279,7 @@ impl Gateway {
             forwarder,
             metrics,
             registry,
+            tls,
             watcher: std::sync::Mutex::new(None),
             cluster,
             node_capacity,
@@ -295,6 +316,9 @@ impl Gateway {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot follow the chain's events"),
             }
+        }
+        if let (Some(files), Some(tls)) = (&self.tls, &self.config.tls) {
+            tasks.push(files.clone().spawn_watcher(tls.reload_poll()));
         }
         if let (Some(_), Some(cc)) = (&self.cluster, &self.config.cluster) {
             tasks.push(tokio::spawn(
@@ -355,6 +379,7 @@ impl Gateway {
             market: self.config.chain.as_ref().map(|c| c.market.to_string()),
             capacity,
             policies: self.policies.status(),
+            tls: self.tls.as_ref().map(|files| files.status()),
         })
     }
 

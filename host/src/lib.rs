@@ -9,7 +9,8 @@
 //! [`capacity`] and the chain client (grid-chain), and [`http`] (axum) on top; Process
 //! ([`process`]: which app a request goes to) forwards through [`proxy`] (the forwarding
 //! core, and hyper's path) or [`wire`] (the HTTP/1.1 fast path: client connections,
-//! heads, the exchange with the app); [`server`] runs it.
+//! heads, the exchange with the app); [`tls`] terminates HTTPS (certificates by SNI, from
+//! files); [`server`] runs it.
 
 pub mod apps;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod wire;
 
 pub use error::{Error, Result};

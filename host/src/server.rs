@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, LogFormat};
 use crate::gateway::{BuildError, Gateway};
+use crate::http::Listener;
 use crate::orders::Hooks;
 use crate::wire::client_stream::{ClientStream, Slot};
 
@@ -54,6 +57,8 @@ pub fn init_tracing(format: LogFormat) {
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the HTTPS listener listens, with `[tls]`.
+    pub tls_addr: Option<SocketAddr>,
     /// The node.
     pub gateway: Arc<Gateway>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -105,12 +110,36 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
     let listener = std::net::TcpListener::bind(listen).map_err(bind_error)?;
     listener.set_nonblocking(true).map_err(bind_error)?;
     let addr = listener.local_addr()?;
+    let mut listeners = Vec::with_capacity(2);
+    let mut tls_addr = None;
+    if let (Some(tls), Some(files)) = (&gateway.config.tls, &gateway.tls) {
+        let bind_error = |source| ServeError::Bind {
+            addr: tls.listen,
+            source,
+        };
+        let listener = std::net::TcpListener::bind(tls.listen).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        tls_addr = Some(listener.local_addr()?);
+        let acceptor = TlsAcceptor::from(
+            crate::tls::server_config(files.store().clone()).map_err(BuildError::from)?,
+        );
+        listeners.push((listener, Arc::new(Listener::tls(tls)), Some(acceptor)));
+    }
+    let https_port = tls_addr.map_or(443, |a: SocketAddr| a.port());
+    let plain = Arc::new(Listener::plain(&gateway.config, https_port));
+    listeners.insert(0, (listener, plain, None));
     let api = crate::http::api_router(gateway.clone());
     let api_runtime = tokio::runtime::Handle::current();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut finished = Vec::with_capacity(workers);
     for index in 0..workers {
-        let spawned = listener.try_clone().and_then(|listener| {
+        let cloned: std::io::Result<Vec<_>> = listeners
+            .iter()
+            .map(|(listener, role, acceptor)| {
+                Ok((listener.try_clone()?, role.clone(), acceptor.clone()))
+            })
+            .collect();
+        let spawned = cloned.and_then(|listeners| {
             let (done, worker) = oneshot::channel();
             let (gateway, api, api_runtime, stopping) = (
                 gateway.clone(),
@@ -121,7 +150,7 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
             std::thread::Builder::new()
                 .name(format!("http-worker-{index}"))
                 .spawn(move || {
-                    let served = serve_on(listener, gateway, api, api_runtime, stopping);
+                    let served = serve_on(listeners, gateway, api, api_runtime, stopping);
                     if let Err(error) = &served {
                         tracing::error!(worker = index, %error, "HTTP worker stopped");
                     }
@@ -139,9 +168,10 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
             }
         }
     }
-    tracing::info!(%addr, workers, "grid-gateway listening");
+    tracing::info!(%addr, ?tls_addr, workers, "grid-gateway listening");
     Ok(Running {
         addr,
+        tls_addr,
         gateway,
         stop,
         workers: finished,
@@ -151,11 +181,14 @@ pub async fn start(config: Config, hooks: Hooks) -> Result<Running, ServeError> 
 /// How often a worker drops keep-alive connections to apps that have idled out.
 const IDLE_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A listening socket, its role, and for HTTPS its TLS acceptor.
+type Bound = (std::net::TcpListener, Arc<Listener>, Option<TlsAcceptor>);
+
 /// One worker: a current-thread runtime serving the connections it accepts from
-/// `listener`, until `stopping` turns true; then it stops accepting and lets the requests
+/// `listeners`, until `stopping` turns true; then it stops accepting and lets the requests
 /// in flight finish.
 fn serve_on(
-    listener: std::net::TcpListener,
+    listeners: Vec<Bound>,
     gateway: Arc<Gateway>,
     api: axum::Router,
     api_runtime: tokio::runtime::Handle,
@@ -167,7 +200,6 @@ fn serve_on(
     let header_read_timeout = gateway.config.http.header_read_timeout();
     let grace = gateway.config.http.shutdown_grace();
     runtime.block_on(async move {
-        let listener = TcpListener::from_std(listener)?;
         let mut hyper = auto::Builder::new(TokioExecutor::new());
         hyper
             .http1()
@@ -181,15 +213,6 @@ fn serve_on(
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(header_read_timeout / 2))
             .keep_alive_timeout(header_read_timeout / 2);
-        let send_timeout = gateway.config.http.send_timeout();
-        let max_connections = gateway.config.http.max_connections;
-        let connections = Arc::new(crate::wire::Connections {
-            gateway: gateway.clone(),
-            api,
-            api_runtime,
-            hyper,
-            header_read_timeout,
-        });
         let tracker = TaskTracker::new();
         let sweeper = tokio::spawn(async {
             let mut every = tokio::time::interval(IDLE_SWEEP);
@@ -198,46 +221,26 @@ fn serve_on(
                 crate::wire::sweep_idle();
             }
         });
-        let mut stop = stopping.clone();
-        let stop = async move {
-            // The sender gone without a stop (a dropped `Running`): keep serving.
-            if stop.wait_for(|stop| *stop).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::pin!(stop);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        accept_failed(error).await;
-                        continue;
-                    }
-                },
-                () = &mut stop => break,
-            };
-            // Small responses (and proxied frames: SSE events, websocket messages) go out
-            // at once instead of waiting for the peer's delayed ACK (Nagle).
-            let _ = stream.set_nodelay(true);
-            let metrics = &gateway.metrics;
-            let Some(slot) = Slot::take(&metrics.connections_open, max_connections) else {
-                // At the cap: closed at once, before any work (nginx does the same when
-                // its worker_connections are used up); an answer would need the request
-                // read first.
-                metrics.connections_refused.inc();
-                drop(stream);
-                continue;
-            };
-            let stream = ClientStream::new(stream, send_timeout, Some(slot));
-            tracker.spawn(crate::wire::serve(
-                connections.clone(),
-                stream,
-                peer,
+        let mut loops = Vec::with_capacity(listeners.len());
+        for (listener, role, acceptor) in listeners {
+            let listener = TcpListener::from_std(listener)?;
+            let connections = Arc::new(crate::wire::Connections {
+                gateway: gateway.clone(),
+                api: api.clone(),
+                api_runtime: api_runtime.clone(),
+                hyper: hyper.clone(),
+                header_read_timeout,
+                listener: role,
+            });
+            loops.push(accept_loop(
+                listener,
+                connections,
+                acceptor,
+                tracker.clone(),
                 stopping.clone(),
             ));
         }
-        drop(listener);
+        futures_util::future::join_all(loops).await;
         // Each connection sees the stop itself: idle ones close, busy ones finish their
         // request first.
         tracker.close();
@@ -248,6 +251,83 @@ fn serve_on(
         crate::wire::close_idle();
         Ok(())
     })
+}
+
+/// Accepts connections on `listener` until the server stops; with `acceptor`, each one's
+/// TLS handshake is done (within the head deadline) before it is served.
+async fn accept_loop(
+    listener: TcpListener,
+    connections: Arc<crate::wire::Connections>,
+    acceptor: Option<TlsAcceptor>,
+    tracker: TaskTracker,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let gateway = connections.gateway.clone();
+    let send_timeout = gateway.config.http.send_timeout();
+    let max_connections = gateway.config.http.max_connections;
+    let mut stop = stopping.clone();
+    let stop = async move {
+        // The sender gone without a stop (a dropped `Running`): keep serving.
+        if stop.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // Small responses (and proxied frames: SSE events, websocket messages) go out
+        // at once instead of waiting for the peer's delayed ACK (Nagle).
+        let _ = stream.set_nodelay(true);
+        let metrics = &gateway.metrics;
+        let Some(slot) = Slot::take(&metrics.connections_open, max_connections) else {
+            // At the cap: closed at once, before any work (nginx does the same when
+            // its worker_connections are used up); an answer would need the request
+            // read first.
+            metrics.connections_refused.inc();
+            drop(stream);
+            continue;
+        };
+        let (connections, stopping) = (connections.clone(), stopping.clone());
+        match &acceptor {
+            None => {
+                let stream = ClientStream::new(stream, send_timeout, Some(slot));
+                tracker.spawn(crate::wire::serve(connections, stream, peer, stopping));
+            }
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tracker.spawn(async move {
+                    let deadline = connections.header_read_timeout;
+                    let stream = match tokio::time::timeout(deadline, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_elapsed) => {
+                            tracing::debug!(%peer, "TLS handshake not done in time");
+                            return;
+                        }
+                    };
+                    let mut stream = ClientStream::tls(stream, send_timeout, Some(slot));
+                    if stream.alpn() == Some(crate::tls::ACME_TLS_ALPN) {
+                        // A TLS-ALPN-01 validation: the handshake was the answer.
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                    crate::wire::serve(connections, stream, peer, stopping).await;
+                });
+            }
+        }
+    }
 }
 
 /// A failed accept: the peer's own failure is skipped; running out of descriptors or

@@ -78,7 +78,10 @@ where
             .map(|c| c.0)
             // Requests handed to the router directly (tests) have no connection.
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-        https: false,
+        https: parts
+            .extensions
+            .get::<super::ClientTls>()
+            .is_some_and(|tls| tls.0),
     };
     let options = forward_options(credential);
     let request = http::Request::from_parts(parts, body);

@@ -67,6 +67,7 @@ pub fn connection_service(
     api: Router,
     api_runtime: tokio::runtime::Handle,
     peer: SocketAddr,
+    listener: Arc<Listener>,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = Response,
@@ -74,15 +75,26 @@ pub fn connection_service(
     Future = impl Future<Output = Result<Response, Infallible>> + Send,
 > + Clone {
     hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        let (api, gateway, api_runtime) = (api.clone(), gateway.clone(), api_runtime.clone());
+        let (api, gateway, api_runtime, listener) = (
+            api.clone(),
+            gateway.clone(),
+            api_runtime.clone(),
+            listener.clone(),
+        );
         async move {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(ClientTls(listener.secure));
             let settled = admission::require_host(&request)
                 .and_then(|()| admission::settle_host(&mut request));
             if let Err(error) = settled {
-                return Ok(error.into_response());
+                return Ok(listener.finish(error.into_response()));
             }
-            if is_api(&gateway, &request) {
+            if let Some(redirect) = &listener.redirect
+                && let Some(response) = redirect.answer(&request)
+            {
+                return Ok(response);
+            }
+            let response = if is_api(&gateway, &request) {
                 let handled = api_runtime.spawn(api.oneshot(request.map(axum::body::Body::new)));
                 handled.await.unwrap_or_else(|error| {
                     tracing::error!(%error, "an API handler panicked");
@@ -90,9 +102,116 @@ pub fn connection_service(
                 })
             } else {
                 Ok(admission::handle(&gateway, request).await)
-            }
+            };
+            response.map(|response| listener.finish(response))
         }
     })
+}
+
+/// Whether the request's connection is TLS (a request extension set per connection).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientTls(pub bool);
+
+/// What a listener does beyond serving: the plain one may redirect to HTTPS, the TLS one
+/// may add HSTS. One per listener, shared by its connections.
+#[derive(Clone, Debug, Default)]
+pub struct Listener {
+    /// Connections on it are TLS.
+    pub secure: bool,
+    /// Requests are answered with a redirect to HTTPS (the plain listener with `[tls]`).
+    pub redirect: Option<Redirect>,
+    /// `Strict-Transport-Security`, added to every response that has none (TLS only).
+    pub hsts: Option<HeaderValue>,
+}
+
+impl Listener {
+    /// The plain listener's role under `config`, the HTTPS listener bound on `https_port`.
+    pub fn plain(config: &crate::config::Config, https_port: u16) -> Listener {
+        let redirect = config
+            .tls
+            .as_ref()
+            .filter(|tls| tls.redirect_http)
+            .map(|tls| Redirect {
+                https_port,
+                plain_health: tls.plain_health,
+            });
+        Listener {
+            secure: false,
+            redirect,
+            hsts: None,
+        }
+    }
+
+    /// The TLS listener's role under `tls`.
+    pub fn tls(tls: &crate::tls::TlsConfig) -> Listener {
+        Listener {
+            secure: true,
+            redirect: None,
+            hsts: tls.hsts.header_value(),
+        }
+    }
+
+    fn finish(&self, mut response: Response) -> Response {
+        if let Some(hsts) = &self.hsts {
+            response
+                .headers_mut()
+                .entry(header::STRICT_TRANSPORT_SECURITY)
+                .or_insert_with(|| hsts.clone());
+        }
+        response
+    }
+}
+
+/// The plain listener's redirect to HTTPS.
+#[derive(Clone, Debug)]
+pub struct Redirect {
+    /// The HTTPS listener's port (left out of `Location` when 443).
+    pub https_port: u16,
+    /// `/_grid/healthz` and `/_grid/readyz` are served, not redirected.
+    pub plain_health: bool,
+}
+
+/// Where ACME HTTP-01 challenges are answered (RFC 8555 §8.3): never redirected.
+pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+impl Redirect {
+    /// The `308` for `request`, or `None` when it is served here.
+    pub fn answer<B>(&self, request: &hyper::Request<B>) -> Option<Response> {
+        let path = request.uri().path();
+        if path.starts_with(ACME_CHALLENGE_PREFIX)
+            || (self.plain_health && matches!(path, "/_grid/healthz" | "/_grid/readyz"))
+        {
+            return None;
+        }
+        let no_host = || {
+            crate::error::Error::BadHost("a redirect to HTTPS needs the request's host")
+                .into_response()
+        };
+        let Some(host) = admission::host(request).filter(|h| !h.is_empty()) else {
+            return Some(no_host());
+        };
+        let name = match host.rsplit_once(':') {
+            // `[::1]:80` and `example.com:80`, not the colons inside `[::1]`.
+            Some((name, port)) if !port.contains(']') => name,
+            _ => host,
+        };
+        let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let location = if self.https_port == 443 {
+            format!("https://{name}{target}")
+        } else {
+            format!("https://{name}:{}{target}", self.https_port)
+        };
+        let Ok(location) = HeaderValue::from_str(&location) else {
+            return Some(no_host());
+        };
+        Some(
+            (
+                axum::http::StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response(),
+        )
+    }
 }
 
 /// The gateway's own paths; everything else is Process. On an app's own host

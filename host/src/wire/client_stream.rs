@@ -1,5 +1,7 @@
-//! A client's connection as both request paths hold it: the TCP stream with the deadlines
-//! no connection may live without, and its place under `http.max_connections`.
+//! A client's connection as both request paths hold it: the TCP stream (or the TLS
+//! session over it) with the deadlines no connection may live without, and its place
+//! under `http.max_connections`. Both paths read and write plain HTTP through it, whichever
+//! listener it came from.
 //!
 //! - **Send progress** (`http.send_timeout_ms`): a write toward the client that stays
 //!   pending (the client accepts no bytes) for that long fails with `TimedOut`; the path
@@ -44,9 +46,73 @@ impl Drop for Slot {
     }
 }
 
+/// The transport under a [`ClientStream`].
+enum Inner {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Inner {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Inner {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Inner::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Inner::Plain(s) => s.is_write_vectored(),
+            Inner::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Inner::Plain(s) => Pin::new(s).poll_flush(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Inner::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A client connection with its deadlines; see the module docs.
 pub struct ClientStream {
-    inner: TcpStream,
+    inner: Inner,
     send_timeout: Duration,
     /// Armed while a write is pending.
     send_deadline: Option<Pin<Box<Sleep>>>,
@@ -59,6 +125,33 @@ pub struct ClientStream {
 impl ClientStream {
     /// `inner`, whose writes must make progress within `send_timeout`.
     pub fn new(inner: TcpStream, send_timeout: Duration, slot: Option<Slot>) -> Self {
+        Self::with_inner(Inner::Plain(inner), send_timeout, slot)
+    }
+
+    /// A TLS session (its handshake done), whose writes must make progress within
+    /// `send_timeout`.
+    pub fn tls(
+        inner: tokio_rustls::server::TlsStream<TcpStream>,
+        send_timeout: Duration,
+        slot: Option<Slot>,
+    ) -> Self {
+        Self::with_inner(Inner::Tls(Box::new(inner)), send_timeout, slot)
+    }
+
+    /// Whether the client reached the gateway over TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.inner, Inner::Tls(_))
+    }
+
+    /// The ALPN protocol the TLS handshake settled on.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match &self.inner {
+            Inner::Tls(s) => s.get_ref().1.alpn_protocol(),
+            Inner::Plain(_) => None,
+        }
+    }
+
+    fn with_inner(inner: Inner, send_timeout: Duration, slot: Option<Slot>) -> Self {
         ClientStream {
             inner,
             send_timeout,

@@ -47,6 +47,8 @@ pub struct Connections {
     pub hyper: auto::Builder<TokioExecutor>,
     /// Longest wait for a whole request head, idle keep-alive included.
     pub header_read_timeout: Duration,
+    /// The listener's role: TLS, a redirect to HTTPS, HSTS.
+    pub listener: Arc<crate::http::Listener>,
 }
 
 /// Serves the connection `stream` from `peer` until it closes, or until `stopping` turns
@@ -65,7 +67,10 @@ pub async fn serve(
     let mut head_deadline = tokio::time::Instant::now() + connections.header_read_timeout;
     loop {
         let (head_len, request) = match grid_wire::request::parse(&read) {
-            RequestHead::Fast { head_len, request } if !for_hyper(gw, &request) => {
+            // A listener that redirects answers through hyper: nothing there is proxied.
+            RequestHead::Fast { head_len, request }
+                if connections.listener.redirect.is_none() && !for_hyper(gw, &request) =>
+            {
                 (head_len, request)
             }
             RequestHead::Partial => {
@@ -76,7 +81,8 @@ pub async fn serve(
             }
             RequestHead::Ambiguous { is_head } => {
                 let error = Error::Proxy(crate::proxy::ProxyError::AmbiguousLength);
-                let _ = write_error(&mut stream, error, true, is_head).await;
+                let hsts = connections.listener.hsts.as_ref();
+                let _ = write_error(&mut stream, error, true, is_head, hsts).await;
                 let _ = stream.shutdown().await;
                 return;
             }
@@ -90,8 +96,17 @@ pub async fn serve(
         let body_on_the_wire = request.body_len() > in_hand as u64;
         let client_close = request.close;
         let is_head = request.method == "HEAD";
-        let outcome =
-            admit_and_forward(gw, &mut stream, request, body_start, peer, &mut buffers).await;
+        let hsts = connections.listener.hsts.as_ref();
+        let outcome = admit_and_forward(
+            gw,
+            &mut stream,
+            request,
+            body_start,
+            peer,
+            &mut buffers,
+            hsts,
+        )
+        .await;
         let keep_alive = match outcome {
             Ok(Finished::KeepAlive) => true,
             Ok(Finished::Close) => false,
@@ -101,7 +116,7 @@ pub async fn serve(
             }
             Err(Failure::Refused(error)) => {
                 let close = client_close || body_on_the_wire;
-                write_error(&mut stream, error, close, is_head)
+                write_error(&mut stream, error, close, is_head, hsts)
                     .await
                     .is_ok()
                     && !close
@@ -170,6 +185,7 @@ async fn admit_and_forward(
     body_start: &[u8],
     peer: SocketAddr,
     buffers: &mut WireBuffers,
+    hsts: Option<&http::HeaderValue>,
 ) -> Result<Finished, Failure<Error>> {
     if crate::http::admission::refuses_body(gw, request.method, request.body_len() > 0) {
         return Err(Error::BodyNotAllowed(request.method.to_owned()).into());
@@ -182,7 +198,10 @@ async fn admit_and_forward(
     // The header is the gateway's; the app has no use for it.
     request.headers.remove(ORDER_HEADER);
     crate::http::admission::strip_gateway_bearers(gw, &mut request.headers, credential);
-    let client = ClientInfo { peer, https: false };
+    let client = ClientInfo {
+        peer,
+        https: stream.is_tls(),
+    };
     let options = forward_options(credential);
     let exchange = Exchange {
         client: stream,
@@ -192,6 +211,7 @@ async fn admit_and_forward(
         client_info: &client,
         options: &options,
         buffers,
+        hsts,
     };
     gw.forwarder
         .forward_wire(exchange)
@@ -205,6 +225,7 @@ async fn write_error(
     error: Error,
     close: bool,
     is_head: bool,
+    hsts: Option<&http::HeaderValue>,
 ) -> io::Result<()> {
     let (parts, body) = error.into_response().into_parts();
     // The error body is in memory: collecting it cannot wait or fail.
@@ -222,6 +243,9 @@ async fn write_error(
         if name != http::header::CONTENT_LENGTH {
             head.field(name.as_str().as_bytes(), value.as_bytes());
         }
+    }
+    if let Some(hsts) = hsts {
+        head.field(b"strict-transport-security", hsts.as_bytes());
     }
     head.content_length(body.len() as u64).date();
     if close {
@@ -250,6 +274,7 @@ async fn hand_over(
         connections.api.clone(),
         connections.api_runtime.clone(),
         peer,
+        connections.listener.clone(),
     );
     if read.starts_with(H2_PREFACE) {
         // HTTP/2 has no head deadline: silence is what is timed.

@@ -36,6 +36,8 @@ pub struct Exchange<'a, 'b> {
     pub options: &'a ForwardOptions,
     /// The client connection's buffers.
     pub buffers: &'a mut WireBuffers,
+    /// `Strict-Transport-Security` for the response, unless the app sent its own.
+    pub hsts: Option<&'a http::HeaderValue>,
 }
 
 /// How an exchange ended for the client's connection.
@@ -299,6 +301,7 @@ impl Forwarder {
         let client = &mut *ex.client;
         let is_head = ex.request.method == "HEAD";
         let client_close = ex.request.close;
+        let hsts = ex.hsts;
         // An app that stops reading must not hold the exchange: its writes have the same
         // clocks as its answers.
         match tokio::time::timeout_at(deadline, app.write_all(out)).await {
@@ -331,7 +334,7 @@ impl Forwarder {
             };
             debug_assert!(n > 0);
             if let Some(mut head) =
-                rewrite_response_head(read, out, is_head, client_close || early)?
+                rewrite_response_head(read, out, is_head, client_close || early, hsts)?
             {
                 // The app answered before the body was all sent: the rest of it is still on
                 // the client's connection and half of it maybe in the app's.
@@ -413,6 +416,7 @@ fn rewrite_response_head(
     out: &mut Vec<u8>,
     is_head: bool,
     client_close: bool,
+    hsts: Option<&http::HeaderValue>,
 ) -> Result<Option<ResponseHead>, ProxyError> {
     let head = loop {
         match response::parse(read, is_head).map_err(bad_response)? {
@@ -474,6 +478,11 @@ fn rewrite_response_head(
     }
     if !list.contains("date") {
         writer.date();
+    }
+    if let Some(hsts) = hsts
+        && !list.contains("strict-transport-security")
+    {
+        writer.field(b"strict-transport-security", hsts.as_bytes());
     }
     writer.finish();
     Ok(Some(ResponseHead {

@@ -57,6 +57,7 @@ fn full_default_config() -> serde_json::Value {
         1,
     ));
     config.cluster = Some(Default::default());
+    config.tls = Some(toml::from_str("listen = \"0.0.0.0:8443\"").expect("a [tls] table"));
     serde_json::to_value(&config).expect("a Config serializes")
 }
 
