@@ -22,6 +22,7 @@ use crate::policy::{
 };
 use crate::process::ProcessService;
 use crate::proxy::{Forwarder, ProxyMetrics};
+use crate::settlement::{SettlementMetrics, Settler};
 use crate::store::{Store, StoreError};
 
 /// Why the node could not start.
@@ -110,6 +111,9 @@ pub struct Gateway {
     pub metrics: GatewayMetrics,
     /// Everything `/_grid/metrics` shows.
     pub registry: Registry,
+    /// Settles the node's orders on chain (`None` without a chain). Started by
+    /// [`Gateway::start_background`] when `settlement.enabled`; tests call its `tick`.
+    pub settler: Option<Arc<Settler>>,
     watcher: std::sync::Mutex<Option<WatcherHandle>>,
     cluster: Option<grid_cluster::ClusterClient>,
     node_capacity: Option<Arc<RefreshedCapacity>>,
@@ -190,6 +194,16 @@ impl Gateway {
             _ => None,
         };
         let chain_id = config.auth_chain_id();
+        let settlement_metrics = SettlementMetrics::default();
+        settlement_metrics.register(&mut registry);
+        let settler = chain.clone().map(|chain| {
+            Arc::new(Settler::new(
+                chain,
+                store.clone(),
+                config.settlement.clone(),
+                settlement_metrics,
+            ))
+        });
         let apps = AppService::new(
             store.clone(),
             policies.clone(),
@@ -255,6 +269,7 @@ impl Gateway {
             forwarder,
             metrics,
             registry,
+            settler,
             watcher: std::sync::Mutex::new(None),
             cluster,
             node_capacity,
@@ -274,7 +289,8 @@ impl Gateway {
         }
     }
 
-    /// Starts the background work: following the chain's events (orders ending), the
+    /// Starts the background work: following the chain's events (orders ending), settling
+    /// orders (a first pass at once: orders whose time ran out while the node was down), the
     /// expiry sweep and reconciliation with the cluster, refreshing node capacity.
     pub fn start_background(&self) {
         let mut tasks = Vec::new();
@@ -291,6 +307,11 @@ impl Gateway {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot follow the chain's events"),
             }
+        }
+        if let Some(settler) = &self.settler
+            && self.config.settlement.enabled
+        {
+            tasks.push(tokio::spawn(settler.clone().run()));
         }
         if let (Some(_), Some(cc)) = (&self.cluster, &self.config.cluster) {
             tasks.push(tokio::spawn(

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod process;
 pub mod proxy;
 pub mod server;
+pub mod settlement;
 pub mod store;
 pub mod wire;
 
