@@ -1,9 +1,14 @@
-//! The transaction journal: for each order being locked, the nonce and the signed raw
-//! transaction, written (and committed to disk) *before* the transaction is broadcast.
+//! The transaction journal: for each order being locked or settled, the nonce and the signed
+//! raw transaction, written (and committed to disk) *before* the transaction is broadcast.
 //!
 //! After a crash or a transport error the same signed bytes are sent again instead of a new
-//! transaction being signed, so one order never gets two lock transactions, and a nonce taken
-//! by a journaled transaction is never handed to another one.
+//! transaction being signed, so one order never gets two lock transactions (nor two
+//! settlements for one intent), and a nonce taken by a journaled transaction is never handed
+//! to another one.
+//!
+//! One entry per order and action: the lock under the order id, the latest settlement under
+//! `settle/<id>`. A confirmed settlement entry is history (the last settlement transaction);
+//! the next settlement of the same order overwrites it.
 
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use crate::error::store;
 use crate::order::OrderId;
 use crate::{Error, Result};
 
-/// Key: the order id in decimal. Value: a JSON [`JournalEntry`]. JSON rather than a packed
+/// Key: the order id in decimal (the lock), `settle/<id>` (the latest settlement). Value: a JSON [`JournalEntry`]. JSON rather than a packed
 /// format because an operator may need to read it when something went wrong.
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("chain_journal");
 
@@ -30,11 +35,42 @@ pub enum JournalState {
     Confirmed,
 }
 
-/// One order's lock transaction.
+/// What a journaled transaction calls on the Market.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// `activate(id)`: the lock.
+    #[default]
+    Activate,
+    /// `settle(id)`: pays the payee what has been released.
+    Settle,
+}
+
+impl Action {
+    /// The Market function's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Activate => "activate",
+            Action::Settle => "settle",
+        }
+    }
+
+    fn key(self, order_id: &str) -> String {
+        match self {
+            Action::Activate => order_id.to_owned(),
+            Action::Settle => format!("settle/{order_id}"),
+        }
+    }
+}
+
+/// One order's lock or settlement transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalEntry {
-    /// The order it locks.
+    /// The order it locks or settles.
     pub order_id: String,
+    /// What it calls. Entries written before settlements existed are locks.
+    #[serde(default)]
+    pub action: Action,
     /// The node wallet that signed it.
     pub from: Address,
     /// Its nonce.
@@ -64,6 +100,10 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
+    fn key(&self) -> String {
+        self.action.key(&self.order_id)
+    }
+
     /// Every transaction this entry stands for: the current one first, then those it replaced.
     pub fn hashes(&self) -> Vec<TxHash> {
         std::iter::once(self.tx_hash)
@@ -87,8 +127,8 @@ impl Journal {
         Ok(Journal { db })
     }
 
-    pub(crate) fn get(&self, id: OrderId) -> Result<Option<JournalEntry>> {
-        let key = id.to_string();
+    pub(crate) fn get(&self, id: OrderId, action: Action) -> Result<Option<JournalEntry>> {
+        let key = action.key(&id.to_string());
         let tx = self.db.begin_read().map_err(store)?;
         let table = tx.open_table(TABLE).map_err(store)?;
         match table.get(key.as_str()).map_err(store)? {
@@ -99,15 +139,16 @@ impl Journal {
 
     /// Records (or overwrites) an entry and commits durably before returning.
     pub(crate) fn put(&self, entry: &JournalEntry) -> Result<()> {
+        let key = entry.key();
         let bytes = serde_json::to_vec(entry).map_err(|e| Error::CorruptRecord {
-            key: entry.order_id.clone(),
+            key: key.clone(),
             reason: e.to_string(),
         })?;
         let tx = self.db.begin_write().map_err(store)?;
         {
             let mut table = tx.open_table(TABLE).map_err(store)?;
             table
-                .insert(entry.order_id.as_str(), bytes.as_slice())
+                .insert(key.as_str(), bytes.as_slice())
                 .map_err(store)?;
         }
         tx.commit().map_err(store)
@@ -115,8 +156,8 @@ impl Journal {
 
     /// Removes the order's entry if `tx_hash` is one of its transactions (an entry signed
     /// later for the same order is left alone).
-    pub(crate) fn remove_if(&self, id: OrderId, tx_hash: TxHash) -> Result<()> {
-        let key = id.to_string();
+    pub(crate) fn remove_if(&self, id: OrderId, action: Action, tx_hash: TxHash) -> Result<()> {
+        let key = action.key(&id.to_string());
         let tx = self.db.begin_write().map_err(store)?;
         {
             let mut table = tx.open_table(TABLE).map_err(store)?;
@@ -133,8 +174,13 @@ impl Journal {
 
     /// Marks the order's entry confirmed with `tx_hash` (one of its transactions) as the one
     /// mined. The signed bytes are dropped: nothing will send them again.
-    pub(crate) fn mark_confirmed(&self, id: OrderId, tx_hash: TxHash) -> Result<()> {
-        if let Some(mut entry) = self.get(id)?
+    pub(crate) fn mark_confirmed(
+        &self,
+        id: OrderId,
+        action: Action,
+        tx_hash: TxHash,
+    ) -> Result<()> {
+        if let Some(mut entry) = self.get(id, action)?
             && entry.hashes().contains(&tx_hash)
             && entry.state != JournalState::Confirmed
         {
@@ -179,6 +225,7 @@ mod tests {
     fn entry(id: u64, nonce: u64, hash: u8) -> JournalEntry {
         JournalEntry {
             order_id: id.to_string(),
+            action: Action::Activate,
             from: Address::repeat_byte(1),
             nonce,
             tx_hash: TxHash::repeat_byte(hash),
@@ -205,19 +252,38 @@ mod tests {
         let db = Arc::new(Database::create(&path).expect("db"));
         let j = Journal::open(db).expect("open");
         assert_eq!(
-            j.get(OrderId::from(1)).expect("get"),
+            j.get(OrderId::from(1), Action::Activate).expect("get"),
             Some(entry(1, 0, 0xaa))
         );
-        j.remove_if(OrderId::from(1), TxHash::repeat_byte(0xcc))
-            .expect("remove");
-        assert!(j.get(OrderId::from(1)).expect("get").is_some());
-        j.mark_confirmed(OrderId::from(2), TxHash::repeat_byte(0xbb))
-            .expect("confirm");
+        j.remove_if(
+            OrderId::from(1),
+            Action::Activate,
+            TxHash::repeat_byte(0xcc),
+        )
+        .expect("remove");
+        assert!(
+            j.get(OrderId::from(1), Action::Activate)
+                .expect("get")
+                .is_some()
+        );
+        j.mark_confirmed(
+            OrderId::from(2),
+            Action::Activate,
+            TxHash::repeat_byte(0xbb),
+        )
+        .expect("confirm");
         let open = j.unconfirmed(Address::repeat_byte(1)).expect("list");
         assert_eq!(open, vec![entry(1, 0, 0xaa)]);
-        j.remove_if(OrderId::from(1), TxHash::repeat_byte(0xaa))
-            .expect("remove");
-        assert_eq!(j.get(OrderId::from(1)).expect("get"), None);
+        j.remove_if(
+            OrderId::from(1),
+            Action::Activate,
+            TxHash::repeat_byte(0xaa),
+        )
+        .expect("remove");
+        assert_eq!(
+            j.get(OrderId::from(1), Action::Activate).expect("get"),
+            None
+        );
     }
 
     #[test]
@@ -229,12 +295,45 @@ mod tests {
         e.replaced = vec![TxHash::repeat_byte(0xaa)];
         j.put(&e).expect("put");
         // The older one was mined after all.
-        j.mark_confirmed(OrderId::from(3), TxHash::repeat_byte(0xaa))
-            .expect("confirm");
-        let got = j.get(OrderId::from(3)).expect("get").expect("entry");
+        j.mark_confirmed(
+            OrderId::from(3),
+            Action::Activate,
+            TxHash::repeat_byte(0xaa),
+        )
+        .expect("confirm");
+        let got = j
+            .get(OrderId::from(3), Action::Activate)
+            .expect("get")
+            .expect("entry");
         assert_eq!(got.state, JournalState::Confirmed);
         assert_eq!(got.tx_hash, TxHash::repeat_byte(0xaa));
         assert_eq!(got.replaced, vec![TxHash::repeat_byte(0xbb)]);
         assert!(got.raw_tx.is_empty());
+    }
+
+    #[test]
+    fn a_settlement_and_the_lock_of_one_order_are_two_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Arc::new(Database::create(dir.path().join("s.redb")).expect("db"));
+        let j = Journal::open(db).expect("open");
+        j.put(&entry(4, 0, 0xaa)).expect("put lock");
+        let mut settle = entry(4, 1, 0xbb);
+        settle.action = Action::Settle;
+        j.put(&settle).expect("put settle");
+        assert_eq!(
+            j.get(OrderId::from(4), Action::Activate)
+                .expect("get")
+                .map(|e| e.tx_hash),
+            Some(TxHash::repeat_byte(0xaa))
+        );
+        assert_eq!(
+            j.get(OrderId::from(4), Action::Settle).expect("get"),
+            Some(settle.clone())
+        );
+        // Both still unsent count for the nonce bookkeeping.
+        assert_eq!(
+            j.unconfirmed(Address::repeat_byte(1)).expect("list").len(),
+            2
+        );
     }
 }

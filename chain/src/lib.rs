@@ -6,6 +6,9 @@
 //!   often it is called and across restarts (see `signer` and `journal` for how);
 //! - [`EventFollower`] hands the Market's events to the host over a channel, each once, from
 //!   a cursor that survives restarts;
+//! - [`ChainClient::settle`] pays the payee what an order has released, once per intent
+//!   across crashes (the same journal as the lock); [`ChainClient::payment`] reads where an
+//!   order's payment stands;
 //! - [`ChainClient::is_valid_signature`] asks a contract wallet about a signature (EIP-1271);
 //! - [`deploy_dev`] puts the test token and the Market on a dev chain.
 //!
@@ -34,12 +37,12 @@ mod rpc;
 mod signer;
 
 pub use alloy::primitives::{Address, TxHash, U256};
-pub use client::{Activation, ChainClient};
+pub use client::{Activation, ChainClient, SettleOutcome, Settlement};
 pub use config::ChainConfig;
 pub use dev::{ANVIL_DEV_KEY, DevDeployment, deploy_dev, render_config};
 pub use eip1271::MAGIC_VALUE as EIP1271_MAGIC_VALUE;
 pub use error::{Error, Result};
 pub use follower::{ChainEvent, EventFollower, MarketEvent, Poll};
-pub use journal::{JournalEntry, JournalState};
+pub use journal::{Action, JournalEntry, JournalState};
 pub use keys::{KeySource, NodeWallet, PasswordSource};
-pub use order::{OrderId, from_sdk_address, to_sdk_address};
+pub use order::{OrderId, Payment, from_sdk_address, to_sdk_address};

@@ -53,6 +53,80 @@ pub fn from_sdk_address(a: grid_policy_sdk::Address) -> Address {
     Address::from(a.0)
 }
 
+/// Where an order's payment stands on chain, in the token's smallest unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payment {
+    /// The order's status.
+    pub status: OrderStatus,
+    /// The escrowed total, extensions included.
+    pub amount: U256,
+    /// Paid to the payee so far (settlements, and a cancellation's payout).
+    pub paid: U256,
+    /// Released so far (paid or not); what a settlement now would bring the total to.
+    pub released: U256,
+    /// Unix seconds (block time) the order started, when locked.
+    pub start_time: Option<u64>,
+    /// Seconds bought, extensions included.
+    pub duration_secs: u64,
+    /// The latest block's time, at which `released` was read.
+    pub block_time: u64,
+}
+
+impl Payment {
+    /// What a settlement now would pay out.
+    pub fn releasable(&self) -> U256 {
+        self.released.saturating_sub(self.paid)
+    }
+
+    /// True when the order is Active and its full duration has elapsed on chain: a
+    /// settlement now completes it.
+    pub fn is_due(&self) -> bool {
+        self.status == OrderStatus::Active
+            && self
+                .start_time
+                .is_some_and(|t| self.block_time >= t.saturating_add(self.duration_secs))
+    }
+}
+
+/// Reads an order's payment: `getOrder(id)` and `released(id)` at one block.
+pub(crate) async fn read_payment(
+    provider: &Provider,
+    market: Address,
+    id: OrderId,
+    timeout: Duration,
+) -> Result<Payment> {
+    let block = rpc::bounded(
+        timeout,
+        "eth_getBlockByNumber",
+        provider.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest),
+    )
+    .await?
+    .ok_or_else(|| Error::InvalidResponse {
+        reason: "no latest block".into(),
+    })?;
+    let at = BlockId::number(block.header.number);
+    let raw = get_order(provider, market, id, timeout, at).await?;
+    let order = map_order(id, raw.clone())?;
+    let call = Market::releasedCall { id: id.0 };
+    let tx = TransactionRequest::default()
+        .to(market)
+        .input(Bytes::from(call.abi_encode()).into());
+    let out = rpc::bounded(timeout, "eth_call released", provider.call(tx).block(at)).await?;
+    let released =
+        Market::releasedCall::abi_decode_returns(&out).map_err(|e| Error::InvalidResponse {
+            reason: format!("released({id}): {e}"),
+        })?;
+    Ok(Payment {
+        status: order.status,
+        amount: raw.amount,
+        paid: raw.paid,
+        released,
+        start_time: order.start_time,
+        duration_secs: order.duration_secs,
+        block_time: block.header.timestamp,
+    })
+}
+
 /// Calls `getOrder(id)` at the latest block and maps the result.
 pub(crate) async fn read_order(
     provider: &Provider,
@@ -60,36 +134,42 @@ pub(crate) async fn read_order(
     id: OrderId,
     timeout: Duration,
 ) -> Result<Order> {
+    // Explicitly `latest`: with no block some nodes (anvil) answer from the pending block,
+    // where a lock still in the mempool already looks Active.
+    let order = get_order(provider, market, id, timeout, BlockId::latest()).await?;
+    map_order(id, order)
+}
+
+/// `getOrder(id)` at `at`, undecoded beyond the ABI.
+async fn get_order(
+    provider: &Provider,
+    market: Address,
+    id: OrderId,
+    timeout: Duration,
+    at: BlockId,
+) -> Result<Market::Order> {
     let call = Market::getOrderCall { id: id.0 };
     let tx = TransactionRequest::default()
         .to(market)
         .input(Bytes::from(call.abi_encode()).into());
-    // Explicitly `latest`: with no block some nodes (anvil) answer from the pending block,
-    // where a lock still in the mempool already looks Active.
-    let out = rpc::bounded(
-        timeout,
-        "eth_call getOrder",
-        provider.call(tx).block(BlockId::latest()),
-    )
-    .await
-    .map_err(|e| match e {
-        // The Market reverts with OrderNotFound for an id no order has.
-        Error::Reverted { reason, .. } if reason.starts_with("OrderNotFound") => {
-            Error::OrderNotFound { id: id.to_string() }
-        }
-        other => other,
-    })?;
+    let out = rpc::bounded(timeout, "eth_call getOrder", provider.call(tx).block(at))
+        .await
+        .map_err(|e| match e {
+            // The Market reverts with OrderNotFound for an id no order has.
+            Error::Reverted { reason, .. } if reason.starts_with("OrderNotFound") => {
+                Error::OrderNotFound { id: id.to_string() }
+            }
+            other => other,
+        })?;
     if out.is_empty() {
         // No code at the address answers an empty success: the config points at no Market.
         return Err(Error::InvalidResponse {
             reason: format!("getOrder returned nothing: is {market} the Market contract?"),
         });
     }
-    let order =
-        Market::getOrderCall::abi_decode_returns(&out).map_err(|e| Error::InvalidResponse {
-            reason: format!("getOrder({id}): {e}"),
-        })?;
-    map_order(id, order)
+    Market::getOrderCall::abi_decode_returns(&out).map_err(|e| Error::InvalidResponse {
+        reason: format!("getOrder({id}): {e}"),
+    })
 }
 
 /// Maps the contract's order onto the SDK's, field by field. An empty GPU model means

@@ -24,14 +24,17 @@ use grid_policy_sdk::OrderStatus;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bindings::Market;
-use crate::journal::{Journal, JournalEntry, JournalState};
+use crate::journal::{Action, Journal, JournalEntry, JournalState};
 use crate::order::{OrderId, read_order, to_sdk_address};
 use crate::rpc::{self, Provider};
 use crate::{Error, Result};
 
-/// What the task did with a lock request.
+/// What the task did with a lock or settlement request.
 #[derive(Debug)]
 pub(crate) enum Submission {
+    /// Settlement only: the order is no longer Active (cancelled, or completed by someone
+    /// else) and no settlement of ours is pending: nothing was sent.
+    Closed { status: OrderStatus },
     /// The order is already Active with this node as provider: nothing was sent. `tx_hash` is
     /// the journaled lock transaction when this node sent it.
     AlreadyActive { tx_hash: Option<TxHash> },
@@ -42,6 +45,7 @@ pub(crate) enum Submission {
 
 struct Request {
     id: OrderId,
+    action: Action,
     reply: oneshot::Sender<Result<Submission>>,
 }
 
@@ -60,12 +64,12 @@ impl SignerHandle {
         SignerHandle { tx }
     }
 
-    /// Asks the task to lock `id`. If the caller stops waiting, the task still finishes the
-    /// submission: the journal then has it for the next call.
-    pub(crate) async fn submit(&self, id: OrderId) -> Result<Submission> {
+    /// Asks the task to lock or settle `id`. If the caller stops waiting, the task still
+    /// finishes the submission: the journal then has it for the next call.
+    pub(crate) async fn submit(&self, id: OrderId, action: Action) -> Result<Submission> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request { id, reply })
+            .send(Request { id, action, reply })
             .await
             .map_err(|_| Error::SignerStopped)?;
         answer.await.map_err(|_| Error::SignerStopped)?
@@ -92,10 +96,13 @@ pub(crate) struct SignerTask {
 
 impl SignerTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        while let Some(Request { id, reply }) = rx.recv().await {
-            let out = self.submit(id).await;
+        while let Some(Request { id, action, reply }) = rx.recv().await {
+            let out = match action {
+                Action::Activate => self.submit(id).await,
+                Action::Settle => self.submit_settle(id).await,
+            };
             if let Err(e) = &out {
-                tracing::debug!(order = %id, error = %e, "lock submission failed; nonce will be re-read");
+                tracing::debug!(order = %id, action = action.as_str(), error = %e, "submission failed; nonce will be re-read");
                 self.next_nonce = None;
             }
             // A caller that gave up is fine: the journal holds whatever was sent.
@@ -105,7 +112,10 @@ impl SignerTask {
 
     async fn submit(&mut self, id: OrderId) -> Result<Submission> {
         let order = read_order(&self.provider, self.market, id, self.timeout).await?;
-        let journaled = self.journal.get(id)?.filter(|e| e.from == self.from);
+        let journaled = self
+            .journal
+            .get(id, Action::Activate)?
+            .filter(|e| e.from == self.from);
         if order.status == OrderStatus::Active && order.provider == to_sdk_address(self.from) {
             let tx_hash = match journaled {
                 Some(e) if e.state == JournalState::Confirmed => Some(e.tx_hash),
@@ -121,7 +131,30 @@ impl SignerTask {
             return Ok(resent);
         }
 
-        self.send_new(id).await
+        self.send_new(id, Action::Activate).await
+    }
+
+    /// A settlement. The journal is looked at before the order: a settlement of ours that
+    /// is pending or was mined (even one that completed the order, before a crash) is
+    /// resumed or reported, never doubled. Only with none pending is the order read: not
+    /// Active means there is nothing to settle (`Closed`), otherwise a new `settle(id)`.
+    async fn submit_settle(&mut self, id: OrderId) -> Result<Submission> {
+        let pending = self
+            .journal
+            .get(id, Action::Settle)?
+            .filter(|e| e.from == self.from && e.state == JournalState::Sent);
+        if let Some(entry) = pending
+            && let Some(resent) = self.resume(id, &entry).await?
+        {
+            return Ok(resent);
+        }
+        let order = read_order(&self.provider, self.market, id, self.timeout).await?;
+        if order.status != OrderStatus::Active {
+            return Ok(Submission::Closed {
+                status: order.status,
+            });
+        }
+        self.send_new(id, Action::Settle).await
     }
 
     /// Picks up a journaled transaction: if one of its transactions is mined, the caller
@@ -143,14 +176,14 @@ impl SignerTask {
             if stale {
                 return self.replace(id, entry).await.map(Some);
             }
-            tracing::info!(order = %id, tx = %entry.tx_hash, nonce = entry.nonce, "re-sending journaled lock transaction");
+            tracing::info!(order = %id, action = entry.action.as_str(), tx = %entry.tx_hash, nonce = entry.nonce, "re-sending a journaled transaction");
             self.broadcast(&entry.raw_tx).await?;
             return Ok(Some(Submission::Sent {
                 hashes: entry.hashes(),
             }));
         }
-        tracing::warn!(order = %id, tx = %entry.tx_hash, nonce = entry.nonce, "journaled lock transaction was superseded at its nonce; signing a new one");
-        self.journal.remove_if(id, entry.tx_hash)?;
+        tracing::warn!(order = %id, action = entry.action.as_str(), tx = %entry.tx_hash, nonce = entry.nonce, "journaled transaction was superseded at its nonce; signing a new one");
+        self.journal.remove_if(id, entry.action, entry.tx_hash)?;
         Ok(None)
     }
 
@@ -189,7 +222,7 @@ impl SignerTask {
             .max(bump(entry.max_fee_per_gas))
             .max(tip);
         let (raw, tx_hash) = self
-            .sign(id, entry.nonce, entry.gas_limit, cap, tip)
+            .sign(id, entry.action, entry.nonce, entry.gas_limit, cap, tip)
             .await?;
         let replacement = JournalEntry {
             tx_hash,
@@ -201,7 +234,7 @@ impl SignerTask {
             ..entry.clone()
         };
         self.journal.put(&replacement)?;
-        tracing::info!(order = %id, old = %entry.tx_hash, new = %tx_hash, nonce = entry.nonce, "replacing a stuck lock transaction with higher fees");
+        tracing::info!(order = %id, old = %entry.tx_hash, new = %tx_hash, nonce = entry.nonce, "replacing a stuck transaction with higher fees");
         match self.broadcast(&raw).await {
             Ok(()) => Ok(Submission::Sent {
                 hashes: replacement.hashes(),
@@ -218,15 +251,15 @@ impl SignerTask {
         }
     }
 
-    /// Simulates, signs, journals, then broadcasts a new `activate(id)`.
-    async fn send_new(&mut self, id: OrderId) -> Result<Submission> {
-        // eth_call first: a lock that would revert (not our order, no longer Created) is
-        // reported with its custom error and costs no gas and no nonce.
+    /// Simulates, signs, journals, then broadcasts a new `activate(id)` or `settle(id)`.
+    async fn send_new(&mut self, id: OrderId, action: Action) -> Result<Submission> {
+        // eth_call first: a call that would revert (not our order, no longer Created or
+        // Active) is reported with its custom error and costs no gas and no nonce.
         rpc::bounded(
             self.timeout,
-            "eth_call activate",
+            "eth_call",
             self.provider
-                .call(self.activate_request(id))
+                .call(self.request(id, action))
                 .block(BlockId::latest()),
         )
         .await?;
@@ -236,7 +269,7 @@ impl SignerTask {
         let gas = rpc::bounded(
             self.timeout,
             "eth_estimateGas",
-            self.provider.estimate_gas(self.activate_request(id)),
+            self.provider.estimate_gas(self.request(id, action)),
         )
         .await?;
         // A margin over the estimate: state can shift between estimate and inclusion.
@@ -250,6 +283,7 @@ impl SignerTask {
         let (raw, tx_hash) = self
             .sign(
                 id,
+                action,
                 nonce,
                 gas_limit,
                 fees.max_fee_per_gas,
@@ -261,6 +295,7 @@ impl SignerTask {
         // next attempt sends again, never a second transaction for the same order.
         self.journal.put(&JournalEntry {
             order_id: id.to_string(),
+            action,
             from: self.from,
             nonce,
             tx_hash,
@@ -282,30 +317,29 @@ impl SignerTask {
             Err(e) if e.is_unavailable() => Err(e),
             // The node refused it outright (funds, nonce): nothing is pending, forget it.
             Err(e) => {
-                self.journal.remove_if(id, tx_hash)?;
+                self.journal.remove_if(id, action, tx_hash)?;
                 Err(e)
             }
         }
     }
 
-    fn activate_request(&self, id: OrderId) -> TransactionRequest {
-        TransactionRequest::default()
-            .from(self.from)
-            .to(self.market)
-            .input(Bytes::from(Market::activateCall { id: id.0 }.abi_encode()).into())
+    fn request(&self, id: OrderId, action: Action) -> TransactionRequest {
+        call_request(self.from, self.market, id, action)
     }
 
-    /// Signs `activate(id)` as an EIP-1559 transaction; returns its bytes and hash.
+    /// Signs `activate(id)` or `settle(id)` as an EIP-1559 transaction; returns its bytes
+    /// and hash.
     async fn sign(
         &self,
         id: OrderId,
+        action: Action,
         nonce: u64,
         gas_limit: u64,
         max_fee_per_gas: u128,
         max_priority_fee_per_gas: u128,
     ) -> Result<(Bytes, TxHash)> {
         let request = self
-            .activate_request(id)
+            .request(id, action)
             .with_nonce(nonce)
             .with_chain_id(self.chain_id)
             .with_gas_limit(gas_limit)
@@ -393,6 +427,23 @@ impl SignerTask {
         self.chain_checked = true;
         Ok(())
     }
+}
+
+/// The unsigned call `action(id)` from `from` to the Market.
+pub(crate) fn call_request(
+    from: Address,
+    market: Address,
+    id: OrderId,
+    action: Action,
+) -> TransactionRequest {
+    let input = match action {
+        Action::Activate => Market::activateCall { id: id.0 }.abi_encode(),
+        Action::Settle => Market::settleCall { id: id.0 }.abi_encode(),
+    };
+    TransactionRequest::default()
+        .from(from)
+        .to(market)
+        .input(Bytes::from(input).into())
 }
 
 /// Nodes word "I have this transaction already" differently.

@@ -4,55 +4,15 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::U256;
 use grid_chain::{
-    ChainClient, ChainConfig, ChainEvent, Error, MarketEvent, NodeWallet, OrderId, Poll,
-    to_sdk_address,
+    ChainClient, ChainConfig, ChainEvent, Error, MarketEvent, OrderId, Poll, to_sdk_address,
 };
 use grid_policy_sdk::{Amount, Order, OrderStatus, Resources};
-use redb::Database;
 use support::*;
 use tokio::sync::mpsc;
-
-fn config(chain: &Chain) -> ChainConfig {
-    let mut cfg = ChainConfig::new(
-        chain.anvil.url.clone(),
-        chain.deployment.market,
-        chain.deployment.chain_id,
-    );
-    cfg.token = Some(chain.deployment.token);
-    cfg.start_block = chain.deployment.start_block;
-    // anvil mines on every transaction: poll fast.
-    cfg.poll_interval_ms = 50;
-    cfg.retry_backoff_ms = 50;
-    cfg
-}
-
-fn open_db(path: &Path) -> Arc<Database> {
-    Arc::new(Database::create(path).expect("redb"))
-}
-
-/// Opens the database file again once every handle of the previous "process" is gone (the
-/// signer task drops its handle when it notices its client is gone).
-async fn reopen_db(path: &Path) -> Arc<Database> {
-    for _ in 0..200 {
-        match Database::create(path) {
-            Ok(db) => return Arc::new(db),
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                tokio::time::sleep(Duration::from_millis(25)).await
-            }
-            Err(e) => panic!("redb: {e}"),
-        }
-    }
-    panic!("the previous client still holds the database");
-}
-
-fn node_wallet() -> NodeWallet {
-    NodeWallet::from_signer(signer(PROVIDER_KEY))
-}
 
 #[tokio::test]
 async fn reading_an_order_maps_every_field() {
@@ -261,13 +221,6 @@ async fn crash_after_journaling(
     let _ = call.await;
     drop(client);
     hash
-}
-
-/// Transactions waiting in anvil's pool.
-async fn pool_pending(chain: &Chain) -> u64 {
-    let status = chain.rpc("txpool_status", serde_json::json!([])).await;
-    let pending = status["pending"].as_str().expect("pending count");
-    u64::from_str_radix(pending.trim_start_matches("0x"), 16).expect("hex count")
 }
 
 #[tokio::test]

@@ -98,6 +98,9 @@ pub struct Config {
     /// The chain and the Market. Without it the node quotes inline specs only.
     #[serde(default)]
     pub chain: Option<ChainConfig>,
+    /// When and how the node settles its orders on chain (`crate::settlement`).
+    #[serde(default)]
+    pub settlement: crate::settlement::SettlementConfig,
     /// The Kubernetes cluster apps are deployed into. Without it the node quotes, accepts
     /// and signs users in, but answers deploys with `cluster_not_configured`.
     #[serde(default)]
@@ -411,6 +414,9 @@ impl Config {
                 "auth.nonce_rate_per_sec",
                 "must be 0 (no limit) or a positive number",
             ));
+        }
+        if let Err((key, message)) = self.settlement.validate() {
+            return Err(invalid(key, message));
         }
         if self.auth.nonce_ttl_secs == 0 {
             return Err(invalid("auth.nonce_ttl_secs", "must be above 0"));

@@ -22,6 +22,7 @@ use crate::policy::{
 };
 use crate::process::ProcessService;
 use crate::proxy::{Forwarder, ProxyMetrics};
+use crate::settlement::{SettlementMetrics, Settler};
 use crate::store::{Store, StoreError};
 
 /// Why the node could not start.
@@ -118,6 +119,9 @@ pub struct Gateway {
     pub registry: Registry,
     /// The certificates the HTTPS listener serves, when `[tls]` is on.
     pub tls: Option<Arc<crate::tls::FileCertificates>>,
+    /// Settles the node's orders on chain (`None` without a chain). Started by
+    /// [`Gateway::start_background`] when `settlement.enabled`; tests call its `tick`.
+    pub settler: Option<Arc<Settler>>,
     watcher: std::sync::Mutex<Option<WatcherHandle>>,
     cluster: Option<grid_cluster::ClusterClient>,
     node_capacity: Option<Arc<RefreshedCapacity>>,
@@ -202,6 +206,16 @@ impl Gateway {
             _ => None,
         };
         let chain_id = config.auth_chain_id();
+        let settlement_metrics = SettlementMetrics::default();
+        settlement_metrics.register(&mut registry);
+        let settler = chain.clone().map(|chain| {
+            Arc::new(Settler::new(
+                chain,
+                store.clone(),
+                config.settlement.clone(),
+                settlement_metrics,
+            ))
+        });
         let apps = AppService::new(
             store.clone(),
             policies.clone(),
@@ -280,6 +294,7 @@ impl Gateway {
             metrics,
             registry,
             tls,
+            settler,
             watcher: std::sync::Mutex::new(None),
             cluster,
             node_capacity,
@@ -299,7 +314,8 @@ impl Gateway {
         }
     }
 
-    /// Starts the background work: following the chain's events (orders ending), the
+    /// Starts the background work: following the chain's events (orders ending), settling
+    /// orders (a first pass at once: orders whose time ran out while the node was down), the
     /// expiry sweep and reconciliation with the cluster, refreshing node capacity.
     pub fn start_background(&self) {
         let mut tasks = Vec::new();
@@ -319,6 +335,11 @@ impl Gateway {
         }
         if let (Some(files), Some(tls)) = (&self.tls, &self.config.tls) {
             tasks.push(files.clone().spawn_watcher(tls.reload_poll()));
+        }
+        if let Some(settler) = &self.settler
+            && self.config.settlement.enabled
+        {
+            tasks.push(tokio::spawn(settler.clone().run()));
         }
         if let (Some(_), Some(cc)) = (&self.cluster, &self.config.cluster) {
             tasks.push(tokio::spawn(

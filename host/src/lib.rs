@@ -27,6 +27,7 @@ pub mod policy;
 pub mod process;
 pub mod proxy;
 pub mod server;
+pub mod settlement;
 pub mod store;
 pub mod tls;
 pub mod wire;

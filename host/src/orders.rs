@@ -191,6 +191,19 @@ impl OrderService {
         self.store.order(&key)?.ok_or(Error::OrderNotAccepted(key))
     }
 
+    /// An accepted order's pay: live from the chain (within the read timeout), else what
+    /// the settler recorded.
+    pub async fn pay(&self, id: &str) -> Result<crate::settlement::PayView> {
+        let order_id = parse_order_id(id)?;
+        crate::settlement::pay_view(
+            self.chain.as_ref(),
+            &self.store,
+            order_id,
+            self.timeouts.read,
+        )
+        .await
+    }
+
     /// Accepts an order: checks, stores, locks. Idempotent.
     pub async fn accept(&self, id: &str) -> Result<AcceptOutcome> {
         let chain = self.chain.as_ref().ok_or(Error::ChainNotConfigured)?;

@@ -17,7 +17,10 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use grid_chain::bindings::{Market, TestToken};
-use grid_chain::{DevDeployment, deploy_dev};
+use grid_chain::{ChainConfig, DevDeployment, NodeWallet, deploy_dev};
+use redb::Database;
+use std::path::Path;
+use std::sync::Arc;
 
 /// anvil's default accounts 1..=4 (0 deploys). Public test keys.
 pub const USER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
@@ -308,4 +311,49 @@ pub fn resources(gpu_model: &str) -> Market::Resources {
         gpus: if gpu_model.is_empty() { 0 } else { 2 },
         gpuModel: gpu_model.to_owned(),
     }
+}
+
+/// The client settings for this chain: anvil mines at once, so poll fast.
+pub fn config(chain: &Chain) -> ChainConfig {
+    let mut cfg = ChainConfig::new(
+        chain.anvil.url.clone(),
+        chain.deployment.market,
+        chain.deployment.chain_id,
+    );
+    cfg.token = Some(chain.deployment.token);
+    cfg.start_block = chain.deployment.start_block;
+    // anvil mines on every transaction: poll fast.
+    cfg.poll_interval_ms = 50;
+    cfg.retry_backoff_ms = 50;
+    cfg
+}
+
+pub fn open_db(path: &Path) -> Arc<Database> {
+    Arc::new(Database::create(path).expect("redb"))
+}
+
+/// Opens the database file again once every handle of the previous "process" is gone (the
+/// signer task drops its handle when it notices its client is gone).
+pub async fn reopen_db(path: &Path) -> Arc<Database> {
+    for _ in 0..200 {
+        match Database::create(path) {
+            Ok(db) => return Arc::new(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                tokio::time::sleep(Duration::from_millis(25)).await
+            }
+            Err(e) => panic!("redb: {e}"),
+        }
+    }
+    panic!("the previous client still holds the database");
+}
+
+pub fn node_wallet() -> NodeWallet {
+    NodeWallet::from_signer(signer(PROVIDER_KEY))
+}
+
+/// Transactions waiting in anvil's pool.
+pub async fn pool_pending(chain: &Chain) -> u64 {
+    let status = chain.rpc("txpool_status", serde_json::json!([])).await;
+    let pending = status["pending"].as_str().expect("pending count");
+    u64::from_str_radix(pending.trim_start_matches("0x"), 16).expect("hex count")
 }

@@ -208,6 +208,27 @@ pub struct OrderResponse {
     pub tx_hash: Option<String>,
     /// Unix seconds this node accepted it.
     pub accepted_at: u64,
+    /// Paid to the payee so far, decimal u256 in the token's smallest unit: read from the
+    /// chain, or the node's last record of it when the chain does not answer; `null` before
+    /// either is known.
+    pub paid: Option<String>,
+    /// What a settlement now would pay the payee (released and not yet paid), decimal u256;
+    /// `null` when the chain does not answer.
+    pub releasable: Option<String>,
+    /// The last settlement transaction this node got mined for the order.
+    pub last_settlement_tx: Option<String>,
+}
+
+impl OrderResponse {
+    /// The record with its pay (see `settlement::pay_view`).
+    pub fn with_pay(record: OrderRecord, pay: crate::settlement::PayView) -> Self {
+        OrderResponse {
+            paid: pay.paid,
+            releasable: pay.releasable,
+            last_settlement_tx: pay.last_settlement_tx,
+            ..record.into()
+        }
+    }
 }
 
 impl From<OrderRecord> for OrderResponse {
@@ -230,6 +251,9 @@ impl From<OrderRecord> for OrderResponse {
             ends_at,
             tx_hash: r.tx_hash,
             accepted_at: r.accepted_at,
+            paid: None,
+            releasable: None,
+            last_settlement_tx: None,
         }
     }
 }

@@ -52,7 +52,8 @@ pub async fn accept(
     Ok(Json(gw.orders.accept(&id).await?.into()))
 }
 
-/// An order this node accepted: its state, terms (extensions included) and end.
+/// An order this node accepted: its state, terms (extensions included), end, and pay (paid
+/// so far, releasable now, the last settlement transaction).
 #[utoipa::path(get, path = "/_grid/v1/orders/{id}", tag = "orders",
     params(("id" = String, Path, description = "order id, decimal")),
     responses((status = 200, body = OrderResponse),
@@ -62,7 +63,9 @@ pub async fn order(
     State(gw): AppState,
     OrderIdPath(id): OrderIdPath,
 ) -> Result<Json<OrderResponse>, Error> {
-    Ok(Json(gw.orders.accepted_order(&id)?.into()))
+    let record = gw.orders.accepted_order(&id)?;
+    let pay = gw.orders.pay(&record.order.id).await?;
+    Ok(Json(OrderResponse::with_pay(record, pay)))
 }
 
 /// A single-use login nonce. Issuing one writes nothing (it is sealed with the node's

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-pub use records::{AppCondition, AppRecord, AppStatus, OrderRecord, OrderState, SessionRecord};
+pub use records::{
+    AppCondition, AppRecord, AppStatus, OrderRecord, OrderState, SessionRecord, SettlementRecord,
+};
 
 /// Accepted orders. Key: the order id in decimal.
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_orders");
@@ -26,6 +28,10 @@ const ISSUED_NONCES_OLD: TableDefinition<&str, u64> = TableDefinition::new("gw_n
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_sessions");
 /// Apps. Key: the order id in decimal.
 const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_apps");
+/// Settlements of accepted orders (what was paid, the last transaction). Key: the order id
+/// in decimal. Apart from `gw_orders` so the settler and the chain-event handler never
+/// overwrite each other's writes.
+const SETTLEMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("gw_settlements");
 
 /// What the store can fail on.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +90,7 @@ impl Store {
         tx.delete_table(ISSUED_NONCES_OLD).map_err(db)?;
         tx.open_table(SESSIONS).map_err(db)?;
         tx.open_table(APPS).map_err(db)?;
+        tx.open_table(SETTLEMENTS).map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(Store {
             db: database,
@@ -153,6 +160,35 @@ impl Store {
             out.push(decode("gw_orders", k.value(), v.value())?);
         }
         Ok(out)
+    }
+
+    // ---- settlements ----
+
+    /// Writes (inserts or replaces) an order's settlement record, committed before returning.
+    pub fn put_settlement(&self, record: &SettlementRecord) -> Result<()> {
+        let value = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
+            table: "gw_settlements",
+            key: record.order_id.clone(),
+            reason: e.to_string(),
+        })?;
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(SETTLEMENTS).map_err(db)?;
+            table
+                .insert(record.order_id.as_str(), value.as_slice())
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The settlement record of one order, once the settler has looked at it.
+    pub fn settlement(&self, id: &str) -> Result<Option<SettlementRecord>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(SETTLEMENTS).map_err(db)?;
+        match table.get(id).map_err(db)? {
+            Some(v) => decode("gw_settlements", id, v.value()).map(Some),
+            None => Ok(None),
+        }
     }
 
     // ---- nonces ----

@@ -35,6 +35,28 @@ impl OrderState {
     }
 }
 
+/// What the settler knows of an accepted order's pay. Amounts are decimal strings in the
+/// token's smallest unit; times are chain (block) time, unix seconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementRecord {
+    /// The order.
+    pub order_id: String,
+    /// Paid to the payee so far, as of the last look at the chain.
+    pub paid: String,
+    /// The last settlement transaction this node got mined.
+    pub last_tx: Option<String>,
+    /// Settlement transactions this node got mined for the order.
+    pub settlements: u32,
+    /// Block time of the last settlement, or of the last check that found the payout too
+    /// small: the next interval settlement is due an interval after it.
+    pub last_checked_at: Option<u64>,
+    /// True once the order is over on chain (completed by our settlement, or cancelled, or
+    /// completed by someone else): nothing more to settle.
+    pub closed: bool,
+    /// The last failure, for the operator (cleared by a success).
+    pub last_error: Option<String>,
+}
+
 /// An order this node accepted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRecord {
