@@ -166,6 +166,24 @@ async fn every_login_failure_has_its_status_and_code() {
     .await
     .assert_error(400, "malformed_message");
 
+    // Texts the grammar's parser reads but that are not its message's one rendering: the
+    // checked fields would not be the text the wallet showed and signed (a chain id with a
+    // sign or leading zeros reads as another spelling of a number). Each is refused, signed
+    // by the right key or not, and the nonce stays usable.
+    let message = Siwe::new(user, &nonce(&gw).await).text();
+    let chain_line = format!("Chain ID: {CHAIN_ID}");
+    for respelled in [
+        format!("Chain ID: 0{CHAIN_ID}"),
+        format!("Chain ID: +{CHAIN_ID}"),
+    ] {
+        let text = message.replace(&chain_line, &respelled);
+        assert_ne!(text, message, "the test's message has {chain_line:?}");
+        login(&gw, USER_KEY, &text)
+            .await
+            .assert_error(400, "malformed_message");
+    }
+    assert_eq!(login(&gw, USER_KEY, &message).await.status, 200);
+
     // A valid sign-in from an address with no active order: the policy says no.
     let stranger = address(STRANGER_KEY);
     let message = Siwe::new(stranger, &nonce(&gw).await).text();

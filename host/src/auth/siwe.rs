@@ -46,6 +46,17 @@ pub fn verify(text: &str, signature: &str, expect: &Expectations, now: u64) -> R
     let message: Message = text
         .parse()
         .map_err(|e| Error::MalformedMessage(format!("{e}")))?;
+    // The parser reads some texts that are not its message's one rendering (`Chain ID:
+    // 031337`, `+31337`): the fields checked below must be the text the wallet showed and
+    // signed, so only the rendering itself is accepted (EIP-4361 has one spelling of each
+    // field; the parser keeps time stamps and the address as written, so a wallet's text
+    // renders back to itself). fuzz/fuzz_targets/siwe.rs keeps the parser's side of this.
+    if message.to_string() != text {
+        return Err(Error::MalformedMessage(
+            "the message is not in EIP-4361's form (a field spelled otherwise than the grammar writes it)"
+                .into(),
+        ));
+    }
     let domain = message.domain.as_str();
     if !domain.eq_ignore_ascii_case(&expect.domain) {
         return Err(Error::WrongDomain {
