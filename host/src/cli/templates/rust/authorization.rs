@@ -102,7 +102,15 @@ mod tests {
             path: path.into(),
             ..RequestMeta::default()
         };
-        assert!(!policy.authorize_request(&at("/admin"), &Context::at(0)).is_allowed());
-        assert!(policy.authorize_request(&at("/administrator"), &Context::at(0)).is_allowed());
+        assert!(
+            !policy
+                .authorize_request(&at("/admin"), &Context::at(0))
+                .is_allowed()
+        );
+        assert!(
+            policy
+                .authorize_request(&at("/administrator"), &Context::at(0))
+                .is_allowed()
+        );
     }
 }

@@ -43,11 +43,21 @@ impl PricingPolicy for Settings {
                 "duration {}s is below the {}s this node sells at least",
                 request.duration_secs, self.min_duration_secs
             );
-            return Quote::refuse(Amount::ZERO, vec![], RefusalKind::DurationOutOfRange, reason);
+            return Quote::refuse(
+                Amount::ZERO,
+                vec![],
+                RefusalKind::DurationOutOfRange,
+                reason,
+            );
         }
         if let Some(short) = request.resources.first_shortfall(&node.free) {
             let reason = format!("not enough free capacity: {short}");
-            return Quote::refuse(Amount::ZERO, vec![], RefusalKind::InsufficientCapacity, reason);
+            return Quote::refuse(
+                Amount::ZERO,
+                vec![],
+                RefusalKind::InsufficientCapacity,
+                reason,
+            );
         }
         let Some(price) = self
             .cpu_core_per_second
@@ -82,13 +92,17 @@ mod tests {
     #[test]
     fn every_fixture_gives_its_expected_answer() {
         let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"));
-        let ran = check_dir::<Settings>(dir, Fixture::run_pricing).unwrap_or_else(|e| panic!("{e}"));
+        let ran =
+            check_dir::<Settings>(dir, Fixture::run_pricing).unwrap_or_else(|e| panic!("{e}"));
         assert!(ran >= 3, "only {ran} fixtures");
     }
 
     #[test]
     fn a_zero_rate_is_refused() {
         let refused = parse_settings::<Settings>(r#"{"cpu_core_per_second": "0"}"#);
-        assert_eq!(refused.err().as_deref(), Some("cpu_core_per_second must be above 0"));
+        assert_eq!(
+            refused.err().as_deref(),
+            Some("cpu_core_per_second must be above 0")
+        );
     }
 }
