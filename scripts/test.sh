@@ -49,8 +49,12 @@ if [ "$status" -eq 0 ]; then
   echo "== the TypeScript policy SDK: native tests, then its example components through"
   echo "   the gateway binary on the Rust policies' fixtures (scripts/sdk-ts.sh)"
   scripts/sdk-ts.sh 2>&1 | tee -a "$log" || status=$?
+  echo "== policy new: a project per language (every world in Rust), built, its native tests,"
+  echo "   its fixtures through the gateway binary (scripts/policy-new-check.sh)"
+  scripts/policy-new-check.sh 2>&1 | tee -a "$log" || status=$?
 fi
-# cargo's "test result" lines, and node --test's "# pass N" / "# fail N" (scripts/sdk-ts.sh).
+# cargo's "test result" lines, and node --test's "# pass N" / "# fail N" (scripts/sdk-ts.sh,
+# scripts/policy-new-check.sh).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
      /^# pass [0-9]+$/ { p += $3 } /^# fail [0-9]+$/ { f += $3 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
