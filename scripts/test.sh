@@ -54,10 +54,13 @@ if [ "$status" -eq 0 ]; then
   # node --test's "# pass N" lines go to the log, for the closing count.
   stage "the TypeScript policy SDK: native tests, its example components through the gateway binary" \
     bash -o pipefail -c 'scripts/sdk-ts.sh 2>&1 | tee -a "$0"' "$log"
+  stage "policy new: a project per language (every world in Rust), built, its native tests, its fixtures through the gateway binary (scripts/policy-new-check.sh)" \
+    bash -o pipefail -c 'scripts/policy-new-check.sh 2>&1 | tee -a "$0"' "$log"
   stage "the README's first command: a local node and the walkthrough client, end to end, then schemathesis on its API (scripts/api-check.sh)" \
     scripts/dev-node.sh --exit --api-check
 fi
-# cargo's "test result" lines, and node --test's "# pass N" / "# fail N" (scripts/sdk-ts.sh).
+# cargo's "test result" lines, and node --test's "# pass N" / "# fail N" (scripts/sdk-ts.sh,
+# scripts/policy-new-check.sh).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
      /^# pass [0-9]+$/ { p += $3 } /^# fail [0-9]+$/ { f += $3 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

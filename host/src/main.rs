@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use grid_gateway::cli::policy::{self as policy_cmd, CommandError, PolicyOptions};
+use grid_gateway::cli::scaffold::{self, Lang, NewOptions, SdkSource};
 use grid_gateway::config::Config;
 use grid_gateway::policy::{Isolation, RuntimeLimits, World};
 
@@ -156,6 +157,48 @@ enum PolicyCommand {
         #[arg(long, default_value_t = 200)]
         warmup: u32,
     },
+    /// Scaffold a policy project (Rust, TypeScript or Python) that builds and passes its own
+    /// fixtures as generated, with a README of the loop.
+    ///
+    /// Refuses a bad name (`bad_name`), an existing non-empty directory
+    /// (`directory_not_empty`), and, for TypeScript and Python, no grid-gateway checkout to
+    /// take the SDK from (`sdk_not_found`).
+    New {
+        /// The policy's language.
+        #[arg(long, value_enum)]
+        lang: LangArg,
+        /// The world the policy implements.
+        #[arg(long, value_enum)]
+        world: WorldArg,
+        /// The project's name: lower-case letters, digits and single dashes (`my-pricing`).
+        name: String,
+        /// The project directory (created; must be absent or empty). Default: ./NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// A grid-gateway checkout to take the SDK from. Default: the checkout the project
+        /// directory is in, else the one this binary was built from.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LangArg {
+    Rust,
+    #[value(alias = "ts")]
+    Typescript,
+    #[value(alias = "py")]
+    Python,
+}
+
+impl From<LangArg> for Lang {
+    fn from(l: LangArg) -> Self {
+        match l {
+            LangArg::Rust => Lang::Rust,
+            LangArg::Typescript => Lang::TypeScript,
+            LangArg::Python => Lang::Python,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -279,6 +322,35 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             iterations,
             warmup,
         )?),
+        PolicyCommand::New {
+            lang,
+            world,
+            name,
+            dir,
+            sdk_path,
+        } => {
+            let made = scaffold::new_project(&NewOptions {
+                lang: lang.into(),
+                world: world.into(),
+                name,
+                dir,
+                sdk_path,
+                // The checkout this binary was built from, if it is still there.
+                fallback_checkout: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .parent()
+                    .map(std::path::Path::to_path_buf),
+            })?;
+            let sdk = match &made.sdk {
+                SdkSource::Path(p) => format!("the SDK by path: {p}"),
+                SdkSource::Registry(v) => format!("grid-policy-sdk {v} from crates.io"),
+            };
+            println!("created {} ({sdk})", made.dir.display());
+            for file in &made.files {
+                println!("  {}", file.display());
+            }
+            println!("next: {}", made.dir.join("README.md").display());
+            Ok(())
+        }
     }
 }
 
