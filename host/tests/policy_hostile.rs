@@ -146,6 +146,60 @@ fn a_log_flood_is_bounded_and_the_answer_still_arrives() {
 }
 
 #[test]
+fn stdout_and_stderr_lines_go_to_the_policy_log_under_its_budget() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    // The only subscriber of this test binary: the other tests log into it too, which
+    // does not matter for what is asserted.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("policy=info")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .try_init();
+    let engine = engine(Isolation::default());
+    let policy = load(&engine, World::Pricing, HOSTILE, "");
+    assert_eq!(price(&policy, "print").unwrap(), "1");
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let line_of = |text: &str| {
+        log.lines()
+            .find(|l| l.contains(&format!(" policy: {text} ")))
+            .unwrap_or_else(|| panic!("no policy log line {text:?}: {log}"))
+            .to_owned()
+    };
+    for (text, level, stream) in [
+        ("out 0", "INFO", "stdout"),
+        ("out 1", "INFO", "stdout"),
+        // Unfinished when the evaluation ended: logged then.
+        ("partial", "INFO", "stdout"),
+        ("err line", "WARN", "stderr"),
+    ] {
+        let line = line_of(text);
+        assert!(line.contains(level), "{line}");
+        assert!(line.contains(&format!("stream=\"{stream}\"")), "{line}");
+        assert!(line.contains("policy=\"hostile_policy.wasm\""), "{line}");
+    }
+
+    // Printed lines share host.log's per-evaluation budget.
+    assert_eq!(price(&policy, "print-flood").unwrap(), "1");
+    let kept = u64::from(grid_gateway::policy::RuntimeLimits::default().log_lines_per_evaluation);
+    assert_eq!(engine.metrics().log_lines_dropped("pricing"), 5000 - kept);
+}
+
+/// Captures the log lines of the process.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
 fn a_component_of_another_world_is_refused_at_load() {
     let engine = engine(Isolation::default());
     let err = engine

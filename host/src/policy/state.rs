@@ -24,18 +24,14 @@ pub struct PolicyState {
     pub(crate) settings: Arc<str>,
     /// Fixed clock for fixtures (`policy run`); `None` is the real clock.
     pub(crate) now_override: Option<u64>,
-    log_lines_left: u32,
-    log_lines_dropped: u32,
-    log_line_bytes: usize,
-    log_lines_per_evaluation: u32,
     /// When the evaluation in progress must end; host calls that do work check it, since
     /// epoch interruption only reaches guest code.
     pub(crate) deadline_at: Option<Instant>,
     /// `wasi:random` bytes the evaluation in progress may still draw.
     pub(crate) random_bytes_left: u64,
     random_bytes_per_evaluation: u64,
-    /// What is left of the stdout/stderr budget of the evaluation in progress.
-    output: OutputBudget,
+    /// The policy's log: `host.log` lines and stdout/stderr lines, under one budget.
+    output: PolicyOutput,
     /// The instant WASI's clocks show, set when an evaluation begins.
     clock: FrozenClock,
 }
@@ -54,10 +50,10 @@ impl PolicyState {
         // discarded. Clocks are frozen per evaluation and randomness is bounded: they are
         // needed by language runtimes (hash map seeds) and leak nothing.
         //
-        // stdout and stderr are discarded by a sink that answers at once (wasmtime's
-        // default goes through an async adapter, a round trip per write) and is held to
-        // OUTPUT_BYTES_PER_EVALUATION, after which the streams report closed.
-        let output = OutputBudget::default();
+        // stdout and stderr go to the policy log line by line (a sink that answers at once:
+        // wasmtime's default goes through an async adapter, a round trip per write), held
+        // to OUTPUT_BYTES_PER_EVALUATION, after which the streams report closed.
+        let output = PolicyOutput::new(label.clone(), world, limits);
         let clock = FrozenClock::default();
         clock.set(None);
         let wasi = WasiCtx::builder()
@@ -66,8 +62,8 @@ impl PolicyState {
             .allow_ip_name_lookup(false)
             .allow_tcp(false)
             .allow_udp(false)
-            .stdout(output.clone())
-            .stderr(output.clone())
+            .stdout(output.stream(Stream::Stdout))
+            .stderr(output.stream(Stream::Stderr))
             .build();
         PolicyState {
             wasi,
@@ -77,10 +73,6 @@ impl PolicyState {
             world,
             settings,
             now_override: None,
-            log_lines_left: limits.log_lines_per_evaluation,
-            log_lines_dropped: 0,
-            log_line_bytes: limits.log_line_bytes,
-            log_lines_per_evaluation: limits.log_lines_per_evaluation,
             deadline_at: None,
             output,
             clock,
@@ -96,8 +88,6 @@ impl PolicyState {
         self.deadline_at = Instant::now().checked_add(budget);
         self.random_bytes_left = self.random_bytes_per_evaluation;
         self.output.reset();
-        self.log_lines_left = self.log_lines_per_evaluation;
-        self.log_lines_dropped = 0;
         self.limiter.denied = false;
     }
 
@@ -135,15 +125,16 @@ impl PolicyState {
     /// Reports log lines dropped by the budget during the last evaluation, and returns
     /// how many.
     pub(crate) fn end_evaluation(&mut self) -> u32 {
-        if self.log_lines_dropped > 0 {
+        let dropped = self.output.finish();
+        if dropped > 0 {
             tracing::warn!(
                 policy = %self.label,
                 world = %self.world,
-                dropped = self.log_lines_dropped,
+                dropped,
                 "policy log lines dropped: over the per-evaluation budget"
             );
         }
-        self.log_lines_dropped
+        dropped
     }
 }
 
@@ -160,20 +151,7 @@ impl types::Host for PolicyState {}
 
 impl host::Host for PolicyState {
     fn log(&mut self, level: host::Level, message: String) {
-        if self.log_lines_left == 0 {
-            self.log_lines_dropped = self.log_lines_dropped.saturating_add(1);
-            return;
-        }
-        self.log_lines_left -= 1;
-        let message = truncate_utf8(&message, self.log_line_bytes);
-        let (policy, world) = (&*self.label, self.world.name());
-        match level {
-            host::Level::Trace => tracing::trace!(target: "policy", policy, world, "{message}"),
-            host::Level::Debug => tracing::debug!(target: "policy", policy, world, "{message}"),
-            host::Level::Info => tracing::info!(target: "policy", policy, world, "{message}"),
-            host::Level::Warn => tracing::warn!(target: "policy", policy, world, "{message}"),
-            host::Level::Error => tracing::error!(target: "policy", policy, world, "{message}"),
-        }
+        self.output.log(level, None, &message);
     }
 
     fn settings(&mut self) -> String {
@@ -185,46 +163,211 @@ impl host::Host for PolicyState {
     }
 }
 
-/// Bytes a policy may write to stdout and stderr together in one evaluation. They are
-/// discarded (policies log through `grid:policy/host.log`); the budget only bounds the
+/// Bytes a policy may write to stdout and stderr together in one evaluation. Their lines
+/// go to the policy log (see [`PolicyOutput`]); the budget also bounds the
 /// host work a write loop can cause.
 pub const OUTPUT_BYTES_PER_EVALUATION: usize = 64 << 10;
 
 /// Largest write accepted at once: what wasmtime's own pipes allow.
 const OUTPUT_BYTES_PER_WRITE: usize = 4096;
 
-/// A discarding stdout/stderr with a per-evaluation byte budget shared by both streams.
+/// The policy log of one instance: `host.log` lines and the lines a policy writes to
+/// stdout or stderr (language runtimes print there: `console.log`, `print`, a panic
+/// message), all under one per-evaluation budget of lines (`log_lines_per_evaluation`,
+/// each cut to `log_line_bytes`), and stdout/stderr also under OUTPUT_BYTES_PER_EVALUATION
+/// bytes, after which those streams report closed. stdout lines log at info, stderr lines
+/// at warn, with `stream` naming which; a line left without its newline is logged when the
+/// evaluation ends.
 #[derive(Clone)]
-struct OutputBudget(Arc<std::sync::atomic::AtomicUsize>);
+struct PolicyOutput(Arc<OutputShared>);
 
-impl Default for OutputBudget {
-    fn default() -> Self {
-        OutputBudget(Arc::new(std::sync::atomic::AtomicUsize::new(
-            OUTPUT_BYTES_PER_EVALUATION,
-        )))
+struct OutputShared {
+    label: Arc<str>,
+    world: World,
+    line_bytes: usize,
+    lines_per_evaluation: u32,
+    bytes_left: std::sync::atomic::AtomicUsize,
+    lines: std::sync::Mutex<OutputLines>,
+}
+
+#[derive(Default)]
+struct OutputLines {
+    left: u32,
+    dropped: u32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Which of the policy's output streams a write came from.
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
     }
 }
 
-impl OutputBudget {
+impl PolicyOutput {
+    fn new(label: Arc<str>, world: World, limits: &RuntimeLimits) -> Self {
+        PolicyOutput(Arc::new(OutputShared {
+            label,
+            world,
+            line_bytes: limits.log_line_bytes,
+            lines_per_evaluation: limits.log_lines_per_evaluation,
+            bytes_left: std::sync::atomic::AtomicUsize::new(OUTPUT_BYTES_PER_EVALUATION),
+            lines: std::sync::Mutex::new(OutputLines {
+                left: limits.log_lines_per_evaluation,
+                ..OutputLines::default()
+            }),
+        }))
+    }
+
+    fn stream(&self, stream: Stream) -> OutputStreamOf {
+        OutputStreamOf {
+            output: self.clone(),
+            stream,
+        }
+    }
+
+    fn lines(&self) -> std::sync::MutexGuard<'_, OutputLines> {
+        // A panic while holding it leaves only counters and buffers: still usable.
+        self.0.lines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn reset(&self) {
-        self.0.store(
+        self.0.bytes_left.store(
             OUTPUT_BYTES_PER_EVALUATION,
             std::sync::atomic::Ordering::Relaxed,
         );
+        let mut lines = self.lines();
+        lines.left = self.0.lines_per_evaluation;
+        lines.dropped = 0;
+        lines.stdout.clear();
+        lines.stderr.clear();
     }
 
-    fn left(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    /// Logs the unfinished stdout/stderr lines and returns how many lines the budget
+    /// dropped during the evaluation.
+    fn finish(&self) -> u32 {
+        let mut lines = self.lines();
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let rest = std::mem::take(match stream {
+                Stream::Stdout => &mut lines.stdout,
+                Stream::Stderr => &mut lines.stderr,
+            });
+            if !rest.is_empty() {
+                self.emit(&mut lines, stream_level(stream), Some(stream), &rest);
+            }
+        }
+        lines.dropped
+    }
+
+    /// One `host.log` line.
+    fn log(&self, level: host::Level, stream: Option<Stream>, message: &str) {
+        let mut lines = self.lines();
+        self.emit(&mut lines, level, stream, message.as_bytes());
+    }
+
+    /// Takes `bytes` written to `stream` and logs each line it completes.
+    fn write(&self, stream: Stream, bytes: &[u8]) {
+        let mut lines = self.lines();
+        let mut pending = std::mem::take(match stream {
+            Stream::Stdout => &mut lines.stdout,
+            Stream::Stderr => &mut lines.stderr,
+        });
+        for piece in bytes.split_inclusive(|b| *b == b'\n') {
+            match piece.strip_suffix(b"\n") {
+                Some(end) => {
+                    pending.extend_from_slice(end);
+                    self.emit(&mut lines, stream_level(stream), Some(stream), &pending);
+                    pending.clear();
+                }
+                // Keep no more than a line's worth of an unfinished line.
+                None => {
+                    let room = self.0.line_bytes.saturating_sub(pending.len());
+                    pending.extend_from_slice(&piece[..piece.len().min(room)]);
+                }
+            }
+        }
+        *match stream {
+            Stream::Stdout => &mut lines.stdout,
+            Stream::Stderr => &mut lines.stderr,
+        } = pending;
+    }
+
+    fn emit(
+        &self,
+        lines: &mut OutputLines,
+        level: host::Level,
+        stream: Option<Stream>,
+        message: &[u8],
+    ) {
+        if lines.left == 0 {
+            lines.dropped = lines.dropped.saturating_add(1);
+            return;
+        }
+        lines.left -= 1;
+        let message = String::from_utf8_lossy(message);
+        let message = truncate_utf8(message.trim_end_matches('\r'), self.0.line_bytes);
+        let (policy, world) = (&*self.0.label, self.0.world.name());
+        let stream = stream.map(Stream::name);
+        match level {
+            host::Level::Trace => {
+                tracing::trace!(target: "policy", policy, world, stream, "{message}")
+            }
+            host::Level::Debug => {
+                tracing::debug!(target: "policy", policy, world, stream, "{message}")
+            }
+            host::Level::Info => {
+                tracing::info!(target: "policy", policy, world, stream, "{message}")
+            }
+            host::Level::Warn => {
+                tracing::warn!(target: "policy", policy, world, stream, "{message}")
+            }
+            host::Level::Error => {
+                tracing::error!(target: "policy", policy, world, stream, "{message}")
+            }
+        }
     }
 }
 
-impl wasmtime_wasi::cli::IsTerminal for OutputBudget {
+fn stream_level(stream: Stream) -> host::Level {
+    match stream {
+        Stream::Stdout => host::Level::Info,
+        Stream::Stderr => host::Level::Warn,
+    }
+}
+
+/// stdout or stderr of one instance, as WASI sees it.
+#[derive(Clone)]
+struct OutputStreamOf {
+    output: PolicyOutput,
+    stream: Stream,
+}
+
+impl OutputStreamOf {
+    fn bytes_left(&self) -> usize {
+        self.output
+            .0
+            .bytes_left
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for OutputStreamOf {
     fn is_terminal(&self) -> bool {
         false
     }
 }
 
-impl wasmtime_wasi::cli::StdoutStream for OutputBudget {
+impl wasmtime_wasi::cli::StdoutStream for OutputStreamOf {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
         Box::new(self.clone())
     }
@@ -235,14 +378,17 @@ impl wasmtime_wasi::cli::StdoutStream for OutputBudget {
     }
 }
 
-impl OutputStream for OutputBudget {
+impl OutputStream for OutputStreamOf {
     fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        let left = self.left();
+        let left = self.bytes_left();
         if bytes.len() > left.min(OUTPUT_BYTES_PER_WRITE) {
             return Err(StreamError::Closed);
         }
-        self.0
+        self.output
+            .0
+            .bytes_left
             .store(left - bytes.len(), std::sync::atomic::Ordering::Relaxed);
+        self.output.write(self.stream, &bytes);
         Ok(())
     }
 
@@ -251,7 +397,7 @@ impl OutputStream for OutputBudget {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        match self.left() {
+        match self.bytes_left() {
             0 => Err(StreamError::Closed),
             left => Ok(left.min(OUTPUT_BYTES_PER_WRITE)),
         }
@@ -259,7 +405,7 @@ impl OutputStream for OutputBudget {
 }
 
 #[wasmtime_wasi::async_trait]
-impl Pollable for OutputBudget {
+impl Pollable for OutputStreamOf {
     async fn ready(&mut self) {}
 }
 

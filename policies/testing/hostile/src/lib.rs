@@ -20,6 +20,9 @@
 //! - `"clock-read"`: answers the wall clock's whole seconds as price, and a breakdown line
 //!   `monotonic-frozen` of 1 when two monotonic reads with work between them are equal;
 //! - `"stdout"`, `"stderr"`: writes 64 KiB at a time to stdout or stderr, in a loop;
+//! - `"print"`: writes `out 0`, `out 1` and an unfinished `partial` to stdout and
+//!   `err line` to stderr, then answers price 1 (the host logs each line);
+//! - `"print-flood"`: writes 5000 short lines to stdout, then answers price 1;
 //! - `"exit"`: calls `wasi:cli/exit`;
 //! - anything else: an acceptable quote of price 1.
 //!
@@ -168,6 +171,23 @@ impl Guest for Hostile {
                     }],
                     refusal: None,
                 }
+            }
+            Some("print") => {
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                let _ = out.write_all(b"out 0\nout 1\npartial");
+                let _ = out.flush();
+                let _ = std::io::stderr().write_all(b"err line\n");
+                ok("1".into())
+            }
+            Some("print-flood") => {
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                for i in 0..5000 {
+                    let _ = writeln!(out, "{i}");
+                }
+                let _ = out.flush();
+                ok("1".into())
             }
             Some("stdout") => write_forever(std::io::stdout()),
             Some("stderr") => write_forever(std::io::stderr()),
