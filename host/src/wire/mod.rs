@@ -13,8 +13,8 @@
 //! - `upstream`: one exchange with the app — the request sent, the response streamed back.
 //! - [`head`]: the limits heads are read under, and the one writer of every head sent.
 //! - [`error`]: how an exchange fails, on either side.
-//! - `chunked`, `idle`, `date`: where a chunked body ends, the idle connections to apps,
-//!   the `Date` header.
+//! - `chunked`, `idle`, `date`, `deadline`: where a chunked body ends, the idle connections
+//!   to apps, the `Date` header, a connection's deadlines without a timer per wait.
 //!
 //! The header rules are the general path's ([`crate::proxy::headers`], written once for
 //! both); what the fast path does not take (upgrades, chunked uploads, HTTP/1.0, HTTP/2,
@@ -24,6 +24,7 @@
 mod chunked;
 pub mod client_stream;
 mod date;
+mod deadline;
 pub mod error;
 pub mod head;
 mod idle;

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use super::chunked::ChunkedScanner;
 use super::client_stream::ClientStream;
+use super::deadline::Deadline;
 use super::error::WireError;
 use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, READ_CHUNK, content_length};
 use super::idle;
@@ -76,6 +77,8 @@ pub struct WireBuffers {
     out: Vec<u8>,
     /// What is read from the app (and the client's body on its way).
     read: Vec<u8>,
+    /// When the app's answer (its response head) is due, for the exchange in flight.
+    answer: Deadline,
 }
 
 impl WireBuffers {
@@ -206,7 +209,10 @@ impl Forwarder {
 
         let started = Instant::now();
         let in_flight = InFlight::new(&self.metrics().in_flight);
-        let deadline = tokio::time::Instant::now() + config.response_header_timeout;
+        // The app's answer is due by then: the connection's one answer timer, moved.
+        ex.buffers
+            .answer
+            .set(tokio::time::Instant::now() + config.response_header_timeout);
         // One resend at most, and on a new connection: a request the app dies of must not
         // take down every kept connection in turn.
         let mut resent = false;
@@ -223,7 +229,7 @@ impl Forwarder {
                     }
                 }
             };
-            let attempt = self.attempt(&mut app, ex, unread_body, deadline).await;
+            let attempt = self.attempt(&mut app, ex, unread_body).await;
             match attempt {
                 Ok(head) => break Ok((app, head)),
                 Err(Attempt::Closed) if reused && resendable && !resent => resent = true,
@@ -257,7 +263,7 @@ impl Forwarder {
                 .app_cookies_dropped
                 .inc_by(cookies_dropped as u64);
         }
-        let WireBuffers { out, read } = &mut *ex.buffers;
+        let WireBuffers { out, read, .. } = &mut *ex.buffers;
         let client = &mut *ex.client;
         let rest = &read[head_len..];
         let taken = framing.take(rest)?;
@@ -326,24 +332,23 @@ impl Forwarder {
 
     /// Sends the request in the exchange's `out` and the `unread_body` bytes of its body
     /// still on the client's connection on `app`, then reads the response head into `read`
-    /// and writes its rewrite for the client into `out`, all by `deadline`.
+    /// and writes its rewrite for the client into `out`, all by its `answer` deadline.
     async fn attempt(
         &self,
         app: &mut TcpStream,
         ex: &mut Exchange<'_, '_>,
         unread_body: u64,
-        deadline: tokio::time::Instant,
     ) -> Result<ResponseHead, Attempt> {
-        let WireBuffers { out, read } = &mut *ex.buffers;
+        let WireBuffers { out, read, answer } = &mut *ex.buffers;
         let client = &mut *ex.client;
         let is_head = ex.request.method == "HEAD";
         let client_close = ex.request.close;
         // An app that stops reading must not hold the exchange: its writes have the same
         // clocks as its answers.
-        match tokio::time::timeout_at(deadline, app.write_all(out)).await {
-            Err(_elapsed) => return Err(ProxyError::UpstreamTimeout.into()),
-            Ok(Err(_)) => return Err(Attempt::Closed),
-            Ok(Ok(())) => {}
+        match answer.run(app.write_all(out)).await {
+            None => return Err(ProxyError::UpstreamTimeout.into()),
+            Some(Err(_)) => return Err(Attempt::Closed),
+            Some(Ok(())) => {}
         }
         let early = self.send_body(app, read, client, unread_body).await?;
         read.clear();
@@ -355,18 +360,20 @@ impl Forwarder {
                 .into());
             }
             read.reserve(4096);
-            let n = match tokio::time::timeout_at(deadline, app.read_buf(read)).await {
-                Err(_elapsed) => return Err(ProxyError::UpstreamTimeout.into()),
+            let n = match answer.run(app.read_buf(read)).await {
+                None => return Err(ProxyError::UpstreamTimeout.into()),
                 // Closed or reset before a byte of the answer.
-                Ok(Ok(0)) | Ok(Err(_)) if read.is_empty() => return Err(Attempt::Closed),
-                Ok(Ok(0)) => {
+                Some(Ok(0)) | Some(Err(_)) if read.is_empty() => return Err(Attempt::Closed),
+                Some(Ok(0)) => {
                     return Err(ProxyError::UpstreamBadResponse(
                         "closed in the middle of its response head".into(),
                     )
                     .into());
                 }
-                Ok(Err(e)) => return Err(ProxyError::UpstreamBadResponse(e.to_string()).into()),
-                Ok(Ok(n)) => n,
+                Some(Err(e)) => {
+                    return Err(ProxyError::UpstreamBadResponse(e.to_string()).into());
+                }
+                Some(Ok(n)) => n,
             };
             debug_assert!(n > 0);
             if let Some(mut head) =
