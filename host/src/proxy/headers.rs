@@ -2,6 +2,7 @@
 //! gateway forwards with: hyper's `HeaderMap` (the general path) and the wire fast path's
 //! [`HeaderList`] (headers as they arrived, in order, borrowed from the read buffer).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use axum_extra::extract::cookie::Cookie;
@@ -57,14 +58,14 @@ const NEVER_CONNECTION_NAMED: [&str; 3] = ["content-length", "host", "transfer-e
 /// tokens, lower case, for a caller that also needs them (`close`).
 pub fn remove_hop_by_hop(headers: &mut impl Headers) -> Vec<String> {
     let tokens = connection_tokens(headers);
-    for token in &tokens {
-        if !NEVER_CONNECTION_NAMED.contains(&token.as_str()) {
-            headers.remove(token);
-        }
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
+    // One pass over the headers (per proxied request, both ways), not one per name.
+    headers.remove_names(|name| {
+        HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            || tokens.iter().any(|token| {
+                name.eq_ignore_ascii_case(token)
+                    && !NEVER_CONNECTION_NAMED.contains(&token.as_str())
+            })
+    });
     tokens
 }
 
@@ -244,7 +245,7 @@ pub fn set_forwarding(headers: &mut impl Headers, origin: &Origin<'_>) {
 /// the gateway sets, `X-Real-IP`, and any of them spelled with underscores (servers that
 /// map `_` to `-`, as CGI-style ones do, would read `X_Forwarded_For` as the real thing).
 /// Only a trusted proxy may send them.
-fn client_claims_origin(name: &str) -> bool {
+pub(crate) fn client_claims_origin(name: &str) -> bool {
     const SET_BY_US: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
     const OTHERS: [&str; 16] = [
         "x-forwarded-port",
@@ -281,7 +282,7 @@ fn client_claims_origin(name: &str) -> bool {
 /// request line (IIS and Symfony's `X-Original-URL`/`X-Rewrite-URL`, the method overrides
 /// of Rails, Express, Spring): the policy judged the request line, so nobody may send
 /// them, a trusted proxy included. Underscore spellings too.
-fn overrides_request(name: &str) -> bool {
+pub(crate) fn overrides_request(name: &str) -> bool {
     const OVERRIDES: [&str; 6] = [
         "x-original-url",
         "x-original-uri",
@@ -301,15 +302,42 @@ fn overrides_request(name: &str) -> bool {
 
 /// Appends this hop to `Via` (RFC 9110 §7.6.3).
 pub fn add_via(headers: &mut impl Headers, version: http::Version) {
+    let via = take_via(headers, version);
+    headers.set("via", &via);
+}
+
+/// The `Via` value [`add_via`] sets (what came, then this hop), every `Via` removed: for a
+/// writer that puts it straight into a head. Allocates only when a `Via` came.
+pub fn take_via(headers: &mut impl Headers, version: http::Version) -> Cow<'static, str> {
     let hop = match version {
         http::Version::HTTP_10 => "1.0 grid-gateway",
         http::Version::HTTP_2 => "2 grid-gateway",
         _ => "1.1 grid-gateway",
     };
-    match joined(headers, "via") {
-        Some(existing) => headers.set("via", &format!("{existing}, {hop}")),
-        None => headers.set("via", hop),
+    if !headers.contains("via") {
+        return Cow::Borrowed(hop);
     }
+    let via = match joined(headers, "via") {
+        Some(existing) => Cow::Owned(format!("{existing}, {hop}")),
+        None => Cow::Borrowed(hop),
+    };
+    headers.remove("via");
+    via
+}
+
+/// Whether `name` is a header [`set_forwarding`] drops or replaces for a peer that is not
+/// a trusted proxy (the wire path drops them in one pass and writes its own).
+pub(crate) fn forwarding_replaced(name: &str) -> bool {
+    [
+        X_FORWARDED_FOR,
+        X_FORWARDED_PROTO,
+        X_FORWARDED_HOST,
+        FORWARDED,
+    ]
+    .iter()
+    .any(|ours| name.eq_ignore_ascii_case(ours))
+        || client_claims_origin(name)
+        || overrides_request(name)
 }
 
 #[cfg(test)]

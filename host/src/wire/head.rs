@@ -2,11 +2,24 @@
 //! parser of a `Content-Length` value, and the one writer of request, response and error
 //! heads ([`HeadWriter`]).
 
-use std::io::Write as _;
-
 use crate::proxy::headers::HeaderList;
 
 pub use grid_wire::limits::{KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, READ_CHUNK, content_length};
+
+/// Appends `n` in decimal (without the formatter's machinery: per field of every head).
+pub fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
 
 /// Writes one HTTP/1.1 message head into a buffer: the start line, then each field in the
 /// order written, then the empty line ([`HeadWriter::finish`]). Every head the wire path
@@ -59,11 +72,18 @@ impl<'o> HeadWriter<'o> {
         self
     }
 
+    /// One field whose value `value` writes in place.
+    pub fn field_with(&mut self, name: &[u8], value: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        self.out.extend_from_slice(name);
+        self.out.extend_from_slice(b": ");
+        value(self.out);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
     /// `content-length: <length>`.
     pub fn content_length(&mut self, length: u64) -> &mut Self {
-        // Writing to a Vec cannot fail.
-        let _ = write!(self.out, "content-length: {length}\r\n");
-        self
+        self.field_with(b"content-length", |out| write_decimal(out, length))
     }
 
     /// `connection: close`.

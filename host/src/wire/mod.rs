@@ -13,7 +13,8 @@
 //! - `upstream`: one exchange with the app — the request sent, the response streamed back.
 //! - [`head`]: the limits heads are read under, and the one writer of every head sent.
 //! - [`error`]: how an exchange fails, on either side.
-//! - `idle`, `date`: the idle connections to apps, the `Date` header.
+//! - `idle`, `date`, `deadline`: the idle connections to apps, the `Date` header, a
+//!   connection's deadlines without a timer per wait.
 //!
 //! What is parsed and decided about the bytes — request and response heads, the chunked
 //! scanner, the body framing — is the `grid-wire` crate (`wire/`), pure and fuzzed on its
@@ -26,6 +27,7 @@
 
 pub mod client_stream;
 mod date;
+mod deadline;
 pub mod error;
 pub mod head;
 mod idle;

@@ -9,6 +9,7 @@
 //! handed to hyper and served there to its end: hyper's router and forwarder answer exactly
 //! as they would have from the first byte.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -24,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::client_stream::ClientStream;
+use super::deadline::Deadline;
 use super::error::Failure;
 use super::head::{HeadWriter, KEPT_BUFFER};
 use super::{Exchange, Finished, WireBuffers, WireRequest};
@@ -57,14 +59,21 @@ pub async fn serve(
     connections: Arc<Connections>,
     mut stream: ClientStream,
     peer: SocketAddr,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
     let gw = &connections.gateway;
     let mut read: Vec<u8> = Vec::with_capacity(4096);
     let mut buffers = WireBuffers::default();
     // The whole head must arrive by then (a client trickling bytes cannot hold the
-    // connection); the wait for the next request on a kept connection counts too.
-    let mut head_deadline = tokio::time::Instant::now() + connections.header_read_timeout;
+    // connection); the wait for the next request on a kept connection counts too. One
+    // timer for the connection's life, moved per request without the timer wheel.
+    let mut head_deadline =
+        Deadline::new(tokio::time::Instant::now() + connections.header_read_timeout);
+    // Waited on while the connection is idle; made (and registered with the watch) once
+    // for the connection, not once per wait.
+    let mut stop_watch = stopping.clone();
+    let stop = stopped(&mut stop_watch);
+    tokio::pin!(stop);
     loop {
         let (head_len, request) = match grid_wire::request::parse(&read) {
             // A listener that redirects answers through hyper: nothing there is proxied.
@@ -74,7 +83,7 @@ pub async fn serve(
                 (head_len, request)
             }
             RequestHead::Partial => {
-                if read_more(&mut stream, &mut read, &mut stopping, head_deadline).await {
+                if read_more(&mut stream, &mut read, stop.as_mut(), &mut head_deadline).await {
                     continue;
                 }
                 return;
@@ -132,7 +141,7 @@ pub async fn serve(
             // One large head does not make every later wait on this connection hold it.
             read = Vec::with_capacity(4096);
         }
-        head_deadline = tokio::time::Instant::now() + connections.header_read_timeout;
+        head_deadline.set(tokio::time::Instant::now() + connections.header_read_timeout);
     }
     hand_over(&connections, stream, read, peer, stopping).await;
 }
@@ -142,21 +151,21 @@ pub async fn serve(
 async fn read_more(
     stream: &mut ClientStream,
     read: &mut Vec<u8>,
-    stopping: &mut watch::Receiver<bool>,
-    deadline: tokio::time::Instant,
+    stop: Pin<&mut impl Future<Output = ()>>,
+    deadline: &mut Deadline,
 ) -> bool {
     read.reserve(4096);
     let idle = read.is_empty();
-    let more = tokio::time::timeout_at(deadline, stream.read_buf(read));
+    let more = deadline.run(stream.read_buf(read));
     let result = if idle {
         tokio::select! {
             result = more => result,
-            () = stopped(stopping) => return false,
+            () = stop => return false,
         }
     } else {
         more.await
     };
-    matches!(result, Ok(Ok(n)) if n > 0)
+    matches!(result, Some(Ok(n)) if n > 0)
 }
 
 /// Resolves once the server is stopping (never, when the sender is gone without a stop).

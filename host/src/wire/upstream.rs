@@ -9,10 +9,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::client_stream::ClientStream;
+use super::deadline::Deadline;
 use super::error::WireError;
 use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, READ_CHUNK};
 use super::idle;
-use crate::proxy::headers::{self, Headers, Origin};
+use crate::proxy::headers::{self, HeaderList, Headers, Origin};
 use crate::proxy::{ClientInfo, ForwardOptions, Forwarder, ProxyError, Upstream};
 use grid_wire::chunked::ChunkedError;
 use grid_wire::request::WireRequest;
@@ -56,6 +57,8 @@ pub struct WireBuffers {
     out: Vec<u8>,
     /// What is read from the app (and the client's body on its way).
     read: Vec<u8>,
+    /// When the app's answer (its response head) is due, for the exchange in flight.
+    answer: Deadline,
 }
 
 impl WireBuffers {
@@ -155,7 +158,10 @@ impl Forwarder {
 
         let started = Instant::now();
         let in_flight = InFlight::new(&self.metrics().in_flight);
-        let deadline = tokio::time::Instant::now() + config.response_header_timeout;
+        // The app's answer is due by then: the connection's one answer timer, moved.
+        ex.buffers
+            .answer
+            .set(tokio::time::Instant::now() + config.response_header_timeout);
         // One resend at most, and on a new connection: a request the app dies of must not
         // take down every kept connection in turn.
         let mut resent = false;
@@ -172,7 +178,7 @@ impl Forwarder {
                     }
                 }
             };
-            let attempt = self.attempt(&mut app, ex, unread_body, deadline).await;
+            let attempt = self.attempt(&mut app, ex, unread_body).await;
             match attempt {
                 Ok(head) => break Ok((app, head)),
                 Err(Attempt::Closed) if reused && resendable && !resent => resent = true,
@@ -206,7 +212,7 @@ impl Forwarder {
                 .app_cookies_dropped
                 .inc_by(cookies_dropped as u64);
         }
-        let WireBuffers { out, read } = &mut *ex.buffers;
+        let WireBuffers { out, read, .. } = &mut *ex.buffers;
         let client = &mut *ex.client;
         let rest = &read[head_len..];
         let taken = framing.take(rest)?;
@@ -256,58 +262,43 @@ impl Forwarder {
     /// Writes the exchange's request head, rewritten for its upstream, into its `out`.
     fn write_request_head(&self, ex: &mut Exchange<'_, '_>) {
         let config = self.config();
-        let (request, options, info) = (&mut ex.request, ex.options, ex.client_info);
-        let h = &mut request.headers;
-        headers::remove_hop_by_hop(h);
-        headers::strip_cookies(h, options.strip_cookies);
-        if options.strip_authorization {
-            headers::strip_authorization(h);
-        }
-        headers::set_forwarding(
-            h,
-            &Origin {
-                peer: info.peer.ip(),
-                proto: if info.https { "https" } else { "http" },
-                host: request.host,
-                trusted: config.trusted_proxies.contains(&info.peer.ip()),
-                forwarded_header: config.forwarded_header,
-            },
+        let info = ex.client_info;
+        let origin = Origin {
+            peer: info.peer.ip(),
+            proto: if info.https { "https" } else { "http" },
+            host: ex.request.host,
+            trusted: config.trusted_proxies.contains(&info.peer.ip()),
+            forwarded_header: config.forwarded_header,
+        };
+        request_head(
+            &mut ex.buffers.out,
+            &mut ex.request,
+            ex.upstream.authority().as_str(),
+            ex.options,
+            &origin,
         );
-        headers::add_via(h, http::Version::HTTP_11);
-        // Host and the body's length are written here, from what was parsed: never a
-        // client's spelling of them that the app could read differently.
-        h.remove("host");
-        h.remove("content-length");
-        let mut head = HeadWriter::request(&mut ex.buffers.out, request.method, request.target);
-        head.field(b"host", ex.upstream.authority().as_str().as_bytes());
-        if let Some(length) = request.content_length {
-            head.content_length(length);
-        }
-        head.fields(h);
-        head.finish();
     }
 
     /// Sends the request in the exchange's `out` and the `unread_body` bytes of its body
     /// still on the client's connection on `app`, then reads the response head into `read`
-    /// and writes its rewrite for the client into `out`, all by `deadline`.
+    /// and writes its rewrite for the client into `out`, all by its `answer` deadline.
     async fn attempt(
         &self,
         app: &mut TcpStream,
         ex: &mut Exchange<'_, '_>,
         unread_body: u64,
-        deadline: tokio::time::Instant,
     ) -> Result<ResponseHead, Attempt> {
-        let WireBuffers { out, read } = &mut *ex.buffers;
+        let WireBuffers { out, read, answer } = &mut *ex.buffers;
         let client = &mut *ex.client;
         let is_head = ex.request.method == "HEAD";
         let client_close = ex.request.close;
         let hsts = ex.hsts;
         // An app that stops reading must not hold the exchange: its writes have the same
         // clocks as its answers.
-        match tokio::time::timeout_at(deadline, app.write_all(out)).await {
-            Err(_elapsed) => return Err(ProxyError::UpstreamTimeout.into()),
-            Ok(Err(_)) => return Err(Attempt::Closed),
-            Ok(Ok(())) => {}
+        match answer.run(app.write_all(out)).await {
+            None => return Err(ProxyError::UpstreamTimeout.into()),
+            Some(Err(_)) => return Err(Attempt::Closed),
+            Some(Ok(())) => {}
         }
         let early = self.send_body(app, read, client, unread_body).await?;
         read.clear();
@@ -319,18 +310,20 @@ impl Forwarder {
                 .into());
             }
             read.reserve(4096);
-            let n = match tokio::time::timeout_at(deadline, app.read_buf(read)).await {
-                Err(_elapsed) => return Err(ProxyError::UpstreamTimeout.into()),
+            let n = match answer.run(app.read_buf(read)).await {
+                None => return Err(ProxyError::UpstreamTimeout.into()),
                 // Closed or reset before a byte of the answer.
-                Ok(Ok(0)) | Ok(Err(_)) if read.is_empty() => return Err(Attempt::Closed),
-                Ok(Ok(0)) => {
+                Some(Ok(0)) | Some(Err(_)) if read.is_empty() => return Err(Attempt::Closed),
+                Some(Ok(0)) => {
                     return Err(ProxyError::UpstreamBadResponse(
                         "closed in the middle of its response head".into(),
                     )
                     .into());
                 }
-                Ok(Err(e)) => return Err(ProxyError::UpstreamBadResponse(e.to_string()).into()),
-                Ok(Ok(n)) => n,
+                Some(Err(e)) => {
+                    return Err(ProxyError::UpstreamBadResponse(e.to_string()).into());
+                }
+                Some(Ok(n)) => n,
             };
             debug_assert!(n > 0);
             if let Some(mut head) =
@@ -400,6 +393,97 @@ impl Forwarder {
     }
 }
 
+/// Writes `request`'s head, rewritten for the app at `authority`, into `out`: the
+/// hop-by-hop headers, the gateway's credentials and what only the gateway may say about
+/// the request's origin removed, the forwarding headers and `Via` added.
+fn request_head(
+    out: &mut Vec<u8>,
+    request: &mut WireRequest<'_>,
+    authority: &str,
+    options: &ForwardOptions,
+    origin: &Origin<'_>,
+) {
+    let h = &mut request.headers;
+    headers::remove_hop_by_hop(h);
+    headers::strip_cookies(h, options.strip_cookies);
+    if origin.trusted {
+        // A trusted proxy's forwarding headers are extended: the general rewrite.
+        if options.strip_authorization {
+            headers::strip_authorization(h);
+        }
+        headers::set_forwarding(h, origin);
+        headers::add_via(h, http::Version::HTTP_11);
+        // Host and the body's length are written here, from what was parsed: never a
+        // client's spelling of them that the app could read differently.
+        h.remove("host");
+        h.remove("content-length");
+        let mut head = HeadWriter::request(out, request.method, request.target);
+        head.field(b"host", authority.as_bytes());
+        if let Some(length) = request.content_length {
+            head.content_length(length);
+        }
+        head.fields(h);
+        head.finish();
+        return;
+    }
+    // Anyone else (the common case): the same fields in the same order as above, but what
+    // is dropped goes in one pass and what the gateway sets is written straight into the
+    // head, not added to the list as small strings first.
+    let via = headers::take_via(h, http::Version::HTTP_11);
+    let strip_authorization = options.strip_authorization;
+    h.remove_names(|name| {
+        headers::forwarding_replaced(name)
+            || name.eq_ignore_ascii_case("host")
+            || name.eq_ignore_ascii_case("content-length")
+            || (strip_authorization && name.eq_ignore_ascii_case("authorization"))
+    });
+    let mut head = HeadWriter::request(out, request.method, request.target);
+    head.field(b"host", authority.as_bytes());
+    if let Some(length) = request.content_length {
+        head.content_length(length);
+    }
+    head.fields(h);
+    head.field_with(b"x-forwarded-for", |out| write_ip(out, origin.peer));
+    head.field(b"x-forwarded-proto", origin.proto.as_bytes());
+    if let Some(host) = origin
+        .host
+        .filter(|h| http::HeaderValue::from_str(h).is_ok())
+    {
+        head.field(b"x-forwarded-host", host.as_bytes());
+    }
+    if origin.forwarded_header {
+        // Rare (`proxy.forwarded_header`): the general rewrite's value.
+        let mut list = HeaderList::with_capacity(1);
+        headers::set_forwarding(&mut list, origin);
+        for (name, value) in list.iter() {
+            if name == "forwarded" {
+                head.field(b"forwarded", value);
+            }
+        }
+    }
+    head.field(b"via", via.as_bytes());
+    head.finish();
+}
+
+/// Writes `ip` as `Display` does, an IPv4 address without the formatter.
+fn write_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                super::head::write_decimal(out, u64::from(octet));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// Methods whose repetition does no harm (RFC 9110 §9.2.2).
 fn idempotent(method: &str) -> bool {
     matches!(
@@ -460,10 +544,11 @@ fn rewrite_response_head(
     } else {
         http::Version::HTTP_11
     };
-    headers::add_via(&mut list, version);
+    // Written after the others, as `add_via` would have left it: last.
+    let via = headers::take_via(&mut list, version);
     // httparse reads exactly three digits.
     let mut writer = HeadWriter::response(out, status, reason);
-    writer.fields(&list);
+    writer.fields(&list).field(b"via", via.as_bytes());
     match (&framing, codings) {
         (Framing::Length(length), _) if !bodiless => {
             writer.content_length(*length);
@@ -498,4 +583,136 @@ fn rewrite_response_head(
 /// An app's response head refused: a 502.
 fn bad_response(error: ResponseError) -> ProxyError {
     ProxyError::UpstreamBadResponse(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request head the general rewrite (the trusted-proxy branch's steps, with the
+    /// peer untrusted) writes.
+    fn general_head(
+        request: &mut WireRequest<'_>,
+        options: &ForwardOptions,
+        origin: &Origin<'_>,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let h = &mut request.headers;
+        headers::remove_hop_by_hop(h);
+        headers::strip_cookies(h, options.strip_cookies);
+        if options.strip_authorization {
+            headers::strip_authorization(h);
+        }
+        headers::set_forwarding(h, origin);
+        headers::add_via(h, http::Version::HTTP_11);
+        h.remove("host");
+        h.remove("content-length");
+        let mut head = HeadWriter::request(&mut out, request.method, request.target);
+        head.field(b"host", b"app:8080");
+        if let Some(length) = request.content_length {
+            head.content_length(length);
+        }
+        head.fields(h);
+        head.finish();
+        out
+    }
+
+    fn request<'b>(fields: &[(&'b str, &'b [u8])]) -> WireRequest<'b> {
+        let mut headers = HeaderList::with_capacity(fields.len());
+        for (name, value) in fields {
+            headers.push(name, value);
+        }
+        WireRequest {
+            method: "POST",
+            target: "/a?b",
+            headers,
+            host: Some("shop.example:8443"),
+            content_length: Some(12),
+            close: false,
+        }
+    }
+
+    #[test]
+    fn the_direct_request_head_is_the_general_rewrites() {
+        let fields: &[(&str, &[u8])] = &[
+            ("Host", b"shop.example:8443"),
+            ("X-Forwarded-For", b"6.6.6.6"),
+            ("x-forwarded-proto", b"https"),
+            ("X-Forwarded-Host", b"evil.example"),
+            ("X_Forwarded_For", b"7.7.7.7"),
+            ("Forwarded", b"for=6.6.6.6"),
+            ("X-Real-IP", b"6.6.6.6"),
+            ("X-Original-URL", b"/admin"),
+            ("Connection", b"keep-alive, x-secret"),
+            ("X-Secret", b"1"),
+            ("Keep-Alive", b"timeout=5"),
+            ("Authorization", b"Bearer abc"),
+            ("Cookie", b"a=1; grid_session=x; b=2"),
+            ("Via", b"1.0 cdn"),
+            ("Content-Length", b"12"),
+            ("Accept", b"*/*"),
+        ];
+        let peers = ["10.1.2.3".parse().unwrap(), "::1".parse().unwrap()];
+        for (peer, strip_authorization, forwarded_header, via) in [
+            (peers[0], true, false, true),
+            (peers[0], false, true, true),
+            (peers[1], true, true, false),
+            (peers[1], false, false, false),
+        ] {
+            let fields: Vec<_> = fields
+                .iter()
+                .filter(|(name, _)| via || *name != "Via")
+                .copied()
+                .collect();
+            let options = ForwardOptions {
+                strip_cookies: &["grid_session"],
+                strip_authorization,
+            };
+            let origin = Origin {
+                peer,
+                proto: "http",
+                host: Some("shop.example:8443"),
+                trusted: false,
+                forwarded_header,
+            };
+            let expected = general_head(&mut request(&fields), &options, &origin);
+            let mut out = b"left over".to_vec();
+            request_head(
+                &mut out,
+                &mut request(&fields),
+                "app:8080",
+                &options,
+                &origin,
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected),
+                "peer {peer}, strip_authorization {strip_authorization}, forwarded {forwarded_header}"
+            );
+            let text = String::from_utf8_lossy(&out);
+            assert!(
+                text.contains(&format!("x-forwarded-for: {peer}\r\n")),
+                "{text}"
+            );
+            assert!(
+                !text.contains("6.6.6.6") && !text.contains("x-secret") && !text.contains("/admin"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn decimals_and_addresses_are_written_as_display_does() {
+        for n in [0u64, 7, 10, 255, 1_000_000, u64::MAX] {
+            let mut out = Vec::new();
+            crate::wire::head::write_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        for ip in ["0.0.0.0", "127.0.0.1", "255.10.0.99", "::1", "fe80::1:2"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            write_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string().as_bytes());
+        }
+    }
 }
