@@ -2,3 +2,4 @@
 //! `main.rs`; the work is done here so it can be tested without a process).
 
 pub mod policy;
+pub mod registry;

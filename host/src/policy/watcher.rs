@@ -228,6 +228,10 @@ pub async fn reload(set: &Arc<PolicySet>, dir: Option<&Path>) -> Vec<(World, Rel
 }
 
 async fn reload_world(set: &Arc<PolicySet>, dir: Option<&Path>, world: World) -> ReloadOutcome {
+    if set.is_remote(world) {
+        // Served from a registry artefact (`crate::oci::follower`), not from the directory.
+        return ReloadOutcome::Unchanged;
+    }
     let candidate = match candidate(dir, world, set.max_file_bytes()) {
         Ok(Some(c)) => c,
         Ok(None) => return ReloadOutcome::Missing,

@@ -1,0 +1,469 @@
+//! Policies through a real OCI registry (Debian's docker-registry on loopback): push, pull
+//! by tag and by digest, with and without authentication, and the signature checks that
+//! refuse unsigned, tampered and wrongly signed artefacts with their codes.
+
+mod node_support;
+mod registry_support;
+
+use alloy::signers::local::PrivateKeySigner;
+use grid_gateway::oci::{
+    Credentials, OciError, Registry, RegistryOptions, Signer, TrustedSigners, parse_reference,
+};
+use grid_gateway::policy::{PolicyEngine, PolicySource, World, builtin};
+use registry_support::*;
+
+const MAX: u64 = 64 << 20;
+
+fn registry_client(registry: &TestRegistry) -> Registry {
+    Registry::new(RegistryOptions {
+        plain_http: vec![registry.host.clone()],
+        credentials: if registry.authenticated {
+            Credentials::basic(&registry.host, USER, PASSWORD)
+        } else {
+            Credentials::default()
+        },
+    })
+}
+
+fn pricing_wasm() -> Vec<u8> {
+    builtin::builtin(World::Pricing)
+        .expect("built-in pricing policy")
+        .wasm
+        .to_vec()
+}
+
+fn code<T: std::fmt::Debug>(result: Result<T, OciError>) -> &'static str {
+    match result {
+        Ok(v) => panic!("expected a refusal, got {v:?}"),
+        Err(e) => e.code(),
+    }
+}
+
+#[tokio::test]
+async fn push_then_pull_by_tag_and_by_digest_gives_the_same_bytes() {
+    let registry = TestRegistry::start();
+    let client = registry_client(&registry);
+    let reference = registry.reference("grid/pricing:v1");
+    let settings = br#"{"cpu_milli_per_second":"7"}"#.to_vec();
+    let pushed = client
+        .push(
+            &reference,
+            "pricing",
+            pricing_wasm(),
+            Some(settings.clone()),
+            None,
+        )
+        .await
+        .expect("push");
+    assert!(pushed.digest.starts_with("sha256:"));
+
+    let by_tag = client
+        .pull(&reference, &TrustedSigners::default(), MAX)
+        .await
+        .expect("pull by tag");
+    assert_eq!(by_tag.digest, pushed.digest);
+    assert_eq!(by_tag.wasm, pricing_wasm());
+    assert_eq!(by_tag.settings.as_bytes(), settings.as_slice());
+    assert_eq!(by_tag.world.as_deref(), Some("pricing"));
+
+    let pinned = format!("{}/grid/pricing@{}", registry.host, pushed.digest);
+    let by_digest = client
+        .pull(&pinned, &TrustedSigners::default(), MAX)
+        .await
+        .expect("pull by digest");
+    assert_eq!(by_digest.digest, pushed.digest);
+    assert_eq!(by_digest.wasm, by_tag.wasm);
+    assert_eq!(client.resolve(&reference).await, Ok(pushed.digest.clone()));
+
+    // A layer larger than the cap is refused before it is downloaded.
+    assert_eq!(
+        code(
+            client
+                .pull(&reference, &TrustedSigners::default(), 16)
+                .await
+        ),
+        "policy_file_too_large"
+    );
+    // A digest nobody pushed.
+    let missing = format!("{}/grid/pricing@sha256:{}", registry.host, "0".repeat(64));
+    assert_eq!(
+        code(client.pull(&missing, &TrustedSigners::default(), MAX).await),
+        "policy_not_found"
+    );
+}
+
+#[tokio::test]
+async fn an_authenticated_registry_needs_the_credentials() {
+    let registry = TestRegistry::start_with_auth();
+    let client = registry_client(&registry);
+    let reference = registry.reference("grid/pricing:v1");
+    let pushed = client
+        .push(&reference, "pricing", pricing_wasm(), None, None)
+        .await
+        .expect("push with credentials");
+    let pulled = client
+        .pull(&reference, &TrustedSigners::default(), MAX)
+        .await
+        .expect("pull with credentials");
+    assert_eq!(pulled.digest, pushed.digest);
+    assert_eq!(pulled.settings, "");
+
+    let anonymous = Registry::new(RegistryOptions {
+        plain_http: vec![registry.host.clone()],
+        credentials: Credentials::default(),
+    });
+    assert_eq!(
+        code(
+            anonymous
+                .pull(&reference, &TrustedSigners::default(), MAX)
+                .await
+        ),
+        "registry_unauthorized"
+    );
+    let wrong = Registry::new(RegistryOptions {
+        plain_http: vec![registry.host.clone()],
+        credentials: Credentials::basic(&registry.host, USER, "not-the-password"),
+    });
+    assert_eq!(
+        code(
+            wrong
+                .pull(&reference, &TrustedSigners::default(), MAX)
+                .await
+        ),
+        "registry_unauthorized"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_artefact_verifies_and_loads() {
+    let registry = TestRegistry::start_with_auth();
+    let client = registry_client(&registry);
+    let signer = Signer::new(PrivateKeySigner::random());
+    let trust = TrustedSigners::new(vec![signer.address()]);
+    let reference = registry.reference("grid/pricing:v1");
+    let pushed = client
+        .push(&reference, "pricing", pricing_wasm(), None, Some(&signer))
+        .await
+        .expect("push signed");
+    assert_eq!(
+        pushed.signer.as_deref(),
+        Some(signer.address().to_checksum(None).as_str())
+    );
+    let pulled = client
+        .pull(&reference, &trust, MAX)
+        .await
+        .expect("verified");
+    assert_eq!(pulled.signer, pushed.signer);
+    let engine = PolicyEngine::builder().build().expect("engine");
+    let policy = engine
+        .load(
+            World::Pricing,
+            "pricing",
+            PolicySource::Builtin,
+            &pulled.wasm,
+            &pulled.settings,
+        )
+        .expect("the pulled component loads");
+    assert_eq!(policy.world(), World::Pricing);
+}
+
+#[tokio::test]
+async fn unsigned_wrongly_signed_and_moved_signatures_are_refused_with_their_codes() {
+    let registry = TestRegistry::start();
+    let client = registry_client(&registry);
+    let trusted = Signer::new(PrivateKeySigner::random());
+    let stranger = Signer::new(PrivateKeySigner::random());
+    let trust = TrustedSigners::new(vec![trusted.address()]);
+
+    let unsigned = registry.reference("grid/pricing:unsigned");
+    client
+        .push(&unsigned, "pricing", pricing_wasm(), None, None)
+        .await
+        .expect("push");
+    assert_eq!(
+        code(client.pull(&unsigned, &trust, MAX).await),
+        "policy_unsigned"
+    );
+
+    let foreign = registry.reference("grid/pricing:foreign");
+    client
+        .push(
+            &foreign,
+            "pricing",
+            pricing_wasm(),
+            Some(b"{}".to_vec()),
+            Some(&stranger),
+        )
+        .await
+        .expect("push");
+    assert_eq!(
+        code(client.pull(&foreign, &trust, MAX).await),
+        "policy_signer_untrusted"
+    );
+
+    // A trusted signature of another artefact, copied next to this one.
+    let signed = registry.reference("grid/pricing:signed");
+    let good = client
+        .push(&signed, "pricing", pricing_wasm(), None, Some(&trusted))
+        .await
+        .expect("push");
+    let other = registry.reference("grid/pricing:other");
+    let other_pushed = client
+        .push(
+            &other,
+            "pricing",
+            pricing_wasm(),
+            Some(b"{ }".to_vec()),
+            None,
+        )
+        .await
+        .expect("push");
+    let mut moved = trusted.sign(&good.digest);
+    moved.digest = other_pushed.digest.clone();
+    client
+        .push_signature_doc(&parse_reference(&other).expect("reference"), &moved)
+        .await
+        .expect("push forged signature");
+    assert_eq!(
+        code(client.pull(&other, &trust, MAX).await),
+        "policy_signature_invalid"
+    );
+    // The genuine one still verifies.
+    client.pull(&signed, &trust, MAX).await.expect("verified");
+}
+
+#[tokio::test]
+async fn a_byte_changed_in_the_registry_is_a_digest_mismatch() {
+    let registry = TestRegistry::start();
+    let client = registry_client(&registry);
+    let signer = Signer::new(PrivateKeySigner::random());
+    let trust = TrustedSigners::new(vec![signer.address()]);
+
+    // One byte of the component layer, on the registry's disk.
+    let layer_ref = registry.reference("grid/pricing:layer");
+    let wasm = pricing_wasm();
+    client
+        .push(&layer_ref, "pricing", wasm.clone(), None, Some(&signer))
+        .await
+        .expect("push");
+    let layer = registry.blob_path(&grid_gateway::oci::digest_of(&wasm));
+    let mut bytes = std::fs::read(&layer).expect("layer on disk");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&layer, bytes).expect("tamper");
+    assert_eq!(
+        code(client.pull(&layer_ref, &trust, MAX).await),
+        "policy_digest_mismatch"
+    );
+
+    // One byte of the manifest (the world annotation), on the registry's disk.
+    let manifest_ref = registry.reference("grid/authz:manifest");
+    let pushed = client
+        .push(
+            &manifest_ref,
+            "authorization",
+            b"not even wasm".to_vec(),
+            None,
+            Some(&signer),
+        )
+        .await
+        .expect("push");
+    let manifest = registry.blob_path(&pushed.digest);
+    let text = std::fs::read_to_string(&manifest).expect("manifest on disk");
+    assert!(text.contains("authorization"));
+    std::fs::write(&manifest, text.replace("authorization", "authorizatioN")).expect("tamper");
+    assert_eq!(
+        code(client.pull(&manifest_ref, &trust, MAX).await),
+        "policy_digest_mismatch"
+    );
+    let pinned = format!("{}/grid/authz@{}", registry.host, pushed.digest);
+    assert_eq!(
+        code(client.pull(&pinned, &trust, MAX).await),
+        "policy_digest_mismatch"
+    );
+}
+
+/// The pricing world's entry of `GET /_grid/v1/node`.
+async fn pricing_status(addr: std::net::SocketAddr) -> serde_json::Value {
+    let node = node_support::http(addr, "GET", "/_grid/v1/node", &[], None).await;
+    assert_eq!(node.status, 200, "{}", node.json);
+    node.json["policies"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["world"] == "pricing"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no pricing policy in {}", node.json))
+}
+
+/// The price of a day of two cores, 4 GiB and 10 GiB, as the node quotes it.
+async fn day_price(addr: std::net::SocketAddr) -> String {
+    let body = serde_json::json!({
+        "resources": {"cpu": "2", "memory": "4Gi", "storage": "10Gi", "gpu": 0},
+        "duration_secs": 86_400,
+        "payment": "1000000000000",
+    });
+    let reply = node_support::http(addr, "POST", "/_grid/v1/quote", &[], Some(body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    reply.json["price"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Polls the node until `done` holds for the pricing status (the follower polls every
+/// second); panics with the last status after a generous bound.
+async fn pricing_until(
+    addr: std::net::SocketAddr,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..600 {
+        let status = pricing_status(addr).await;
+        if done(&status) {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never reached: {}", pricing_status(addr).await);
+}
+
+fn pricing_settings(cpu_core_per_second: u32) -> Vec<u8> {
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../policies/pricing-linear/fixtures/settings.json"),
+    )
+    .expect("fixture settings");
+    let mut settings: serde_json::Value = serde_json::from_str(&fixture).expect("JSON");
+    settings["cpu_core_per_second"] = cpu_core_per_second.to_string().into();
+    serde_json::to_vec(&settings).expect("JSON")
+}
+
+async fn start_node(config: grid_gateway::config::Config) -> grid_gateway::server::Running {
+    // The previous node's store may still be closing (see node_support::gateway).
+    for _ in 0..200 {
+        match grid_gateway::server::start(config.clone(), Default::default()).await {
+            Ok(running) => return running,
+            Err(e) if e.to_string().contains("store") => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("gateway: {e}"),
+        }
+    }
+    panic!("the store stayed locked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_follows_a_tag_keeps_the_last_good_version_and_starts_offline_from_its_cache() {
+    let registry = TestRegistry::start_with_auth();
+    let client = registry_client(&registry);
+    let trusted = Signer::new(PrivateKeySigner::random());
+    let stranger = Signer::new(PrivateKeySigner::random());
+    let reference = registry.reference("grid/pricing:stable");
+    let v1 = client
+        .push(
+            &reference,
+            "pricing",
+            pricing_wasm(),
+            Some(pricing_settings(10)),
+            Some(&trusted),
+        )
+        .await
+        .expect("push v1");
+
+    let root = tempfile::tempdir().expect("temp dir");
+    let credentials = root.path().join("registry-auth.json");
+    std::fs::write(
+        &credentials,
+        serde_json::json!({"auths": {registry.host.clone(): {"username": USER, "password": PASSWORD}}})
+            .to_string(),
+    )
+    .expect("credentials file");
+    let mut config = node_support::config(root.path(), "http://127.0.0.1:9", Default::default());
+    config.chain = None;
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.policy.oci = grid_gateway::oci::follower::OciConfig {
+        pricing: Some(reference.clone()),
+        poll_interval: std::time::Duration::from_secs(1),
+        plain_http: vec![registry.host.clone()],
+        credentials_file: Some(credentials),
+        trusted_signers: vec![trusted.address()],
+        ..Default::default()
+    };
+    config.validate().expect("valid config");
+
+    let running = start_node(config.clone()).await;
+    let addr = running.addr;
+    let status = pricing_status(addr).await;
+    assert_eq!(status["current"]["source"]["kind"], "oci", "{status}");
+    assert_eq!(
+        status["current"]["artefact"]["digest"],
+        v1.digest.as_str(),
+        "{status}"
+    );
+    assert_eq!(
+        status["current"]["artefact"]["signer"],
+        trusted.address().to_checksum(None).as_str()
+    );
+    // 2 cores × 10 + 4 GiB × 4 + 10 GiB × 1 per second.
+    assert_eq!(day_price(addr).await, (46 * 86_400).to_string());
+
+    // A new signed push under the tag is picked up.
+    let v2 = client
+        .push(
+            &reference,
+            "pricing",
+            pricing_wasm(),
+            Some(pricing_settings(20)),
+            Some(&trusted),
+        )
+        .await
+        .expect("push v2");
+    pricing_until(addr, |s| {
+        s["current"]["artefact"]["digest"] == v2.digest.as_str()
+    })
+    .await;
+    assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
+
+    // Unsigned, then signed by a stranger: refused with their codes, v2 keeps pricing.
+    client
+        .push(
+            &reference,
+            "pricing",
+            pricing_wasm(),
+            Some(pricing_settings(30)),
+            None,
+        )
+        .await
+        .expect("push unsigned");
+    let status = pricing_until(addr, |s| s["last_error"]["code"] == "policy_unsigned").await;
+    assert_eq!(status["current"]["artefact"]["digest"], v2.digest.as_str());
+    assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
+    client
+        .push(
+            &reference,
+            "pricing",
+            pricing_wasm(),
+            Some(pricing_settings(40)),
+            Some(&stranger),
+        )
+        .await
+        .expect("push foreign");
+    let status = pricing_until(addr, |s| {
+        s["last_error"]["code"] == "policy_signer_untrusted"
+    })
+    .await;
+    assert_eq!(status["current"]["artefact"]["digest"], v2.digest.as_str());
+    assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
+    running.shutdown().await.expect("shutdown");
+
+    // The registry gone: the node starts from its cache, on v2.
+    drop(registry);
+    let running = start_node(config).await;
+    let status = pricing_status(running.addr).await;
+    assert_eq!(
+        status["current"]["artefact"]["digest"],
+        v2.digest.as_str(),
+        "{status}"
+    );
+    assert_eq!(
+        status["last_error"]["code"], "registry_unavailable",
+        "{status}"
+    );
+    assert_eq!(day_price(running.addr).await, (66 * 86_400).to_string());
+    running.shutdown().await.expect("shutdown");
+}
