@@ -316,6 +316,9 @@ pub struct PolicyConfig {
     pub watch: WatchConfig,
     /// Worlds whose policy is a signed artefact in an OCI registry (`[policy.oci]`).
     pub oci: crate::oci::follower::OciConfig,
+    /// Refuse the policy directory's files (they are unsigned, `policy_unsigned`): only
+    /// signed registry artefacts and the built-in policies serve. Default false.
+    pub require_signatures: bool,
 }
 
 impl Default for PolicyConfig {
@@ -327,6 +330,7 @@ impl Default for PolicyConfig {
             limits: RuntimeLimits::default(),
             watch: WatchConfig::default(),
             oci: Default::default(),
+            require_signatures: false,
         }
     }
 }

@@ -200,8 +200,11 @@ impl Gateway {
                 config.policy.compile_cache_max_bytes,
             )
             .build()?;
-        let policies =
-            Arc::new(PolicySet::new(engine).with_max_file_bytes(config.policy.max_file_bytes));
+        let policies = Arc::new(
+            PolicySet::new(engine)
+                .with_max_file_bytes(config.policy.max_file_bytes)
+                .with_require_signatures(config.policy.require_signatures),
+        );
         // Worlds named by reference are marked before the directory is read: neither a
         // file nor the built-in policy stands in for a registry artefact.
         let policy_follower = crate::oci::follower::Follower::new(

@@ -226,6 +226,11 @@ impl RegistryFlags {
     }
 }
 
+/// A registry refusal as the CLI prints it: its stable code first.
+fn with_code(error: grid_gateway::oci::OciError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {error}", error.code())
+}
+
 fn registry_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -360,36 +365,44 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             settings,
             sign_key,
             registry,
-        } => print_json(&registry_runtime()?.block_on(registry_cmd::push(
-            &registry.args(),
-            &reference,
-            world.into(),
-            &policy,
-            settings.as_deref(),
-            sign_key.as_deref(),
-        ))?),
+        } => print_json(
+            &registry_runtime()?
+                .block_on(registry_cmd::push(
+                    &registry.args(),
+                    &reference,
+                    world.into(),
+                    &policy,
+                    settings.as_deref(),
+                    sign_key.as_deref(),
+                ))
+                .map_err(with_code)?,
+        ),
         PolicyCommand::Sign {
             reference,
             sign_key,
             registry,
-        } => print_json(&registry_runtime()?.block_on(registry_cmd::sign(
-            &registry.args(),
-            &reference,
-            &sign_key,
-        ))?),
+        } => print_json(
+            &registry_runtime()?
+                .block_on(registry_cmd::sign(&registry.args(), &reference, &sign_key))
+                .map_err(with_code)?,
+        ),
         PolicyCommand::Pull {
             reference,
             world,
             out,
             trusted_signers,
             registry,
-        } => print_json(&registry_runtime()?.block_on(registry_cmd::pull(
-            &registry.args(),
-            &reference,
-            world.into(),
-            trusted_signers,
-            &out,
-        ))?),
+        } => print_json(
+            &registry_runtime()?
+                .block_on(registry_cmd::pull(
+                    &registry.args(),
+                    &reference,
+                    world.into(),
+                    trusted_signers,
+                    &out,
+                ))
+                .map_err(with_code)?,
+        ),
     }
 }
 

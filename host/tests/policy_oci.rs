@@ -467,3 +467,162 @@ async fn a_node_follows_a_tag_keeps_the_last_good_version_and_starts_offline_fro
     assert_eq!(day_price(running.addr).await, (66 * 86_400).to_string());
     running.shutdown().await.expect("shutdown");
 }
+
+/// Runs the real binary.
+fn gateway_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_grid-gateway"))
+        .args(args)
+        .output()
+        .expect("run grid-gateway")
+}
+
+fn cli_json(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn the_cli_pushes_signs_and_pulls_through_an_authenticated_registry() {
+    let registry = TestRegistry::start_with_auth();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(path("pricing.wasm"), pricing_wasm()).expect("write");
+    std::fs::write(path("settings.json"), pricing_settings(10)).expect("write");
+    let publisher = PrivateKeySigner::random();
+    let cosigner = PrivateKeySigner::random();
+    for (name, key) in [("publisher.key", &publisher), ("cosigner.key", &cosigner)] {
+        std::fs::write(path(name), format!("0x{}\n", hex::encode(key.to_bytes()))).expect("key");
+    }
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        path("auth.json"),
+        serde_json::json!({"auths": {registry.host.clone(): {"auth": auth}}}).to_string(),
+    )
+    .expect("credentials");
+    let reference = registry.reference("grid/pricing:v1");
+    let registry_flags = ["--plain-http", "--credentials", &path("auth.json")];
+
+    let wasm_file = path("pricing.wasm");
+    let settings_file = path("settings.json");
+    let publisher_key = path("publisher.key");
+    let mut push = vec![
+        "policy",
+        "push",
+        &reference,
+        "--world",
+        "pricing",
+        "--policy",
+        &wasm_file,
+        "--settings",
+        &settings_file,
+        "--sign-key",
+        &publisher_key,
+    ];
+    push.extend(registry_flags);
+    let pushed = cli_json(&gateway_cli(&push));
+    let publisher_address = publisher.address().to_checksum(None);
+    assert_eq!(pushed["signer"], publisher_address.as_str());
+    let digest = pushed["digest"].as_str().expect("digest").to_owned();
+
+    let out = dir.path().join("policies");
+    std::fs::create_dir(&out).expect("out dir");
+    let out_arg = out.display().to_string();
+    let pinned = format!("{}/grid/pricing@{digest}", registry.host);
+    let pull = |signer: &str| {
+        let mut args = vec![
+            "policy",
+            "pull",
+            &pinned,
+            "--world",
+            "pricing",
+            "--out",
+            &out_arg,
+            "--trusted-signer",
+            signer,
+        ];
+        args.extend(registry_flags);
+        gateway_cli(&args)
+    };
+    let pulled = cli_json(&pull(&publisher_address));
+    assert_eq!(pulled["digest"], digest.as_str());
+    assert_eq!(
+        std::fs::read(out.join("pricing.wasm")).expect("wasm"),
+        pricing_wasm()
+    );
+    assert_eq!(
+        std::fs::read(out.join("pricing.settings.json")).expect("settings"),
+        pricing_settings(10)
+    );
+
+    // Not trusted yet: refused with its code, and nothing is written.
+    std::fs::remove_file(out.join("pricing.wasm")).expect("remove");
+    let cosigner_address = cosigner.address().to_checksum(None);
+    let refused = pull(&cosigner_address);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("policy_signer_untrusted"), "{stderr}");
+    assert!(!out.join("pricing.wasm").exists());
+
+    // `policy sign` signs it again, as the co-signer (one signature per digest): accepted now.
+    let cosigner_key = path("cosigner.key");
+    let mut sign = vec!["policy", "sign", &pinned, "--sign-key", &cosigner_key];
+    sign.extend(registry_flags);
+    let signed = cli_json(&gateway_cli(&sign));
+    assert_eq!(signed["signer"], cosigner_address.as_str());
+    assert_eq!(
+        cli_json(&pull(&cosigner_address))["digest"],
+        digest.as_str()
+    );
+}
+
+#[tokio::test]
+async fn with_require_signatures_local_policy_files_are_refused_as_unsigned() {
+    use grid_gateway::policy::{PolicySet, ReloadOutcome, reload};
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("pricing.wasm"), pricing_wasm()).expect("write");
+    let engine = || PolicyEngine::builder().build().expect("engine");
+
+    let strict = std::sync::Arc::new(PolicySet::new(engine()).with_require_signatures(true));
+    let outcomes = reload(&strict, Some(dir.path())).await;
+    let of = |outcomes: &[(World, ReloadOutcome)]| {
+        outcomes
+            .iter()
+            .find(|(w, _)| *w == World::Pricing)
+            .map(|(_, o)| o.clone())
+    };
+    assert!(
+        matches!(of(&outcomes), Some(ReloadOutcome::Failed(_))),
+        "{outcomes:?}"
+    );
+    let status = strict.status();
+    let pricing = status
+        .iter()
+        .find(|s| s.world == World::Pricing)
+        .expect("pricing status");
+    assert!(
+        pricing.current.is_none(),
+        "the unsigned file does not serve"
+    );
+    assert_eq!(
+        pricing.last_error.as_ref().map(|e| e.code),
+        Some("policy_unsigned")
+    );
+    // A world without files runs its built-in policy (part of the binary).
+    assert!(strict.current(World::Payee).is_some());
+    // Refused once: the unchanged file is not looked at again.
+    let again = reload(&strict, Some(dir.path())).await;
+    assert_eq!(of(&again), Some(ReloadOutcome::Unchanged));
+
+    let lenient = std::sync::Arc::new(PolicySet::new(engine()));
+    reload(&lenient, Some(dir.path())).await;
+    let pricing = lenient.current(World::Pricing).expect("the file serves");
+    assert_eq!(
+        pricing.info().source,
+        PolicySource::File(dir.path().join("pricing.wasm"))
+    );
+}
