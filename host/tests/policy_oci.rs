@@ -413,10 +413,14 @@ async fn a_node_follows_a_tag_keeps_the_last_good_version_and_starts_offline_fro
         )
         .await
         .expect("push v2");
+    // Reported, not asserted (speed belongs in benches): push to serving, tag polled
+    // every second.
+    let pushed_at = std::time::Instant::now();
     pricing_until(addr, |s| {
         s["current"]["artefact"]["digest"] == v2.digest.as_str()
     })
     .await;
+    eprintln!("push to serving: {} ms", pushed_at.elapsed().as_millis());
     assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
 
     // Unsigned, then signed by a stranger: refused with their codes, v2 keeps pricing.
