@@ -138,6 +138,10 @@ impl Follower {
         if references.is_empty() {
             return Ok(None);
         }
+        if config.trusted_signers.is_empty() {
+            // Also checked by `validate`; here for a config built in code.
+            return Err(OciError::NoTrustedSigners);
+        }
         let credentials = match &config.credentials_file {
             Some(path) => Credentials::from_file(path)?,
             None => Credentials::default(),
@@ -385,5 +389,40 @@ impl Follower {
         }
         write("manifest.json", &artefact.manifest)?;
         write("reference", follow.reference.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_world_needs_trusted_signers() {
+        let config = OciConfig {
+            pricing: Some("127.0.0.1:5000/grid/pricing:stable".into()),
+            ..OciConfig::default()
+        };
+        assert_eq!(
+            config.validate().map_err(|(key, _)| key),
+            Err("policy.oci.trusted_signers")
+        );
+        let engine = crate::policy::PolicyEngine::builder()
+            .build()
+            .expect("engine");
+        let set = Arc::new(PolicySet::new(engine));
+        let refused = Follower::new(set.clone(), &config, Path::new("/nonexistent"))
+            .err()
+            .map(|e| e.code());
+        assert_eq!(refused, Some("policy_trusted_signers_missing"));
+        // Nothing named: no follower, and the worlds stay the directory's.
+        assert!(matches!(
+            Follower::new(
+                set.clone(),
+                &OciConfig::default(),
+                Path::new("/nonexistent")
+            ),
+            Ok(None)
+        ));
+        assert!(!set.is_remote(World::Pricing));
     }
 }

@@ -94,6 +94,10 @@ pub enum OciError {
         /// Why.
         message: String,
     },
+    /// `[policy.oci]` names worlds but trusts nobody: registry artefacts are only ever
+    /// loaded signed.
+    #[error("policy.oci.trusted_signers is empty: registry artefacts are only loaded signed")]
+    NoTrustedSigners,
     /// The signing key could not be read.
     #[error("signing key {path}: {message}")]
     Key {
@@ -120,6 +124,7 @@ impl OciError {
             OciError::TooLarge { .. } => "policy_file_too_large",
             OciError::Credentials { .. } => "registry_credentials_invalid",
             OciError::Key { .. } => "sign_key_invalid",
+            OciError::NoTrustedSigners => "policy_trusted_signers_missing",
         }
     }
 
