@@ -453,6 +453,41 @@ async fn a_node_follows_a_tag_keeps_the_last_good_version_and_starts_offline_fro
     .await;
     assert_eq!(status["current"]["artefact"]["digest"], v2.digest.as_str());
     assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
+
+    // Signed, then one byte of its settings layer changed on the registry's disk before
+    // the tag points at it: a digest mismatch, v2 keeps pricing.
+    let staging = registry.reference("grid/pricing:staging");
+    let tampered_settings = pricing_settings(50);
+    client
+        .push(
+            &staging,
+            "pricing",
+            pricing_wasm(),
+            Some(tampered_settings.clone()),
+            Some(&trusted),
+        )
+        .await
+        .expect("push to staging");
+    let layer = registry.blob_path(&grid_gateway::oci::digest_of(&tampered_settings));
+    let mut bytes = std::fs::read(&layer).expect("layer on disk");
+    bytes[0] ^= 1;
+    std::fs::write(&layer, bytes).expect("tamper");
+    client
+        .push(
+            &reference,
+            "pricing",
+            pricing_wasm(),
+            Some(tampered_settings),
+            Some(&trusted),
+        )
+        .await
+        .expect("the same artefact under the followed tag");
+    let status = pricing_until(addr, |s| {
+        s["last_error"]["code"] == "policy_digest_mismatch"
+    })
+    .await;
+    assert_eq!(status["current"]["artefact"]["digest"], v2.digest.as_str());
+    assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
     running.shutdown().await.expect("shutdown");
 
     // The registry gone: the node starts from its cache, on v2.
