@@ -59,6 +59,19 @@ if ! command -v kubectl >/dev/null 2>&1; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq kubernetes-client
 fi
 
+# The policy registry tests (host/tests/policy_oci.rs) start their own OCI registry on
+# loopback: Debian's docker-registry (the CNCF distribution server), with htpasswd from
+# apache2-utils for the authenticated one. The package starts a system registry on port
+# 5000: stopped and disabled, nothing may depend on it.
+if [ ! -x /usr/bin/docker-registry ] || ! command -v htpasswd >/dev/null 2>&1; then
+  echo "bootstrap: installing docker-registry and apache2-utils (Debian packages)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry apache2-utils
+  $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  $SUDO service docker-registry stop >/dev/null 2>&1 || true
+fi
+
 # schemathesis checks every answer of a node against its OpenAPI document (scripts/api-check.sh).
 SCHEMATHESIS_VERSION=4.32.5
 if ! .tools/venv/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then

@@ -314,6 +314,11 @@ pub struct PolicyConfig {
     pub limits: RuntimeLimits,
     /// Watcher timing (`[policy.watch]`).
     pub watch: WatchConfig,
+    /// Worlds whose policy is a signed artefact in an OCI registry (`[policy.oci]`).
+    pub oci: crate::oci::follower::OciConfig,
+    /// Refuse the policy directory's files (they are unsigned, `policy_unsigned`): only
+    /// signed registry artefacts and the built-in policies serve. Default false.
+    pub require_signatures: bool,
 }
 
 impl Default for PolicyConfig {
@@ -324,6 +329,8 @@ impl Default for PolicyConfig {
             compile_cache_max_bytes: crate::policy::disk_cache::DEFAULT_MAX_BYTES,
             limits: RuntimeLimits::default(),
             watch: WatchConfig::default(),
+            oci: Default::default(),
+            require_signatures: false,
         }
     }
 }
@@ -487,6 +494,10 @@ impl Config {
                 "must be at least 1 (every policy file would be refused)",
             ));
         }
+        self.policy
+            .oci
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         if let Some(dir) = &self.policy.dir
             && !dir.is_dir()
         {

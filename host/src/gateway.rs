@@ -45,6 +45,9 @@ pub enum BuildError {
     /// The policy engine could not start.
     #[error("policy engine: {0}")]
     Engine(#[from] EngineError),
+    /// `[policy.oci]` is unusable (its credentials file, say).
+    #[error("policy registry: {0}")]
+    PolicyRegistry(#[from] crate::oci::OciError),
     /// The node wallet or the chain client could not be set up.
     #[error("chain: {0}")]
     Chain(#[from] grid_chain::Error),
@@ -122,6 +125,10 @@ pub struct Gateway {
     /// Settles the node's orders on chain (`None` without a chain). Started by
     /// [`Gateway::start_background`] when `settlement.enabled`; tests call its `tick`.
     pub settler: Option<Arc<Settler>>,
+    /// Keeps the worlds named in `[policy.oci]` on their signed registry artefacts
+    /// (`None` when none is named). Polls from [`Gateway::watch_policies`]; tests call its
+    /// `check_once`.
+    pub policy_follower: Option<Arc<crate::oci::follower::Follower>>,
     watcher: std::sync::Mutex<Option<WatcherHandle>>,
     cluster: Option<grid_cluster::ClusterClient>,
     node_capacity: Option<Arc<RefreshedCapacity>>,
@@ -193,9 +200,23 @@ impl Gateway {
                 config.policy.compile_cache_max_bytes,
             )
             .build()?;
-        let policies =
-            Arc::new(PolicySet::new(engine).with_max_file_bytes(config.policy.max_file_bytes));
+        let policies = Arc::new(
+            PolicySet::new(engine)
+                .with_max_file_bytes(config.policy.max_file_bytes)
+                .with_require_signatures(config.policy.require_signatures),
+        );
+        // Worlds named by reference are marked before the directory is read: neither a
+        // file nor the built-in policy stands in for a registry artefact.
+        let policy_follower = crate::oci::follower::Follower::new(
+            policies.clone(),
+            &config.policy.oci,
+            &config.data_dir,
+        )?
+        .map(Arc::new);
         policy::reload(&policies, config.policy.dir.as_deref()).await;
+        if let Some(follower) = &policy_follower {
+            follower.start().await;
+        }
 
         let chain = match (&config.chain, wallet) {
             (Some(chain_config), Some(wallet)) => Some(ChainClient::new(
@@ -295,6 +316,7 @@ impl Gateway {
             registry,
             tls,
             settler,
+            policy_follower,
             watcher: std::sync::Mutex::new(None),
             cluster,
             node_capacity,
@@ -302,8 +324,16 @@ impl Gateway {
         }))
     }
 
-    /// Starts watching the policy directory, if one is configured.
+    /// Starts watching the policy directory, if one is configured, and following the
+    /// registry references of `[policy.oci]`.
     pub fn watch_policies(&self) {
+        if let Some(follower) = &self.policy_follower {
+            let task = follower.clone().spawn();
+            self.background
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(task);
+        }
         if let Some(dir) = &self.config.policy.dir {
             let handle = policy::spawn_watcher(
                 self.policies.clone(),

@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod handoff;
 pub mod http;
 pub mod metrics;
+pub mod oci;
 pub mod orders;
 pub mod policy;
 pub mod process;

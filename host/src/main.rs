@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use grid_gateway::cli::policy::{self as policy_cmd, CommandError, PolicyOptions};
+use grid_gateway::cli::registry as registry_cmd;
 use grid_gateway::cli::scaffold::{self, Lang, NewOptions, SdkSource};
 use grid_gateway::config::Config;
 use grid_gateway::policy::{Isolation, RuntimeLimits, World};
@@ -180,6 +181,54 @@ enum PolicyCommand {
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },
+    /// Push a component and its settings to an OCI registry as a policy artefact, signed
+    /// with --sign-key when given. Prints the reference, digest and signer as JSON.
+    Push {
+        /// Where to push: `registry/repository:tag`.
+        reference: String,
+        /// The world the policy implements.
+        #[arg(long, value_enum)]
+        world: WorldArg,
+        /// The component (.wasm).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The policy's settings (JSON).
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// A file holding the signer's private key in hex (the node wallet's format).
+        #[arg(long)]
+        sign_key: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
+    /// Sign the artefact a reference points at now (EIP-191 over its manifest digest) and
+    /// push the signature beside it (tag `sha256-<hex>.sig`).
+    Sign {
+        /// `registry/repository:tag` or `registry/repository@sha256:…`.
+        reference: String,
+        /// A file holding the signer's private key in hex.
+        #[arg(long)]
+        sign_key: PathBuf,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
+    /// Pull a policy artefact, verify it (digests; signature when --trusted-signer is
+    /// given) and write `<world>.wasm` and `<world>.settings.json` into --out.
+    Pull {
+        /// `registry/repository:tag` or `registry/repository@sha256:…`.
+        reference: String,
+        /// The world the policy implements (names the files written).
+        #[arg(long, value_enum)]
+        world: WorldArg,
+        /// Directory to write into (a policy directory, say).
+        #[arg(long)]
+        out: PathBuf,
+        /// Accept only artefacts signed by this address (repeatable).
+        #[arg(long = "trusted-signer")]
+        trusted_signers: Vec<grid_chain::Address>,
+        #[command(flatten)]
+        registry: RegistryFlags,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -199,6 +248,36 @@ impl From<LangArg> for Lang {
             LangArg::Python => Lang::Python,
         }
     }
+}
+
+#[derive(Args)]
+struct RegistryFlags {
+    /// Speak plain HTTP to the registry (one on loopback); HTTPS otherwise.
+    #[arg(long)]
+    plain_http: bool,
+    /// Registry credentials: a Docker config.json-style file (`{"auths": {...}}`).
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+}
+
+impl RegistryFlags {
+    fn args(&self) -> registry_cmd::RegistryArgs {
+        registry_cmd::RegistryArgs {
+            plain_http: self.plain_http,
+            credentials: self.credentials.clone(),
+        }
+    }
+}
+
+/// A registry refusal as the CLI prints it: its stable code first.
+fn with_code(error: grid_gateway::oci::OciError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {error}", error.code())
+}
+
+fn registry_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -351,6 +430,51 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             println!("next: {}", made.dir.join("README.md").display());
             Ok(())
         }
+        PolicyCommand::Push {
+            reference,
+            world,
+            policy,
+            settings,
+            sign_key,
+            registry,
+        } => print_json(
+            &registry_runtime()?
+                .block_on(registry_cmd::push(
+                    &registry.args(),
+                    &reference,
+                    world.into(),
+                    &policy,
+                    settings.as_deref(),
+                    sign_key.as_deref(),
+                ))
+                .map_err(with_code)?,
+        ),
+        PolicyCommand::Sign {
+            reference,
+            sign_key,
+            registry,
+        } => print_json(
+            &registry_runtime()?
+                .block_on(registry_cmd::sign(&registry.args(), &reference, &sign_key))
+                .map_err(with_code)?,
+        ),
+        PolicyCommand::Pull {
+            reference,
+            world,
+            out,
+            trusted_signers,
+            registry,
+        } => print_json(
+            &registry_runtime()?
+                .block_on(registry_cmd::pull(
+                    &registry.args(),
+                    &reference,
+                    world.into(),
+                    trusted_signers,
+                    &out,
+                ))
+                .map_err(with_code)?,
+        ),
     }
 }
 

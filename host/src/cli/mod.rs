@@ -2,4 +2,5 @@
 //! `main.rs`; the work is done here so it can be tested without a process).
 
 pub mod policy;
+pub mod registry;
 pub mod scaffold;

@@ -50,6 +50,20 @@ pub enum PolicySource {
     Builtin,
     /// A file in the policy directory (or given on the command line).
     File(std::path::PathBuf),
+    /// An artefact pulled from an OCI registry, by this reference (see
+    /// [`PolicyInfo::artefact`] for the digest in force).
+    Oci(String),
+}
+
+/// The registry artefact a version was pulled from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ArtefactOrigin {
+    /// The reference followed (`registry/repo:tag` or `registry/repo@sha256:...`).
+    pub reference: String,
+    /// The manifest digest in force (`sha256:<hex>`): what was signed.
+    pub digest: String,
+    /// The trusted account whose signature was verified.
+    pub signer: Option<String>,
 }
 
 /// Identity of a loaded policy version, as shown on `/_grid/v1/node`.
@@ -67,6 +81,9 @@ pub struct PolicyInfo {
     pub source: PolicySource,
     /// When it was put into service (RFC 3339).
     pub loaded_at: String,
+    /// For a version pulled from a registry: the reference, digest and signer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artefact: Option<ArtefactOrigin>,
 }
 
 /// A compiled, validated policy version. Shared behind an `Arc`; evaluations that started
@@ -166,6 +183,7 @@ impl PolicyEngine {
                 settings_sha256: sha256_hex(settings.as_bytes()),
                 source,
                 loaded_at: rfc3339(SystemTime::now()),
+                artefact: None,
             },
             label,
             settings: Arc::from(settings),
@@ -214,6 +232,12 @@ impl CompiledPolicy {
     /// What this version is.
     pub fn info(&self) -> &PolicyInfo {
         &self.info
+    }
+
+    /// Records the registry artefact this version was pulled from.
+    pub fn with_artefact(mut self, origin: ArtefactOrigin) -> Self {
+        self.info.artefact = Some(origin);
+        self
     }
 
     /// The world it serves.

@@ -54,6 +54,16 @@ pub enum LoadError {
     /// `validate-settings` itself failed (trap, deadline, memory).
     #[error("validating settings failed: {0}")]
     SettingsEvaluation(#[source] EvalError),
+    /// The artefact was not accepted before compiling (an unsigned or tampered artefact
+    /// from a registry, the registry unreachable): `code` is the distributor's stable code
+    /// (`policy_unsigned`, `policy_digest_mismatch`, ...).
+    #[error("{message}")]
+    Refused {
+        /// Stable snake_case code.
+        code: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl LoadError {
@@ -83,6 +93,7 @@ impl LoadError {
             LoadError::SettingsNotText => "settings_not_text",
             LoadError::SettingsRejected(_) => "settings_rejected",
             LoadError::SettingsEvaluation(_) => "settings_evaluation_failed",
+            LoadError::Refused { code, .. } => code,
         }
     }
 }

@@ -35,7 +35,7 @@ pub mod metrics;
 mod state;
 pub mod world;
 
-pub use compiled::{CompiledPolicy, PolicyInfo, PolicySource, sha256_hex};
+pub use compiled::{ArtefactOrigin, CompiledPolicy, PolicyInfo, PolicySource, sha256_hex};
 pub use engine::{EngineError, PolicyEngine, PolicyEngineBuilder};
 pub use error::{EvalError, LoadError};
 pub use limits::{Isolation, RuntimeLimits};

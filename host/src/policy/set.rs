@@ -61,6 +61,11 @@ pub struct PolicySet {
     slots: [Slot; 3],
     reload_lock: tokio::sync::Mutex<()>,
     max_file_bytes: u64,
+    /// Worlds whose policy comes from a registry artefact: the policy directory and the
+    /// built-in policies do not apply to them.
+    remote: [std::sync::atomic::AtomicBool; 3],
+    /// `policy.require_signatures`: files of the policy directory (unsigned) are refused.
+    require_signatures: bool,
 }
 
 /// Default of `policy.max_file_bytes`: 64 MiB, far above any real policy (the reference
@@ -80,7 +85,33 @@ impl PolicySet {
             slots: [slot(), slot(), slot()],
             reload_lock: tokio::sync::Mutex::new(()),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            remote: Default::default(),
+            require_signatures: false,
         }
+    }
+
+    /// Refuses the policy directory's files (`policy_unsigned`): with this, only signed
+    /// registry artefacts and the built-in policies (part of the binary) serve.
+    pub fn with_require_signatures(mut self, require: bool) -> Self {
+        self.require_signatures = require;
+        self
+    }
+
+    /// Whether unsigned local policy files are refused.
+    pub fn requires_signatures(&self) -> bool {
+        self.require_signatures
+    }
+
+    /// Marks `world` as served from a registry artefact only: a reload of the policy
+    /// directory leaves it alone, and until an artefact is verified and loaded the world
+    /// has no policy (the gateway fails closed rather than run another one).
+    pub fn set_remote(&self, world: World) {
+        self.remote[world.index()].store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `world` is served from a registry artefact.
+    pub fn is_remote(&self, world: World) -> bool {
+        self.remote[world.index()].load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Caps the size of a policy file (`.wasm` or settings) a reload reads; larger files

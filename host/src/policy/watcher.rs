@@ -228,6 +228,33 @@ pub async fn reload(set: &Arc<PolicySet>, dir: Option<&Path>) -> Vec<(World, Rel
 }
 
 async fn reload_world(set: &Arc<PolicySet>, dir: Option<&Path>, world: World) -> ReloadOutcome {
+    if set.is_remote(world) {
+        // Served from a registry artefact (`crate::oci::follower`), not from the directory.
+        return ReloadOutcome::Unchanged;
+    }
+    if set.requires_signatures()
+        && let Some(dir) = dir
+        && let Some(path) = [wasm_path(dir, world), settings_path(dir, world)]
+            .into_iter()
+            .find(|p| p.exists())
+    {
+        // Files are unsigned: refused once per file (the stamp), the version in service
+        // (if any) stays.
+        let stamp = format!("unsigned:{}:{:?}", path.display(), snapshot(dir));
+        if set.failed_fingerprint(world).as_deref() == Some(stamp.as_str()) {
+            return ReloadOutcome::Unchanged;
+        }
+        let error = LoadError::Refused {
+            code: "policy_unsigned",
+            message: format!(
+                "{} is an unsigned local file and policy.require_signatures is on: publish it signed through [policy.oci]",
+                path.display()
+            ),
+        };
+        let message = error.to_string();
+        set.record_failure(world, &error, Some(stamp));
+        return ReloadOutcome::Failed(message);
+    }
     let candidate = match candidate(dir, world, set.max_file_bytes()) {
         Ok(Some(c)) => c,
         Ok(None) => return ReloadOutcome::Missing,
