@@ -205,9 +205,11 @@ async fn an_order_that_ran_out_while_the_node_was_down_is_settled_at_start() {
 
     let gw = gateway(config, Hooks::default()).await;
     gw.start_background();
-    // The first look settles it; the follower sees OrderCompleted and ends it here.
+    // The first look settles it; the follower sees OrderCompleted and ends it here. Two
+    // tasks write the record (the follower the state, the settler its transaction, after
+    // the receipt), in either order: wait for both.
     let record = get_until(&gw, &format!("/_grid/v1/orders/{id}"), |r| {
-        r["state"] == "completed"
+        r["state"] == "completed" && r["last_settlement_tx"].is_string()
     })
     .await;
     assert_eq!(record["paid"], PRICE_1H.to_string());
