@@ -200,6 +200,7 @@ async fn node(tweak: impl FnOnce(&mut TlsConfig)) -> Node {
         plain_health: false,
         hsts: HstsConfig::default(),
         reload_poll_ms: 200,
+        acme: None,
     };
     tweak(&mut tls);
     let mut config = seeded_support::config(
