@@ -378,6 +378,26 @@ async fn host_and_app_certificates_are_issued_over_http01_only_for_available_app
         .await
         .expect("gw.test is served with a certificate from pebble");
     assert_eq!(status, 200, "{body}");
+    // The challenge path stays on the plain listener (no redirect); an unknown token is 404.
+    let plain = TcpStream::connect(("127.0.0.1", s.ports.plain))
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(plain))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(
+            http::Request::get("/.well-known/acme-challenge/unknown-token")
+                .header("host", "gw.test")
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("not_found"));
     let gw = status_of(&running, "gw.test").unwrap();
     assert!(gw.not_after.unwrap() > gw.renew_at.unwrap());
     assert_eq!(gw.failures, 0);
@@ -481,6 +501,21 @@ async fn short_lived_certificates_renew_without_a_dropped_request_and_failures_b
         .unwrap();
     assert_eq!(status, 200);
     assert_eq!(leaf, renewed, "the last good certificate keeps serving");
+    let node = https_get(&roots, tls_addr(&s.ports), "gw.test", "/_grid/v1/node")
+        .await
+        .unwrap()
+        .1;
+    let node: serde_json::Value = serde_json::from_str(&node).unwrap();
+    let shown = node["acme"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "gw.test")
+        .unwrap()
+        .clone();
+    assert!(shown["failures"].as_u64().unwrap() >= 1, "{shown}");
+    assert!(shown["last_error"].is_string(), "{shown}");
+    assert_eq!(shown["serving"], true);
     let node = https_get(&roots, tls_addr(&s.ports), "gw.test", "/_grid/metrics")
         .await
         .unwrap()
