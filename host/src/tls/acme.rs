@@ -768,6 +768,75 @@ mod tests {
         assert_eq!(renew_at(1000, 1030), 1020);
     }
 
+    struct Apps(Vec<String>);
+
+    impl AppHosts for Apps {
+        fn app_hosts(&self) -> Vec<String> {
+            self.0.clone()
+        }
+    }
+
+    /// A burst of app hosts starts at most `max_orders_in_flight` orders; with
+    /// `on_demand_apps` off, none for app hosts at all.
+    #[tokio::test(flavor = "current_thread")]
+    async fn orders_in_flight_are_capped_and_app_hosts_need_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |on_demand_apps| AcmeConfig {
+            // Nothing listens there: the orders fail once they run (they do not before
+            // this test yields).
+            directory_url: "https://127.0.0.1:9/dir".into(),
+            contact_email: None,
+            ca_root_file: None,
+            hosts: vec!["gw.test".into()],
+            on_demand_apps,
+            max_orders_in_flight: 2,
+            challenges: default_challenges(),
+            check_interval_ms: 100,
+            retry_min_ms: 60_000,
+            retry_max_ms: 60_000,
+        };
+        let apps = Apps((1..=10).map(|i| format!("{i}.apps.test")).collect());
+
+        let issuer = Arc::new(
+            AcmeIssuer::load(
+                config(false),
+                dir.path(),
+                Arc::new(CertStore::new()),
+                AcmeMetrics::default(),
+            )
+            .unwrap(),
+        );
+        issuer.clone().check(&apps);
+        let hosts: Vec<String> = issuer.status().into_iter().map(|s| s.host).collect();
+        assert_eq!(hosts, ["gw.test"], "no app host without on_demand_apps");
+
+        let issuer = Arc::new(
+            AcmeIssuer::load(
+                config(true),
+                dir.path(),
+                Arc::new(CertStore::new()),
+                AcmeMetrics::default(),
+            )
+            .unwrap(),
+        );
+        issuer.clone().check(&apps);
+        assert_eq!(issuer.metrics.in_flight.get(), 2);
+        issuer.clone().check(&apps);
+        assert_eq!(
+            issuer.metrics.in_flight.get(),
+            2,
+            "a second check starts no more"
+        );
+        let in_flight = issuer
+            .hosts
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.in_flight)
+            .count();
+        assert_eq!(in_flight, 2);
+    }
+
     #[test]
     fn hosts_are_plain_names() {
         assert!(is_host_name("gw.example.net"));
