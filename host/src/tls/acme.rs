@@ -589,26 +589,12 @@ impl AcmeIssuer {
         AcmeError,
     > {
         use hyper_rustls::ConfigBuilderExt;
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(super::TlsError::from)?;
         let config = match &self.config.ca_root_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(io(path))?;
-                let mut roots = rustls::RootCertStore::empty();
-                for der in CertificateDer::pem_slice_iter(&pem) {
-                    let der = der.map_err(|e| {
-                        AcmeError::Order(format!("{}: not a PEM certificate: {e}", path.display()))
-                    })?;
-                    roots
-                        .add(der)
-                        .map_err(|e| AcmeError::Order(format!("{}: {e}", path.display())))?;
-                }
-                builder.with_root_certificates(roots)
-            }
+            Some(path) => builder.with_root_certificates(read_roots(path)?),
             None => builder
                 .with_native_roots()
                 .map_err(|e| AcmeError::Order(format!("the system's root certificates: {e}")))?,
@@ -729,6 +715,29 @@ impl AcmeIssuer {
         self.serve(host, Arc::new(certified), not_before, not_after);
         Ok(())
     }
+}
+
+/// The PEM certificates of `path` as roots (`ca_root_file`); at least one.
+pub fn read_roots(path: &Path) -> Result<rustls::RootCertStore, AcmeError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(io(path))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(&pem) {
+        let der = der.map_err(|e| {
+            AcmeError::Order(format!("{}: not a PEM certificate: {e}", path.display()))
+        })?;
+        roots
+            .add(der)
+            .map_err(|e| AcmeError::Order(format!("{}: {e}", path.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(AcmeError::Order(format!(
+            "{}: no CERTIFICATE block",
+            path.display()
+        )));
+    }
+    Ok(roots)
 }
 
 fn challenge_type(kind: ChallengeKind) -> ChallengeType {
