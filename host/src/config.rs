@@ -501,6 +501,14 @@ impl Config {
             if tls.listen == self.listen && tls.listen.port() != 0 {
                 return Err(invalid("tls.listen", "must differ from listen"));
             }
+            if tls.acme.as_ref().is_some_and(|a| a.on_demand_apps)
+                && self.process.apps_domain.is_none()
+            {
+                return Err(invalid(
+                    "tls.acme.on_demand_apps",
+                    "needs process.apps_domain (app hosts are <order-id>.<apps_domain>)",
+                ));
+            }
             if !self.session.secure {
                 return Err(invalid(
                     "session.secure",
@@ -732,6 +740,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().starts_with("tls.acme.hosts"), "{e}");
+        let e = parse(
+            &tls("directory_url = \"https://ca.test/dir\"\non_demand_apps = true\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("tls.acme.on_demand_apps"), "{e}");
     }
 
     #[test]
