@@ -7,6 +7,7 @@
 #   - the TypeScript policy SDK's npm tooling pinned in sdk/typescript/package-lock.json
 #     (typescript, esbuild, componentize-js), for scripts/sdk-ts.sh
 #   - kubectl (Debian's kubernetes-client), for scripts/check-deploy.sh
+#   - pebble (Debian package: Let's Encrypt's ACME test CA), for host/tests/acme.rs
 #   - schemathesis (PyPI, pinned) in .tools/venv, for scripts/api-check.sh
 #   - componentize-py and pytest (PyPI, pinned) in .tools/venv, for scripts/sdk-py.sh
 #   - the nightly Rust toolchain and cargo-fuzz, for scripts/fuzz.sh
@@ -70,6 +71,14 @@ if [ ! -x /usr/bin/docker-registry ] || ! command -v htpasswd >/dev/null 2>&1; t
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry apache2-utils
   $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
   $SUDO service docker-registry stop >/dev/null 2>&1 || true
+fi
+
+# The ACME tests (host/tests/acme.rs) run a real ACME CA: Debian's pebble.
+if ! command -v pebble >/dev/null 2>&1; then
+  echo "bootstrap: installing pebble (Debian package pebble)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq pebble
 fi
 
 # schemathesis checks every answer of a node against its OpenAPI document (scripts/api-check.sh).

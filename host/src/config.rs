@@ -512,6 +512,14 @@ impl Config {
             if tls.listen == self.listen && tls.listen.port() != 0 {
                 return Err(invalid("tls.listen", "must differ from listen"));
             }
+            if tls.acme.as_ref().is_some_and(|a| a.on_demand_apps)
+                && self.process.apps_domain.is_none()
+            {
+                return Err(invalid(
+                    "tls.acme.on_demand_apps",
+                    "needs process.apps_domain (app hosts are <order-id>.<apps_domain>)",
+                ));
+            }
             if !self.session.secure {
                 return Err(invalid(
                     "session.secure",
@@ -581,6 +589,27 @@ impl Config {
                     notes.push(format!(
                         "tls: {} serves {serves}",
                         source.cert_file.display()
+                    ));
+                }
+                if let Some(acme) = &tls.acme {
+                    if let Some(root) = &acme.ca_root_file {
+                        crate::tls::acme::read_roots(root)
+                            .map_err(|e| invalid("tls.acme.ca_root_file", e.to_string()))?;
+                    }
+                    notes.push(format!(
+                        "tls.acme: {} for {}{}; state in {}",
+                        acme.directory_url,
+                        if acme.hosts.is_empty() {
+                            "no configured host".to_owned()
+                        } else {
+                            acme.hosts.join(", ")
+                        },
+                        if acme.on_demand_apps {
+                            " and each available app's host"
+                        } else {
+                            ""
+                        },
+                        self.data_dir.join("acme").display()
                     ));
                 }
             }
@@ -691,6 +720,43 @@ mod tests {
         assert_eq!(c.http.cors_origins, vec!["https://app.example"]);
         assert_eq!(c.auth.domain, "other.example");
         assert_eq!(c.capacity.resources().unwrap().cpu_millis, 16_000);
+    }
+
+    #[test]
+    fn acme_alone_is_enough_for_tls_and_its_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = |acme: &str| {
+            format!(
+                "data_dir = \"{}\"\n{MINIMAL}[tls]\nlisten = \"127.0.0.1:0\"\n[tls.acme]\n{acme}",
+                dir.path().display()
+            )
+        };
+        let root = dir.path().join("root.pem");
+        std::fs::write(&root, "not a certificate").unwrap();
+        let c = parse(
+            &tls(&format!(
+                "directory_url = \"https://ca.test/dir\"\nhosts = [\"gw.test\"]\nca_root_file = \"{}\"\n",
+                root.display()
+            )),
+            &[],
+        )
+        .expect("no certificate file is needed with [tls.acme]");
+        let e = c.check_files().unwrap_err();
+        assert!(e.to_string().starts_with("tls.acme.ca_root_file"), "{e}");
+        let e = parse(&tls("directory_url = \"http://ca.test/dir\"\n"), &[]).unwrap_err();
+        assert!(e.to_string().starts_with("tls.acme.directory_url"), "{e}");
+        let e = parse(
+            &tls("directory_url = \"https://ca.test/dir\"\nhosts = [\"*.apps.test\"]\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("tls.acme.hosts"), "{e}");
+        let e = parse(
+            &tls("directory_url = \"https://ca.test/dir\"\non_demand_apps = true\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("tls.acme.on_demand_apps"), "{e}");
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub enum BuildError {
     /// The TLS settings or certificate files are unusable.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The ACME state in `data_dir/acme` is unusable.
+    #[error("tls.acme: {0}")]
+    Acme(#[from] crate::tls::acme::AcmeError),
 }
 
 /// `/_grid/v1/node`.
@@ -81,6 +84,10 @@ pub struct NodeStatus {
     /// The certificates from files and their last reload errors (absent without `[tls]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Vec<crate::tls::CertificateStatus>>,
+    /// The certificates from ACME, per host: validity, renewal time, failures (absent
+    /// without `[tls.acme]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme: Option<Vec<crate::tls::AcmeHostStatus>>,
 }
 
 /// `/_grid/readyz`.
@@ -122,6 +129,8 @@ pub struct Gateway {
     pub registry: Registry,
     /// The certificates the HTTPS listener serves, when `[tls]` is on.
     pub tls: Option<Arc<crate::tls::FileCertificates>>,
+    /// Obtains and renews certificates from an ACME CA, when `[tls.acme]` is on.
+    pub acme: Option<Arc<crate::tls::AcmeIssuer>>,
     /// Settles the node's orders on chain (`None` without a chain). Started by
     /// [`Gateway::start_background`] when `settlement.enabled`; tests call its `tick`.
     pub settler: Option<Arc<Settler>>,
@@ -267,6 +276,19 @@ impl Gateway {
             }
             None => None,
         };
+        let acme = match (&tls, config.tls.as_ref().and_then(|t| t.acme.as_ref())) {
+            (Some(files), Some(acme_config)) => {
+                let acme_metrics = crate::tls::AcmeMetrics::default();
+                acme_metrics.register(&mut registry);
+                Some(Arc::new(crate::tls::AcmeIssuer::load(
+                    acme_config.clone(),
+                    &config.data_dir,
+                    files.store().clone(),
+                    acme_metrics,
+                )?))
+            }
+            _ => None,
+        };
         let proxy_metrics = ProxyMetrics::default();
         proxy_metrics.register(&mut registry);
         let forwarder = Forwarder::with_metrics(config.proxy.clone(), proxy_metrics);
@@ -315,6 +337,7 @@ impl Gateway {
             metrics,
             registry,
             tls,
+            acme,
             settler,
             policy_follower,
             watcher: std::sync::Mutex::new(None),
@@ -365,6 +388,13 @@ impl Gateway {
         }
         if let (Some(files), Some(tls)) = (&self.tls, &self.config.tls) {
             tasks.push(files.clone().spawn_watcher(tls.reload_poll()));
+        }
+        if let Some(acme) = &self.acme {
+            let apps = Arc::new(AvailableAppHosts {
+                apps: self.apps.clone(),
+                domain: self.config.process.apps_domain.clone(),
+            });
+            tasks.push(tokio::spawn(acme.clone().run(apps)));
         }
         if let Some(settler) = &self.settler
             && self.config.settlement.enabled
@@ -431,6 +461,7 @@ impl Gateway {
             capacity,
             policies: self.policies.status(),
             tls: self.tls.as_ref().map(|files| files.status()),
+            acme: self.acme.as_ref().map(|acme| acme.status()),
         })
     }
 
@@ -510,4 +541,25 @@ fn create_private_dir(path: &std::path::Path) -> Result<(), BuildError> {
             path: path.to_owned(),
             source,
         })
+}
+
+/// The hosts of the apps available now: `<order-id>.<apps_domain>` for each (none without
+/// an apps domain), what `[tls.acme] on_demand_apps` orders certificates for.
+struct AvailableAppHosts {
+    apps: AppService,
+    domain: Option<String>,
+}
+
+impl crate::tls::acme::AppHosts for AvailableAppHosts {
+    fn app_hosts(&self) -> Vec<String> {
+        let Some(domain) = &self.domain else {
+            return Vec::new();
+        };
+        self.apps
+            .routes()
+            .order_ids()
+            .into_iter()
+            .map(|id| format!("{id}.{domain}"))
+            .collect()
+    }
 }

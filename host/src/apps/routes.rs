@@ -55,6 +55,16 @@ impl RouteTable {
             .cloned()
     }
 
+    /// The order ids of every available app.
+    pub fn order_ids(&self) -> Vec<String> {
+        self.by_user
+            .load()
+            .values()
+            .flatten()
+            .map(|r| r.order_id.clone())
+            .collect()
+    }
+
     /// Number of available apps.
     pub fn len(&self) -> usize {
         self.by_user.load().values().map(Vec::len).sum()

@@ -224,9 +224,28 @@ pub async fn greet(
 
 /// The node: wallet, chain, capacity, policies.
 #[utoipa::path(get, path = "/_grid/v1/node", tag = "ops",
-    responses((status = 200, description = "wallet, chain_id, market, capacity, policies (per world the version in force: name, sha256, settings_sha256, source {kind: builtin|file|oci}, loaded_at, and for a registry artefact artefact {reference, digest, signer}; last_error {code, message, at}), and with [tls] the certificates from files (tls: hosts, cert_file, serving, last_error)")))]
+    responses((status = 200, description = "wallet, chain_id, market, capacity, policies (per world the version in force: name, sha256, settings_sha256, source {kind: builtin|file|oci}, loaded_at, and for a registry artefact artefact {reference, digest, signer}; last_error {code, message, at}), and with [tls] the certificates from files (tls: hosts, cert_file, serving, last_error), with [tls.acme] those from ACME (acme: host, serving, not_after, renew_at, failures, last_error, retry_at)")))]
 pub async fn node(State(gw): AppState) -> Result<Response, Error> {
     Ok(Json(gw.node_status()?).into_response())
+}
+
+/// An ACME HTTP-01 challenge (RFC 8555 §8.3): the key authorization of a pending
+/// challenge's token, served on every host and never redirected; 404 `not_found` for a
+/// token with no challenge pending (or without `[tls.acme]`).
+#[utoipa::path(get, path = "/.well-known/acme-challenge/{token}", tag = "ops",
+    params(("token" = String, Path, description = "The challenge's token")),
+    responses((status = 200, content_type = "application/octet-stream"),
+        (status = 404, body = ErrorBody)))]
+pub async fn acme_challenge(
+    State(gw): AppState,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Result<Response, Error> {
+    let answer = gw
+        .acme
+        .as_ref()
+        .and_then(|acme| acme.http01_answer(&token))
+        .ok_or_else(|| Error::NotFound("no ACME challenge is pending for this token".into()))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], answer).into_response())
 }
 
 /// Liveness.

@@ -223,7 +223,9 @@ fn is_api<B>(gateway: &Gateway, request: &hyper::Request<B>) -> bool {
 /// [`is_api`] for a request's path and `Host`.
 pub(crate) fn is_api_path(gateway: &Gateway, path: &str, host: Option<&str>) -> bool {
     let gateway_path = path == "/greet" || path == "/_grid" || path.starts_with("/_grid/");
-    gateway_path && !gateway.process.is_app_host(host)
+    // ACME HTTP-01 challenges are the gateway's on every host, app hosts included (a 404
+    // without `[tls.acme]`): one answer whatever the config, as the OpenAPI document says.
+    path.starts_with(ACME_CHALLENGE_PREFIX) || (gateway_path && !gateway.process.is_app_host(host))
 }
 
 /// The API (`/_grid/…`, `/greet`) with its layers; unknown `/_grid/` paths are 404.
@@ -252,6 +254,10 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
         .route("/_grid/metrics", get(handlers::metrics))
         .route("/_grid/openapi.json", get(openapi::serve))
         .route("/greet", get(handlers::greet))
+        .route(
+            "/.well-known/acme-challenge/{token}",
+            get(handlers::acme_challenge),
+        )
         .fallback(admission::not_found)
         // axum answers a known path's unknown method with an empty 405; ours carries the
         // envelope (axum still adds `Allow`).

@@ -26,6 +26,7 @@ use super::handlers;
         handlers::greet,
         handlers::node,
         handlers::healthz,
+        handlers::acme_challenge,
         handlers::readyz,
         handlers::metrics,
         apps::deploy,

@@ -8,6 +8,7 @@
 //! [`CertStore::set_challenge`]; a connection that negotiates `acme-tls/1` is closed once
 //! its handshake is done.
 
+pub mod acme;
 pub mod files;
 pub mod store;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use serde::{Deserialize, Serialize};
 
+pub use acme::{AcmeConfig, AcmeHostStatus, AcmeIssuer, AcmeMetrics};
 pub use files::{CertificateStatus, FileCertificates, TlsMetrics};
 pub use store::CertStore;
 
@@ -87,6 +89,9 @@ pub struct TlsConfig {
     /// Certificate files are also re-checked this often, besides file events. Default 2 s.
     #[serde(default = "default_poll")]
     pub reload_poll_ms: u64,
+    /// Certificates from an ACME CA (`[tls.acme]`).
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
 }
 
 fn yes() -> bool {
@@ -167,11 +172,15 @@ impl TlsConfig {
                 "set both cert_file and key_file, or neither".into(),
             ));
         }
-        if self.cert_file.is_none() && self.certificates.is_empty() {
+        if self.cert_file.is_none() && self.certificates.is_empty() && self.acme.is_none() {
             return Err((
                 "tls.certificates",
-                "no certificate: set cert_file and key_file, or [[tls.certificates]]".into(),
+                "no certificate: set cert_file and key_file, [[tls.certificates]] or [tls.acme]"
+                    .into(),
             ));
+        }
+        if let Some(acme) = &self.acme {
+            acme.validate()?;
         }
         for entry in &self.certificates {
             if entry.hosts.is_empty() {

@@ -57,7 +57,12 @@ fn full_default_config() -> serde_json::Value {
         1,
     ));
     config.cluster = Some(Default::default());
-    config.tls = Some(toml::from_str("listen = \"0.0.0.0:8443\"").expect("a [tls] table"));
+    config.tls = Some(
+        toml::from_str(
+            "listen = \"0.0.0.0:8443\"\n[acme]\ndirectory_url = \"https://acme-v02.api.letsencrypt.org/directory\"",
+        )
+        .expect("a [tls] table with [tls.acme]"),
+    );
     serde_json::to_value(&config).expect("a Config serializes")
 }
 
