@@ -316,7 +316,8 @@ struct PolicyArgs {
     /// The policy's settings (JSON).
     #[arg(long)]
     settings: Option<PathBuf>,
-    /// Deadline of one evaluation, in milliseconds.
+    /// Deadline of one evaluation, in milliseconds (loading the policy, its instantiation
+    /// and settings check, gets at least as long).
     #[arg(long, default_value_t = 10)]
     deadline_ms: u64,
     /// Memory cap of one instance, in MiB.
@@ -332,12 +333,16 @@ struct PolicyArgs {
 
 impl PolicyArgs {
     fn options(&self) -> PolicyOptions {
+        let deadline = Duration::from_millis(self.deadline_ms);
         PolicyOptions {
             world: self.world.map(World::from),
             policy: self.policy.clone(),
             settings: self.settings.clone(),
             limits: RuntimeLimits {
-                deadline: Duration::from_millis(self.deadline_ms),
+                deadline,
+                // The config requires load_deadline >= deadline; a longer --deadline-ms than
+                // the default load deadline would otherwise refuse every run.
+                load_deadline: RuntimeLimits::default().load_deadline.max(deadline),
                 memory_bytes: self.memory_mib.saturating_mul(1 << 20),
                 isolation: match self.isolation {
                     IsolationArg::Pooled => Isolation::Pooled {

@@ -58,6 +58,36 @@ fn run_evaluates_each_reference_policy_on_its_fixtures() {
 }
 
 #[test]
+fn run_takes_a_deadline_longer_than_the_default_load_deadline() {
+    // Large interpreted components (TypeScript, Python) need seconds on a slow machine;
+    // the load (instantiation, validate-settings) gets at least the evaluation's deadline.
+    let fixtures = fixtures_of("pricing-linear");
+    let settings = fixtures.join("settings.json");
+    let out = gateway(&[
+        "policy",
+        "run",
+        "--deadline-ms",
+        "2000",
+        "--policy",
+        PRICING_LINEAR,
+        "--settings",
+        settings.to_str().unwrap(),
+        "--input",
+        fixtures.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = stdout_json(&out);
+    assert!(
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["expect_matched"] == true),
+        "{results}"
+    );
+}
+
+#[test]
 fn run_on_one_fixture_prints_the_decision_and_defaults_to_the_builtin_policy() {
     let fixtures = fixtures_of("pricing-linear");
     let out = gateway(&[
