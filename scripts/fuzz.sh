@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes grid-wire (the wire fast path's parsing and framing, wire/) with every cargo-fuzz
-# target in fuzz/ for a bounded time each (issue 16).
+# Runs every cargo-fuzz target in fuzz/ for a bounded time each (issue 16): grid-wire (the
+# wire fast path's parsing and framing, wire/), the manifest parser and checks
+# (grid-manifest, manifest/), the SIWE parser and the policy fixture loader.
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]   (default: 30 s, every target)
 #
@@ -9,8 +10,10 @@
 # (fuzz/corpus/<target>, copied to fuzz/corpus-run/<target> so runs do not grow the repo).
 # Prints each target's executions (libFuzzer's `#N DONE` line) and fails on a crash, printing
 # the input that crashed it (written under fuzz/artifacts/<target>/; replay it with
-# `cargo +nightly fuzz run <target> <file>`). Needs the nightly toolchain and cargo-fuzz
-# (scripts/bootstrap.sh installs both).
+# `cargo +nightly fuzz run <target> <file>`). Every run is bounded: one allocation of
+# 256 MiB or more, a resident size above 2 GiB, or one input taking 10 s is a crash (a
+# parser must not allocate or work in proportion to what an input claims). Needs the
+# nightly toolchain and cargo-fuzz (scripts/bootstrap.sh installs both).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -41,7 +44,8 @@ for target in "${targets[@]}"; do
   log="$root/fuzz/target/$target.log"
   echo "== fuzz: $target for ${seconds}s"
   if env -u CARGO_TARGET_DIR cargo +nightly fuzz run --target-dir "$target_dir" "$target" "$corpus" -- \
-    -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 \
+    -print_final_stats=1 >"$log" 2>&1; then
     done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)"
     echo "   $target: ${done_line:-no DONE line (see $log)}"
   else

@@ -10,12 +10,9 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-/// `app.kubernetes.io/managed-by` value on every object the gateway writes.
-pub const MANAGED_BY: &str = "grid-gateway";
-/// Label key: the standard managed-by label.
-pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
-/// Label key: the order id (decimal).
-pub const ORDER_ID_KEY: &str = "grid.dev/order-id";
+/// `app.kubernetes.io/managed-by` value, its key, and the order-id key: defined beside the
+/// manifest checks (a generated Service carries them).
+pub use grid_manifest::labels::{MANAGED_BY, MANAGED_BY_KEY, ORDER_ID_KEY};
 /// Label key: the order's user, as a lower-case hex address (label values cannot hold
 /// the mixed case of EIP-55).
 pub const USER_KEY: &str = "grid.dev/user";

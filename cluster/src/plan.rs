@@ -9,7 +9,7 @@ use grid_policy_sdk::Resources;
 use crate::client::{ApplyObject, WorkloadRef};
 use crate::config::ClusterConfig;
 use crate::error::ClusterError;
-use crate::manifest::{self, ManifestError, Object, SandboxContext};
+use crate::manifest::{self, ManifestError, Object};
 use crate::sandbox::{self, SandboxError};
 
 pub use crate::config::EntranceMode;
@@ -67,7 +67,7 @@ pub async fn prepare(
     input: &PlanInput<'_>,
     config: &ClusterConfig,
 ) -> Result<DeployPlan, PlanError> {
-    let context = SandboxContext::new(
+    let context = manifest::sandbox_context(
         input.identity,
         input.order_id,
         input.resources.clone(),

@@ -3,7 +3,6 @@
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::{ApiResource, DynamicObject};
 
 /// The kinds a manifest may hold, as `(apiVersion, kind)`: workloads, their Services,
 /// their configuration and their storage; all namespaced, none that grants permissions,
@@ -112,24 +111,6 @@ impl Object {
         };
         // k8s-openapi's types serialise to JSON maps with string keys: this cannot fail.
         value.expect("k8s-openapi objects serialise to JSON")
-    }
-
-    /// The object as a [`DynamicObject`], for `Api::<DynamicObject>` with
-    /// [`Object::api_resource`].
-    pub fn to_dynamic(&self) -> DynamicObject {
-        serde_json::from_value(self.to_json()).expect("a k8s-openapi object is a DynamicObject")
-    }
-
-    /// The API resource of the object's kind (group, version, plural).
-    pub fn api_resource(&self) -> ApiResource {
-        match self {
-            Object::Deployment(_) => ApiResource::erase::<Deployment>(&()),
-            Object::StatefulSet(_) => ApiResource::erase::<StatefulSet>(&()),
-            Object::Service(_) => ApiResource::erase::<Service>(&()),
-            Object::ConfigMap(_) => ApiResource::erase::<ConfigMap>(&()),
-            Object::Secret(_) => ApiResource::erase::<Secret>(&()),
-            Object::PersistentVolumeClaim(_) => ApiResource::erase::<PersistentVolumeClaim>(&()),
-        }
     }
 
     /// Typed from JSON whose apiVersion and kind were already checked against

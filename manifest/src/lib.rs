@@ -1,13 +1,15 @@
-//! A user's manifest: parsed under tight budgets, then checked object by object against the
-//! sandbox rules.
+//! grid-manifest: a user's Kubernetes manifest, parsed under tight budgets, then checked
+//! object by object against the sandbox rules. Pure: no I/O, no Kubernetes client, so it
+//! is fuzzed on its own (`fuzz/`, target `manifest`). `grid_cluster::manifest` re-exports it
+//! and adds `parse`, which runs [`parse_blocking`] on the blocking pool under
+//! [`ManifestLimits::parse_timeout_ms`].
 //!
-//! 1. [`parse`] (or [`parse_blocking`]) turns the YAML into typed [`Object`]s of six allowed
-//!    kinds ([`ALLOWED_KINDS`]). The YAML parser runs on the blocking pool under a time
-//!    bound and budgets far below serde-saphyr's defaults ([`ManifestLimits`]), so an alias
-//!    bomb or a deeply nested document is refused after a few thousand events. A field the
-//!    Kubernetes 1.32 API does not have is refused, as the API server's strict field
-//!    validation would; what the gateway applies is the typed object re-serialised, never
-//!    the user's text.
+//! 1. [`parse_blocking`] turns the YAML into typed [`Object`]s of six allowed kinds
+//!    ([`ALLOWED_KINDS`]) under budgets far below serde-saphyr's defaults
+//!    ([`ManifestLimits`]), so an alias bomb or a deeply nested document is refused after a
+//!    few thousand events. A field the Kubernetes 1.32 API does not have is refused, as the
+//!    API server's strict field validation would; what the gateway applies is the typed
+//!    object re-serialised, never the user's text.
 //! 2. [`check`] forces the order's namespace, turns off service-account tokens, refuses
 //!    everything that leaves the sandbox (privileged containers, host namespaces, host
 //!    paths and ports, added capabilities, node pinning, priority classes, Services that
@@ -21,6 +23,7 @@
 mod checks;
 mod entrance;
 mod error;
+pub mod labels;
 mod object;
 mod parse;
 mod resources;
@@ -30,14 +33,11 @@ use std::time::Duration;
 use grid_policy_sdk::Resources;
 use serde::{Deserialize, Serialize};
 
-use crate::labels;
-use crate::sandbox::SandboxConfig;
-
 pub use checks::check;
 pub use entrance::{Entrance, entrance};
 pub use error::{ManifestError, Refusal};
 pub use object::{ALLOWED_KINDS, Object};
-pub use parse::{parse, parse_blocking};
+pub use parse::parse_blocking;
 
 /// Parse limits (`[manifest]` in the gateway's configuration). The defaults let a
 /// manifest of 64 ordinary objects through with room to spare and stop an alias bomb or a
@@ -104,7 +104,7 @@ impl ManifestLimits {
 pub struct SandboxContext {
     /// The order id (decimal), for the labels of a generated Service.
     pub order_id: String,
-    /// The order's namespace ([`labels::Identity::namespace_for`]).
+    /// The order's namespace (`grid_cluster::labels::Identity::namespace_for`).
     pub namespace: String,
     /// What the order bought.
     pub resources: Resources,
@@ -113,26 +113,6 @@ pub struct SandboxContext {
     /// Most PersistentVolumeClaims (objects, StatefulSet claims per replica, ephemeral
     /// volumes per replica): the ResourceQuota's `persistentvolumeclaims`.
     pub max_pvcs: u32,
-}
-
-impl SandboxContext {
-    /// The context of an order of the gateway `identity`, with the counts of `cfg`;
-    /// `None` when the order id does not name a namespace
-    /// ([`labels::Identity::namespace_for`]).
-    pub fn new(
-        identity: &labels::Identity,
-        order_id: &str,
-        resources: Resources,
-        cfg: &SandboxConfig,
-    ) -> Option<Self> {
-        Some(SandboxContext {
-            order_id: order_id.to_owned(),
-            namespace: identity.namespace_for(order_id)?,
-            resources,
-            max_pods: cfg.max_pods,
-            max_pvcs: cfg.max_pvcs,
-        })
-    }
 }
 
 /// A manifest that passed [`check`]: the objects to apply, in the manifest's order (a
@@ -149,7 +129,7 @@ pub struct CheckedManifest {
 
 #[cfg(test)]
 mod fixtures {
-    //! The manifests under `cluster/tests/manifests/`: the ones at the top pass; each one
+    //! The manifests under `manifest/tests/manifests/`: the ones at the top pass; each one
     //! under `refused/` says on its first line `# expect: <code> [<object> <field>]`.
 
     use std::path::{Path, PathBuf};
@@ -173,18 +153,17 @@ mod fixtures {
         files
     }
 
-    async fn parse_and_check(bytes: Vec<u8>) -> Result<CheckedManifest, ManifestError> {
-        let objects = parse(bytes, &ManifestLimits::default()).await?;
+    fn parse_and_check(bytes: Vec<u8>) -> Result<CheckedManifest, ManifestError> {
+        let objects = parse_blocking(&bytes, &ManifestLimits::default())?;
         check(objects, &ctx())
     }
 
-    #[tokio::test]
-    async fn accepted_manifests() {
+    #[test]
+    fn accepted_manifests() {
         let files = yaml_files(&dir(""));
         assert!(files.len() >= 2);
         for file in files {
             let checked = parse_and_check(std::fs::read(&file).unwrap())
-                .await
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             for object in &checked.objects {
                 assert_eq!(object.namespace(), Some("grid-order-7"));
@@ -193,10 +172,10 @@ mod fixtures {
         }
     }
 
-    #[tokio::test]
-    async fn sixty_objects_pass_the_budgets() {
+    #[test]
+    fn sixty_objects_pass_the_budgets() {
         let bytes = std::fs::read(dir("sixty-objects.yaml")).unwrap();
-        let checked = parse_and_check(bytes).await.unwrap();
+        let checked = parse_and_check(bytes).unwrap();
         assert_eq!(checked.objects.len(), 60);
         assert_eq!(checked.entrance.url(), "http://app-00.grid-order-7.svc:80");
     }
@@ -219,8 +198,8 @@ mod fixtures {
         assert_eq!(limits["memory"], "6Gi");
     }
 
-    #[tokio::test]
-    async fn refused_manifests() {
+    #[test]
+    fn refused_manifests() {
         let files = yaml_files(&dir("refused"));
         assert!(files.len() >= 5);
         for file in files {
@@ -232,7 +211,6 @@ mod fixtures {
                 .unwrap_or_else(|| panic!("{}: no `# expect:` line", file.display()));
             let (code, at) = expect.split_once(' ').unwrap_or((expect, ""));
             let e = parse_and_check(text.clone().into_bytes())
-                .await
                 .expect_err(&format!("{} passed", file.display()));
             assert_eq!(e.code(), code, "{}: {e}", file.display());
             if let Some((object, field)) = at.rsplit_once(' ') {

@@ -41,7 +41,7 @@ const ALLOWED_FINALIZERS: &[&str] = &["kubernetes.io/pvc-protection"];
 /// - pod templates get `automountServiceAccountToken: false`;
 /// - a container with a request and no limit gets the limit equal to the request, and
 ///   containers without cpu or memory share what the order has left (see
-///   [`crate::manifest`] and the README);
+///   [the crate docs](crate) and the README);
 /// - everything that leaves the sandbox is refused, naming object and field;
 /// - requests and limits, summed over replicas, must fit the order;
 /// - the entrance is the first Service's first TCP port, or a Service generated for the
@@ -563,10 +563,10 @@ fn check_claim_spec(
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::manifest::{ManifestLimits, parse_blocking};
+    use crate::{ManifestLimits, parse_blocking};
     use grid_policy_sdk::Resources;
 
-    pub(in crate::manifest) fn ctx() -> SandboxContext {
+    pub(crate) fn ctx() -> SandboxContext {
         SandboxContext {
             order_id: "7".into(),
             namespace: "grid-order-7".into(),
@@ -582,16 +582,16 @@ pub(super) mod tests {
         }
     }
 
-    pub(in crate::manifest) fn parse(yaml: &str) -> Vec<Object> {
+    pub(crate) fn parse(yaml: &str) -> Vec<Object> {
         parse_blocking(yaml.as_bytes(), &ManifestLimits::default()).expect("parses")
     }
 
-    pub(in crate::manifest) fn check_yaml(yaml: &str) -> Result<CheckedManifest, ManifestError> {
+    pub(crate) fn check_yaml(yaml: &str) -> Result<CheckedManifest, ManifestError> {
         check(parse(yaml), &ctx())
     }
 
     /// A Deployment whose pod spec is `pod` (indented 6 spaces, as under `spec:`).
-    pub(in crate::manifest) fn deployment(pod: &str) -> String {
+    pub(crate) fn deployment(pod: &str) -> String {
         format!(
             "\
 apiVersion: apps/v1

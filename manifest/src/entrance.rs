@@ -206,7 +206,7 @@ fn is_dns_label(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::checks::tests::{check_yaml, deployment};
+    use crate::checks::tests::{check_yaml, deployment};
 
     #[test]
     fn a_service_is_generated_when_there_is_none() {

@@ -608,8 +608,8 @@ fn claim_storage(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::checks::tests::{check_yaml, ctx};
-    use crate::manifest::{CheckedManifest, check};
+    use crate::checks::tests::{check_yaml, ctx};
+    use crate::{CheckedManifest, check};
 
     /// A Deployment `name` of `replicas` pods whose pod spec is `pod` (flow YAML fields).
     fn workload(kind: &str, name: &str, replicas: i32, pod: &str, extra: &str) -> String {
@@ -921,7 +921,7 @@ mod tests {
             deployment("api", 1, "requests: {cpu: 700m}"),
             stateful_set(1, "1Gi")
         );
-        let checked = check(crate::manifest::checks::tests::parse(&yaml), &ctx()).unwrap();
+        let checked = check(crate::checks::tests::parse(&yaml), &ctx()).unwrap();
         let mut cpu = 0;
         let mut memory = 0;
         for object in &checked.objects {
