@@ -8,7 +8,7 @@ APP=$(free_port); PLAIN=$(free_port); POLICY=$(free_port); NGINX=$(free_port)
 cargo build --release -q -p grid-gateway --example proxy_bench
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 work=$(mktemp -d)
-RUST_LOG=warn "$target_dir/release/examples/proxy_bench" "$APP" "$PLAIN" "$POLICY" "$work" &
+RUST_LOG=${RIG_LOG:-warn} "$target_dir/release/examples/proxy_bench" "$APP" "$PLAIN" "$POLICY" "$work" &
 RIG=$!
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;

@@ -11,6 +11,10 @@
 //! cluster are involved: what is measured is the request path. The app runs on a runtime
 //! with one worker thread; each gateway serves with one HTTP worker (`http.workers = 1`,
 //! like nginx's `worker_processes 1`), its background work on a runtime of its own.
+//!
+//! With `GRID_BENCH_TLS=<port>,<cert.pem>,<key.pem>` (`host/benches/tls.sh`) the gateway
+//! without the policy also serves HTTPS on that port with that certificate (`[tls]`, the
+//! same HTTP worker; its plain listener keeps serving instead of redirecting).
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -74,6 +78,10 @@ fn gateway(port: u16, entrance: String, policy: bool, root: &Path) -> String {
     );
     // One HTTP worker, like nginx's `worker_processes 1`.
     config.http.workers = 1;
+    if !policy && let Some(tls) = tls_from_env() {
+        config.tls = Some(tls);
+        config.session.secure = true;
+    }
     // instructions.sh runs the rig under valgrind, whose address space is smaller than the
     // pooling allocator's reservations for 256 instances.
     if let Some(max) = std::env::var("GRID_BENCH_MAX_INSTANCES")
@@ -95,6 +103,20 @@ fn gateway(port: u16, entrance: String, policy: bool, root: &Path) -> String {
         })
     });
     rx.recv().expect("the gateway started")
+}
+
+/// `GRID_BENCH_TLS=<port>,<cert.pem>,<key.pem>`: an HTTPS listener for the gateway.
+fn tls_from_env() -> Option<grid_gateway::tls::TlsConfig> {
+    let value = std::env::var("GRID_BENCH_TLS").ok()?;
+    let parts: Vec<&str> = value.split(',').collect();
+    let [port, cert, key] = parts[..] else {
+        eprintln!("GRID_BENCH_TLS must be <port>,<cert.pem>,<key.pem>");
+        std::process::exit(2);
+    };
+    let text = format!(
+        "listen = \"127.0.0.1:{port}\"\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\nredirect_http = false\n"
+    );
+    Some(toml::from_str(&text).expect("GRID_BENCH_TLS: a [tls] table"))
 }
 
 fn main() {

@@ -329,6 +329,10 @@ struct PolicyArgs {
     /// With pooled isolation: evaluations one instance serves before it is replaced.
     #[arg(long, default_value_t = 1000)]
     max_uses: u32,
+    /// Keep compiled components in this directory (as the gateway's
+    /// `data_dir/policy-cache`) and load them from it instead of compiling again.
+    #[arg(long)]
+    compile_cache: Option<PathBuf>,
 }
 
 impl PolicyArgs {
@@ -352,6 +356,7 @@ impl PolicyArgs {
                 },
                 ..RuntimeLimits::default()
             },
+            compile_cache: self.compile_cache.clone(),
         }
     }
 }

@@ -311,3 +311,64 @@ fn bench_reports_a_latency_distribution() {
         "{report}"
     );
 }
+
+#[test]
+fn bench_with_a_compile_cache_compiles_once_then_loads_from_it() {
+    let fixtures = fixtures_of("authz-order-owner");
+    let cache = tempfile::tempdir().unwrap();
+    let bench = || {
+        let out = gateway(&[
+            "policy",
+            "bench",
+            "--compile-cache",
+            cache.path().to_str().unwrap(),
+            "--settings",
+            fixtures.join("settings.json").to_str().unwrap(),
+            "--input",
+            fixtures.join("request-allow.json").to_str().unwrap(),
+            "--iterations",
+            "10",
+            "--warmup",
+            "1",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout_json(&out)
+    };
+    let cwasm = || {
+        std::fs::read_dir(cache.path())
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+
+    let first = bench();
+    assert_eq!(first["loaded_from"], "compiled", "{first}");
+    assert!(first["load_ms"].as_f64().unwrap() > 0.0, "{first}");
+    assert_eq!(
+        cwasm(),
+        1,
+        "the compiled component is kept in the directory"
+    );
+
+    let second = bench();
+    assert_eq!(second["loaded_from"], "compile_cache", "{second}");
+    assert!(second["load_ms"].as_f64().unwrap() > 0.0, "{second}");
+    assert_eq!(cwasm(), 1);
+
+    // Without the option nothing is read from (or written to) a cache.
+    let plain = gateway(&[
+        "policy",
+        "bench",
+        "--settings",
+        fixtures.join("settings.json").to_str().unwrap(),
+        "--input",
+        fixtures.join("request-allow.json").to_str().unwrap(),
+        "--iterations",
+        "10",
+    ]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert_eq!(stdout_json(&plain)["loaded_from"], "compiled");
+}

@@ -90,6 +90,19 @@ pub struct PolicyOptions {
     pub settings: Option<PathBuf>,
     /// Runtime limits (deadline, memory, isolation).
     pub limits: RuntimeLimits,
+    /// A directory for compiled components, as the gateway's `data_dir/policy-cache`: a
+    /// component compiled by an earlier command is loaded from it instead of compiled.
+    pub compile_cache: Option<PathBuf>,
+}
+
+/// How a command got the policy's machine code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadedFrom {
+    /// Compiled from the component's bytes.
+    Compiled,
+    /// Read from the `--compile-cache` directory.
+    CompileCache,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CommandError> {
@@ -100,9 +113,20 @@ fn read(path: &Path) -> Result<Vec<u8>, CommandError> {
 }
 
 fn load(options: &PolicyOptions, world: World) -> Result<CompiledPolicy, CommandError> {
-    let engine = PolicyEngine::builder()
-        .limits(options.limits.clone())
-        .build()?;
+    Ok(load_timed(options, world)?.0)
+}
+
+/// Loads the policy as the gateway does and says how long it took (compile or cache
+/// read, link, world check, `validate-settings`) and where the code came from.
+fn load_timed(
+    options: &PolicyOptions,
+    world: World,
+) -> Result<(CompiledPolicy, Duration, LoadedFrom), CommandError> {
+    let mut builder = PolicyEngine::builder().limits(options.limits.clone());
+    if let Some(dir) = &options.compile_cache {
+        builder = builder.compile_cache(dir.clone(), crate::policy::disk_cache::DEFAULT_MAX_BYTES);
+    }
+    let engine = builder.build()?;
     let settings = match &options.settings {
         Some(path) => String::from_utf8(read(path)?).map_err(|_| LoadError::SettingsNotText)?,
         None => String::new(),
@@ -112,7 +136,15 @@ fn load(options: &PolicyOptions, world: World) -> Result<CompiledPolicy, Command
         None => None,
     };
     let (name, source, wasm) = builtin::choose(world, file).ok_or(CommandError::NoPolicy(world))?;
-    Ok(engine.load(world, &name, source, &wasm, &settings)?)
+    let started = Instant::now();
+    let policy = engine.load(world, &name, source, &wasm, &settings)?;
+    let took = started.elapsed();
+    let from = if engine.metrics().compile_cache_loads.get() > 0 {
+        LoadedFrom::CompileCache
+    } else {
+        LoadedFrom::Compiled
+    };
+    Ok((policy, took, from))
 }
 
 /// Fixture files under `input`: the file itself, or every fixture in the directory.
@@ -242,6 +274,11 @@ pub struct BenchReport {
     pub isolation: Isolation,
     /// Evaluations timed.
     pub iterations: u32,
+    /// Time to load the policy before the first evaluation: compile (or read from
+    /// `--compile-cache`), link, world check, `validate-settings`.
+    pub load_ms: f64,
+    /// Where the machine code came from.
+    pub loaded_from: LoadedFrom,
     /// Median.
     pub p50_us: f64,
     /// 99th percentile.
@@ -267,7 +304,7 @@ pub fn bench(
     }
     let fixtures = fixtures(input)?;
     let world = world_of(options, &fixtures)?;
-    let policy = load(options, world)?;
+    let (policy, load_time, loaded_from) = load_timed(options, world)?;
     let Some((path, fixture)) = fixtures.into_iter().next() else {
         return Err(CommandError::Fixture {
             path: input.to_owned(),
@@ -299,6 +336,8 @@ pub fn bench(
         fixture: path,
         isolation: options.limits.isolation,
         iterations,
+        load_ms: load_time.as_secs_f64() * 1e3,
+        loaded_from,
         p50_us: pick(0.50),
         p99_us: pick(0.99),
         mean_us: mean,
