@@ -40,8 +40,7 @@ pub enum ServeError {
 /// Installs the global tracing subscriber: `RUST_LOG` filter (default `info`), text or
 /// JSON lines on stderr. Request ids appear as the `request_id` field of the request span.
 pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,tower_http=info".into());
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -50,6 +49,23 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// The log filter: `RUST_LOG`'s directives (default `info`), with rustls held at `error`
+/// unless `RUST_LOG` names rustls itself. rustls warns once per handshake about inputs a
+/// client chooses (an IP address as SNI, say): at `warn` any client could fill the log.
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let directives = match rust_log.map(str::trim) {
+        Some(env) if !env.is_empty() => env.to_owned(),
+        _ => "info,tower_http=info".to_owned(),
+    };
+    let directives = if directives.contains("rustls") {
+        directives
+    } else {
+        format!("{directives},rustls=error")
+    };
+    tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"))
 }
 
 /// A running server (for tests and embedding): its address and a way to stop it.
@@ -370,5 +386,30 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn rustls_is_held_at_error_unless_rust_log_names_it() {
+        let default = log_filter(None).to_string();
+        assert!(default.contains("rustls=error"), "{default}");
+        assert!(default.contains("info"), "{default}");
+        let operator = log_filter(Some("debug")).to_string();
+        assert!(
+            operator.contains("rustls=error") && operator.contains("debug"),
+            "{operator}"
+        );
+        let named = log_filter(Some("info,rustls=debug")).to_string();
+        assert!(
+            named.contains("rustls=debug") && !named.contains("rustls=error"),
+            "{named}"
+        );
+        // A RUST_LOG that does not parse falls back to the default, still holding rustls.
+        let broken = log_filter(Some("[[[")).to_string();
+        assert!(broken.contains("rustls=error"), "{broken}");
     }
 }
