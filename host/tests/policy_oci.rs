@@ -4,6 +4,7 @@
 
 mod node_support;
 mod registry_support;
+mod schema_support;
 
 use alloy::signers::local::PrivateKeySigner;
 use grid_gateway::oci::{
@@ -287,6 +288,8 @@ async fn a_byte_changed_in_the_registry_is_a_digest_mismatch() {
 async fn pricing_status(addr: std::net::SocketAddr) -> serde_json::Value {
     let node = node_support::http(addr, "GET", "/_grid/v1/node", &[], None).await;
     assert_eq!(node.status, 200, "{}", node.json);
+    // Artefact, digest, signer and refusal codes as the document says.
+    schema_support::assert_documented("/_grid/v1/node", "get", 200, &node.json);
     node.json["policies"]
         .as_array()
         .and_then(|all| all.iter().find(|p| p["world"] == "pricing"))

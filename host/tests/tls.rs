@@ -6,6 +6,7 @@
 //! SNI choosing between two certificates, certificate files swapped and corrupted under
 //! a running node, the plain listener's redirect, HSTS.
 
+mod schema_support;
 mod seeded_support;
 
 use std::convert::Infallible;
@@ -453,6 +454,7 @@ async fn served(node: &Node, sni: &str) -> CertificateDer<'static> {
 async fn node_tls_status(node: &Node) -> serde_json::Value {
     let (status, _, json) = node.h1("GET", "/_grid/v1/node", Vec::new()).await;
     assert_eq!(status, StatusCode::OK, "{json}");
+    schema_support::assert_documented("/_grid/v1/node", "get", 200, &json);
     json["tls"].clone()
 }
 
