@@ -114,33 +114,10 @@ async fn app() -> SocketAddr {
 }
 
 async fn answer(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.uri().path() == "/ws" {
-        let key = req.headers().get("sec-websocket-key").cloned().unwrap();
-        let upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(async move {
-            let Ok(upgraded) = upgrade.await else { return };
-            let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                tokio_tungstenite::tungstenite::protocol::Role::Server,
-                None,
-            )
-            .await;
-            while let Some(Ok(message)) = ws.next().await {
-                if let Message::Text(t) = message {
-                    let _ = ws.send(Message::text(format!("echo: {t}"))).await;
-                }
-            }
-        });
-        return Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header("connection", "upgrade")
-            .header("upgrade", "websocket")
-            .header(
-                "sec-websocket-accept",
-                tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
-            )
-            .body(Full::default())
-            .unwrap();
+    if req.uri().path() == "/ws"
+        && let Some(switching) = seeded_support::websocket_echo(&mut req)
+    {
+        return switching.body(Full::default()).unwrap();
     }
     let method = req.method().to_string();
     let path = req.uri().to_string();
