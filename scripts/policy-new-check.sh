@@ -17,6 +17,8 @@
 #   SDK_PY_VENV        venv with componentize-py and pytest (default .tools/venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/gateway.sh
+. scripts/lib/gateway.sh
 root=$PWD
 target=${CARGO_TARGET_DIR:-$root/target}
 venv=$(cd "${SDK_PY_VENV:-.tools/venv}" && pwd)
@@ -32,15 +34,7 @@ for tool in "$venv/bin/componentize-py" "$venv/bin/python"; do
   fi
 done
 
-if [ -z "${GRID_GATEWAY_BIN:-}" ]; then
-  echo "== policy-new: cargo build grid-gateway"
-  # GRID_CARGO_SELECTION: see scripts/test.sh (one feature resolution for CI's builds).
-  # shellcheck disable=SC2086
-  cargo build -q ${GRID_CARGO_SELECTION:--p grid-gateway} --bin grid-gateway
-  # A copy: a target directory shared by several checkouts can swap the binary under us.
-  cp "$target/debug/grid-gateway" "$tmp/grid-gateway"
-  GRID_GATEWAY_BIN="$tmp/grid-gateway"
-fi
+gateway_binary policy-new "$tmp"
 gateway=$GRID_GATEWAY_BIN
 
 # The TypeScript SDK's tools and its compiled dist/ (scripts/sdk-ts.sh leaves both).
@@ -57,27 +51,9 @@ new() { # lang world name
   "$gateway" policy new --lang "$1" --world "$2" "$3" --dir "$tmp/$3" --sdk-path "$root" >/dev/null
 }
 
-# Runs every fixture of a project through the gateway; fails unless each one matched.
-run_fixtures() { # world wasm project
-  local world=$1 wasm=$2 dir=$3 out ran want
-  out="$tmp/run.json"
-  echo "== policy-new: $(basename "$dir"): grid-gateway policy run on its fixtures"
-  # A generous deadline: this checks answers, not speed (a debug gateway on a busy CI machine
-  # may take over the default 10 ms for an instance's first evaluation).
-  if ! "$gateway" policy run --deadline-ms "${SDK_DEADLINE_MS:-2000}" --world "$world" --policy "$wasm" --settings "$dir/fixtures/settings.json" \
-    --input "$dir/fixtures" >"$out" 2>&1; then
-    cat "$out"
-    echo "policy-new: $(basename "$dir"): the component's answers differ from its fixtures" >&2
-    exit 1
-  fi
-  ran=$(grep -c '"expect_matched": true' "$out" || true)
-  want=$(find "$dir/fixtures" -maxdepth 1 -name '*.json' ! -name settings.json | wc -l)
-  if [ "$ran" -ne "$want" ] || [ "$want" -lt 3 ]; then
-    cat "$out"
-    echo "policy-new: $(basename "$dir"): $ran of $want fixture(s) matched through the gateway" >&2
-    exit 1
-  fi
-  echo "policy-new: $(basename "$dir"): all $ran fixtures matched through the gateway"
+# Every fixture of a project through the gateway (at least three: what `policy new` writes).
+project_fixtures() { # world wasm project
+  run_fixtures "policy-new: $(basename "$3")" "$1" "$2" "$3/fixtures" 3
 }
 
 rust_target="$target/policy-new-check"
@@ -87,7 +63,7 @@ for world in pricing payee authorization; do
   echo "== policy-new: $name: cargo test, cargo build --target wasm32-wasip2"
   (cd "$tmp/$name" && CARGO_TARGET_DIR="$rust_target" cargo test -q --lib &&
     CARGO_TARGET_DIR="$rust_target" cargo build -q --target wasm32-wasip2)
-  run_fixtures "$world" "$rust_target/wasm32-wasip2/debug/${name//-/_}.wasm" "$tmp/$name"
+  project_fixtures "$world" "$rust_target/wasm32-wasip2/debug/${name//-/_}.wasm" "$tmp/$name"
 done
 
 name=ts-pricing
@@ -95,7 +71,7 @@ new typescript pricing "$name"
 echo "== policy-new: $name: npm install (a link to $sdk_ts), build, test, componentize"
 (cd "$tmp/$name" && npm install --offline --no-audit --no-fund --loglevel=error >/dev/null &&
   npm run -s build && npm test && npm run -s componentize)
-run_fixtures pricing "$tmp/$name/build/$name.wasm" "$tmp/$name"
+project_fixtures pricing "$tmp/$name/build/$name.wasm" "$tmp/$name"
 
 name=py-pricing
 new python pricing "$name"
@@ -103,6 +79,6 @@ echo "== policy-new: $name: pytest, componentize-py"
 (cd "$tmp/$name" && "$venv/bin/python" -m pytest -q -p no:cacheprovider &&
   "$venv/bin/componentize-py" -q -d "$root/wit" -w pricing componentize --stub-wasi \
     -p . -p "$root/sdk/python" -o build/py_pricing.wasm py_pricing)
-run_fixtures pricing "$tmp/$name/build/py_pricing.wasm" "$tmp/$name"
+project_fixtures pricing "$tmp/$name/build/py_pricing.wasm" "$tmp/$name"
 
 echo "policy-new: ok"

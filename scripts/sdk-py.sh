@@ -17,6 +17,8 @@
 #   SDK_PY_OUT    where the components are written (default: a temporary directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/gateway.sh
+. scripts/lib/gateway.sh
 root=$(pwd)
 venv=${SDK_PY_VENV:-.tools/venv}
 venv=$(cd "$venv" && pwd)
@@ -44,15 +46,7 @@ fi
 echo "== sdk-py: pytest (helpers, examples, fixtures natively)"
 (cd sdk/python && "$venv/bin/python" -m pytest -q -p no:cacheprovider)
 
-if [ -z "${GRID_GATEWAY_BIN:-}" ]; then
-  echo "== sdk-py: cargo build -p grid-gateway"
-  # GRID_CARGO_SELECTION: see scripts/test.sh (one feature resolution for CI's builds).
-  # shellcheck disable=SC2086
-  cargo build -q ${GRID_CARGO_SELECTION:--p grid-gateway} --bin grid-gateway
-  # A copy: a target directory shared by several checkouts can swap the binary under us.
-  cp "${CARGO_TARGET_DIR:-$root/target}/debug/grid-gateway" "$tmp/grid-gateway"
-  GRID_GATEWAY_BIN="$tmp/grid-gateway"
-fi
+gateway_binary sdk-py "$tmp"
 
 # example module, world, the Rust original whose fixtures it must pass
 examples=(
@@ -68,22 +62,6 @@ for example in "${examples[@]}"; do
   (cd sdk/python && "$venv/bin/componentize-py" -q -d "$root/wit" -w "$world" componentize --stub-wasi \
     -p . -p "examples/$module" -o "$wasm" "$module")
   echo "sdk-py: $module.wasm: $(stat -c %s "$wasm") bytes, built in $(( ($(date +%s%N) - started) / 1000000 )) ms"
-  echo "== sdk-py: grid-gateway policy run $module on $fixtures"
-  # A generous deadline: this checks answers, not speed (a debug gateway on a busy CI machine
-  # may take over the default 10 ms for a Python instance's first evaluation).
-  "$GRID_GATEWAY_BIN" policy run --deadline-ms "${SDK_DEADLINE_MS:-2000}" --world "$world" --policy "$wasm" \
-    --settings "$fixtures/settings.json" --input "$fixtures" >"$tmp/run.json" || {
-    cat "$tmp/run.json"
-    echo "sdk-py: $module: grid-gateway policy run failed" >&2
-    exit 1
-  }
-  passed=$(grep -c '"expect_matched": true' "$tmp/run.json" || true)
-  total=$(find "$fixtures" -name '*.json' ! -name settings.json | wc -l)
-  if [ "$passed" -ne "$total" ]; then
-    cat "$tmp/run.json"
-    echo "sdk-py: $module: $passed of $total fixtures matched" >&2
-    exit 1
-  fi
-  echo "sdk-py: $module: $passed of $total fixtures of $original matched through the gateway"
+  run_fixtures "sdk-py: $module" "$world" "$wasm" "$fixtures"
 done
 echo "sdk-py: ok"

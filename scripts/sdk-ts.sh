@@ -7,10 +7,12 @@
 # the gateway does: compile, world, imports, settings), and `policy check` refuses settings
 # the policy's own validate-settings refuses. Each load compiles the ~12 MB component (tens
 # of seconds in a debug build), so each is loaded as few times as that takes.
-#   GRID_GATEWAY_BIN   the gateway binary to use (default: cargo build -p grid-gateway)
+#   GRID_GATEWAY_BIN   the gateway binary to use (default: cargo build -p grid-gateway;
+#                      scripts/lib/gateway.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
+# shellcheck source=scripts/lib/gateway.sh
+. scripts/lib/gateway.sh
 sdk=sdk/typescript
 
 if [ ! -f "$sdk/node_modules/.package-lock.json" ] || [ "$sdk/package-lock.json" -nt "$sdk/node_modules/.package-lock.json" ]; then
@@ -28,15 +30,10 @@ rm -rf "$sdk/dist" "$sdk/build"
 echo "== sdk-ts: node --test (SDK helpers, examples on their fixtures)"
 (cd "$sdk" && node --test dist/)
 
-if [ -n "${GRID_GATEWAY_BIN:-}" ]; then
-  gateway=$GRID_GATEWAY_BIN
-else
-  echo "== sdk-ts: cargo build -p grid-gateway"
-  # GRID_CARGO_SELECTION: see scripts/test.sh (one feature resolution for CI's builds).
-  # shellcheck disable=SC2086
-  cargo build ${GRID_CARGO_SELECTION:--p grid-gateway} --bin grid-gateway --locked --quiet
-  gateway="${CARGO_TARGET_DIR:-$root/target}/debug/grid-gateway"
-fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+gateway_binary sdk-ts "$tmp"
+gateway=$GRID_GATEWAY_BIN
 
 # example world: each is built into a component, checked, and run on the Rust policy's fixtures.
 for pair in pricing-linear:pricing authz-order-owner:authorization; do
@@ -47,25 +44,7 @@ for pair in pricing-linear:pricing authz-order-owner:authorization; do
   echo "== sdk-ts: $example: componentize ($world world)"
   (cd "$sdk" && node scripts/componentize.mjs --world "$world" \
     --entry "dist/examples/$example/src/component.js" --out "build/$example.wasm")
-  echo "== sdk-ts: $example: grid-gateway policy run --input $fixtures"
-  out=$(mktemp)
-  # A generous deadline: this checks answers, not speed (a debug gateway on a busy CI machine
-  # may take over the default 10 ms for an instance's first evaluation).
-  if ! "$gateway" policy run --deadline-ms "${SDK_DEADLINE_MS:-2000}" --world "$world" --policy "$wasm" --settings "$fixtures/settings.json" \
-    --input "$fixtures" >"$out" 2>&1; then
-    cat "$out"
-    rm -f "$out"
-    echo "sdk-ts: $example: the component's answers differ from $fixtures" >&2
-    exit 1
-  fi
-  ran=$(grep -c '"expect_matched": true' "$out" || true)
-  rm -f "$out"
-  want=$(find "$fixtures" -maxdepth 1 -name '*.json' ! -name settings.json | wc -l)
-  if [ "$ran" -ne "$want" ] || [ "$want" -eq 0 ]; then
-    echo "sdk-ts: $example: $ran of $want fixture(s) matched through the gateway" >&2
-    exit 1
-  fi
-  echo "sdk-ts: $example: all $ran fixtures matched through the gateway"
+  run_fixtures "sdk-ts: $example" "$world" "$wasm" "$fixtures"
 done
 
 # validate-settings through the component: settings the policy refuses are refused at load,

@@ -8,6 +8,7 @@
 //!
 //! Needs `/usr/bin/pebble` (`apt-get install pebble`; scripts/bootstrap.sh installs it).
 
+mod schema_support;
 mod seeded_support;
 
 use std::collections::HashMap;
@@ -506,6 +507,7 @@ async fn short_lived_certificates_renew_without_a_dropped_request_and_failures_b
         .unwrap()
         .1;
     let node: serde_json::Value = serde_json::from_str(&node).unwrap();
+    schema_support::assert_documented("/_grid/v1/node", "get", 200, &node);
     let shown = node["acme"]
         .as_array()
         .unwrap()

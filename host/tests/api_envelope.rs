@@ -3,6 +3,7 @@
 
 mod apps_support;
 mod node_support;
+mod schema_support;
 
 use apps_support::*;
 use axum::body::Body;
@@ -151,4 +152,30 @@ async fn an_order_id_is_read_the_same_everywhere() {
     )
     .await;
     assert_envelope(&bogus, 400, "invalid_order_id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_answer_matches_its_closed_schema() {
+    let node = Node::start(true).await;
+    let answer = get(&node.gw, "/_grid/v1/node").await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert!(answer.json["market"].is_string(), "{}", answer.json);
+    assert_eq!(answer.json["policies"].as_array().map(Vec::len), Some(3));
+    schema_support::assert_documented("/_grid/v1/node", "get", 200, &answer.json);
+    // The schema is closed and typed: a field it does not name, or one of another type,
+    // fails it (so the gateway cannot send an undocumented field unnoticed).
+    for (pointer, value) in [
+        ("/capacity/free/spare", Value::Bool(true)),
+        ("/policies/0/current/source/extra", Value::Null),
+        ("/chain_id", Value::String("1".into())),
+        ("/policies/0/world", Value::String("billing".into())),
+    ] {
+        let mut changed = answer.json.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        changed.pointer_mut(parent).unwrap()[key] = value;
+        let refused = std::panic::catch_unwind(|| {
+            schema_support::assert_documented("/_grid/v1/node", "get", 200, &changed)
+        });
+        assert!(refused.is_err(), "{pointer} passed the schema");
+    }
 }

@@ -4,6 +4,7 @@
 
 mod node_support;
 mod registry_support;
+mod schema_support;
 
 use alloy::signers::local::PrivateKeySigner;
 use grid_gateway::oci::{
@@ -287,6 +288,8 @@ async fn a_byte_changed_in_the_registry_is_a_digest_mismatch() {
 async fn pricing_status(addr: std::net::SocketAddr) -> serde_json::Value {
     let node = node_support::http(addr, "GET", "/_grid/v1/node", &[], None).await;
     assert_eq!(node.status, 200, "{}", node.json);
+    // Artefact, digest, signer and refusal codes as the document says.
+    schema_support::assert_documented("/_grid/v1/node", "get", 200, &node.json);
     node.json["policies"]
         .as_array()
         .and_then(|all| all.iter().find(|p| p["world"] == "pricing"))
@@ -322,6 +325,32 @@ async fn pricing_until(
     panic!("never reached: {}", pricing_status(addr).await);
 }
 
+/// Pushes the built-in pricing policy with `settings` under `reference`, signed by `signer`.
+async fn push_pricing(
+    client: &Registry,
+    reference: &str,
+    settings: Vec<u8>,
+    signer: Option<&Signer>,
+) -> grid_gateway::oci::Pushed {
+    client
+        .push(reference, "pricing", pricing_wasm(), Some(settings), signer)
+        .await
+        .unwrap_or_else(|e| panic!("push to {reference}: {e}"))
+}
+
+/// The follower refused what the tag points at now with `code`, and the version with
+/// `digest` keeps pricing (a day at `price`).
+async fn refused_and_still_serving(
+    addr: std::net::SocketAddr,
+    code: &str,
+    digest: &str,
+    price: &str,
+) {
+    let status = pricing_until(addr, |s| s["last_error"]["code"] == code).await;
+    assert_eq!(status["current"]["artefact"]["digest"], digest, "{status}");
+    assert_eq!(day_price(addr).await, price);
+}
+
 fn pricing_settings(cpu_core_per_second: u32) -> Vec<u8> {
     let fixture = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -354,16 +383,7 @@ async fn a_node_follows_a_tag_keeps_the_last_good_version_and_starts_offline_fro
     let trusted = Signer::new(PrivateKeySigner::random());
     let stranger = Signer::new(PrivateKeySigner::random());
     let reference = registry.reference("grid/pricing:stable");
-    let v1 = client
-        .push(
-            &reference,
-            "pricing",
-            pricing_wasm(),
-            Some(pricing_settings(10)),
-            Some(&trusted),
-        )
-        .await
-        .expect("push v1");
+    let v1 = push_pricing(&client, &reference, pricing_settings(10), Some(&trusted)).await;
 
     let root = tempfile::tempdir().expect("temp dir");
     let credentials = root.path().join("registry-auth.json");
@@ -403,16 +423,7 @@ async fn a_node_follows_a_tag_keeps_the_last_good_version_and_starts_offline_fro
     assert_eq!(day_price(addr).await, (46 * 86_400).to_string());
 
     // A new signed push under the tag is picked up.
-    let v2 = client
-        .push(
-            &reference,
-            "pricing",
-            pricing_wasm(),
-            Some(pricing_settings(20)),
-            Some(&trusted),
-        )
-        .await
-        .expect("push v2");
+    let v2 = push_pricing(&client, &reference, pricing_settings(20), Some(&trusted)).await;
     // Reported, not asserted (speed belongs in benches): push to serving, tag polled
     // every second.
     let pushed_at = std::time::Instant::now();
@@ -424,70 +435,24 @@ async fn a_node_follows_a_tag_keeps_the_last_good_version_and_starts_offline_fro
     assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
 
     // Unsigned, then signed by a stranger: refused with their codes, v2 keeps pricing.
-    client
-        .push(
-            &reference,
-            "pricing",
-            pricing_wasm(),
-            Some(pricing_settings(30)),
-            None,
-        )
-        .await
-        .expect("push unsigned");
-    let status = pricing_until(addr, |s| s["last_error"]["code"] == "policy_unsigned").await;
-    assert_eq!(status["current"]["artefact"]["digest"], v2.digest.as_str());
-    assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
-    client
-        .push(
-            &reference,
-            "pricing",
-            pricing_wasm(),
-            Some(pricing_settings(40)),
-            Some(&stranger),
-        )
-        .await
-        .expect("push foreign");
-    let status = pricing_until(addr, |s| {
-        s["last_error"]["code"] == "policy_signer_untrusted"
-    })
-    .await;
-    assert_eq!(status["current"]["artefact"]["digest"], v2.digest.as_str());
-    assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
+    let v2_price = (66 * 86_400).to_string();
+    push_pricing(&client, &reference, pricing_settings(30), None).await;
+    refused_and_still_serving(addr, "policy_unsigned", &v2.digest, &v2_price).await;
+    push_pricing(&client, &reference, pricing_settings(40), Some(&stranger)).await;
+    refused_and_still_serving(addr, "policy_signer_untrusted", &v2.digest, &v2_price).await;
 
     // Signed, then one byte of its settings layer changed on the registry's disk before
     // the tag points at it: a digest mismatch, v2 keeps pricing.
     let staging = registry.reference("grid/pricing:staging");
     let tampered_settings = pricing_settings(50);
-    client
-        .push(
-            &staging,
-            "pricing",
-            pricing_wasm(),
-            Some(tampered_settings.clone()),
-            Some(&trusted),
-        )
-        .await
-        .expect("push to staging");
+    push_pricing(&client, &staging, tampered_settings.clone(), Some(&trusted)).await;
     let layer = registry.blob_path(&grid_gateway::oci::digest_of(&tampered_settings));
     let mut bytes = std::fs::read(&layer).expect("layer on disk");
     bytes[0] ^= 1;
     std::fs::write(&layer, bytes).expect("tamper");
-    client
-        .push(
-            &reference,
-            "pricing",
-            pricing_wasm(),
-            Some(tampered_settings),
-            Some(&trusted),
-        )
-        .await
-        .expect("the same artefact under the followed tag");
-    let status = pricing_until(addr, |s| {
-        s["last_error"]["code"] == "policy_digest_mismatch"
-    })
-    .await;
-    assert_eq!(status["current"]["artefact"]["digest"], v2.digest.as_str());
-    assert_eq!(day_price(addr).await, (66 * 86_400).to_string());
+    // The same artefact under the followed tag.
+    push_pricing(&client, &reference, tampered_settings, Some(&trusted)).await;
+    refused_and_still_serving(addr, "policy_digest_mismatch", &v2.digest, &v2_price).await;
     running.shutdown().await.expect("shutdown");
 
     // The registry gone: the node starts from its cache, on v2.

@@ -148,38 +148,10 @@ async fn app(mut req: Request<Incoming>, sse_gate: Arc<Notify>) -> Response<Prox
                 .body(BodyExt::boxed_unsync(StreamBody::new(stream)))
                 .unwrap()
         }
-        "/ws" => {
-            let key = req.headers().get("sec-websocket-key").cloned();
-            let Some(key) = key else {
-                return json(StatusCode::BAD_REQUEST, serde_json::json!({}));
-            };
-            let upgrade = hyper::upgrade::on(&mut req);
-            tokio::spawn(async move {
-                let Ok(upgraded) = upgrade.await else { return };
-                let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    tokio_tungstenite::tungstenite::protocol::Role::Server,
-                    None,
-                )
-                .await;
-                // Keep polling after a Close: tungstenite answers it and then ends the stream.
-                while let Some(Ok(message)) = ws.next().await {
-                    if let Message::Text(t) = message {
-                        let _ = ws.send(Message::text(format!("echo: {t}"))).await;
-                    }
-                }
-            });
-            Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header("connection", "upgrade")
-                .header("upgrade", "websocket")
-                .header(
-                    "sec-websocket-accept",
-                    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
-                )
-                .body(full(""))
-                .unwrap()
-        }
+        "/ws" => match seeded_support::websocket_echo(&mut req) {
+            Some(switching) => switching.body(full("")).unwrap(),
+            None => json(StatusCode::BAD_REQUEST, serde_json::json!({})),
+        },
         "/hang" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             json(StatusCode::OK, serde_json::json!({}))

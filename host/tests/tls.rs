@@ -1,10 +1,12 @@
 //! HTTPS at the edge, on loopback with real certificates: a test CA (rcgen) signs the
 //! gateway's certificates, and clients trust that CA only. Requests go through the whole
 //! gateway (`server::start`, seeded with a running app) to a real app: HTTP/1.1 over TLS
-//! (the wire fast path, and a websocket upgrade through hyper), HTTP/2 over TLS (hyper),
+//! (the wire fast path, with and without ALPN, counted per path so a silent fall-back to
+//! hyper fails; a websocket upgrade through hyper), HTTP/2 over TLS (hyper),
 //! SNI choosing between two certificates, certificate files swapped and corrupted under
 //! a running node, the plain listener's redirect, HSTS.
 
+mod schema_support;
 mod seeded_support;
 
 use std::convert::Infallible;
@@ -112,33 +114,10 @@ async fn app() -> SocketAddr {
 }
 
 async fn answer(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.uri().path() == "/ws" {
-        let key = req.headers().get("sec-websocket-key").cloned().unwrap();
-        let upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(async move {
-            let Ok(upgraded) = upgrade.await else { return };
-            let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                tokio_tungstenite::tungstenite::protocol::Role::Server,
-                None,
-            )
-            .await;
-            while let Some(Ok(message)) = ws.next().await {
-                if let Message::Text(t) = message {
-                    let _ = ws.send(Message::text(format!("echo: {t}"))).await;
-                }
-            }
-        });
-        return Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header("connection", "upgrade")
-            .header("upgrade", "websocket")
-            .header(
-                "sec-websocket-accept",
-                tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
-            )
-            .body(Full::default())
-            .unwrap();
+    if req.uri().path() == "/ws"
+        && let Some(switching) = seeded_support::websocket_echo(&mut req)
+    {
+        return switching.body(Full::default()).unwrap();
     }
     let method = req.method().to_string();
     let path = req.uri().to_string();
@@ -248,8 +227,20 @@ impl Node {
         path: &str,
         body: Vec<u8>,
     ) -> (StatusCode, Option<String>, serde_json::Value) {
-        let stream = self.connect("gw.test", &[b"http/1.1"]).await;
-        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+        self.h1_offering(&[b"http/1.1"], method, path, body).await
+    }
+
+    /// [`Node::h1`] on a connection offering `alpn` (none: no ALPN extension at all).
+    async fn h1_offering(
+        &self,
+        alpn: &[&[u8]],
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Option<String>, serde_json::Value) {
+        let stream = self.connect("gw.test", alpn).await;
+        let agreed = alpn.first().map(|_| &b"http/1.1"[..]);
+        assert_eq!(stream.get_ref().1.alpn_protocol(), agreed);
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .unwrap();
@@ -303,6 +294,62 @@ async fn http1_over_tls_proxies_to_the_app_with_hsts() {
     assert_eq!(json["bytes"], 300_000);
     assert_eq!(json["sum"], sum);
     assert!(hsts.is_some());
+    node.running.shutdown().await.unwrap();
+}
+
+/// `grid_proxy_served_total{path="…"}` on the node's metrics page (0 when absent).
+async fn served_by(node: &Node, path: &str) -> u64 {
+    let page = node_metrics(node).await;
+    let name = format!("grid_proxy_served_total{{path=\"{path}\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(&name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The fast path's advantage must hold over TLS: were TLS connections ever silently handed
+/// to hyper, the `wire` count would stop moving and this fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_over_tls_takes_the_wire_fast_path_and_h2_takes_hyper() {
+    let node = node(|_| {}).await;
+    assert_eq!(
+        (
+            served_by(&node, "wire").await,
+            served_by(&node, "hyper").await
+        ),
+        (0, 0)
+    );
+    let (status, _, json) = node
+        .h1_offering(&[b"http/1.1"], "GET", "/alpn", Vec::new())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let (upload, _) = body(10_000);
+    let (status, _, json) = node.h1_offering(&[], "POST", "/no-alpn", upload).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["bytes"], 10_000);
+    assert_eq!(
+        served_by(&node, "wire").await,
+        2,
+        "ALPN http/1.1 and no ALPN"
+    );
+    assert_eq!(served_by(&node, "hyper").await, 0);
+
+    let stream = node.connect("gw.test", &[b"h2", b"http/1.1"]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .uri("https://gw.test/h2")
+        .header("authorization", &node.bearer)
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let (status, _, json) = read(sender.send_request(request).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(served_by(&node, "hyper").await, 1, "h2 is hyper's");
+    assert_eq!(served_by(&node, "wire").await, 2);
     node.running.shutdown().await.unwrap();
 }
 
@@ -384,6 +431,7 @@ async fn served(node: &Node, sni: &str) -> CertificateDer<'static> {
 async fn node_tls_status(node: &Node) -> serde_json::Value {
     let (status, _, json) = node.h1("GET", "/_grid/v1/node", Vec::new()).await;
     assert_eq!(status, StatusCode::OK, "{json}");
+    schema_support::assert_documented("/_grid/v1/node", "get", 200, &json);
     json["tls"].clone()
 }
 

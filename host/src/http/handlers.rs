@@ -14,6 +14,7 @@ use axum_extra::extract::cookie::{Cookie, SameSite as CookieSameSite};
 use super::api::*;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery, OrderIdPath, Session};
+use super::node::NodeResponse;
 use crate::config::SameSite;
 use crate::error::Error;
 use crate::gateway::{Gateway, Readiness};
@@ -222,11 +223,12 @@ pub async fn greet(
     }
 }
 
-/// The node: wallet, chain, capacity, policies.
+/// The node: wallet, chain, capacity, policies, certificates.
 #[utoipa::path(get, path = "/_grid/v1/node", tag = "ops",
-    responses((status = 200, description = "wallet, chain_id, market, capacity, policies (per world the version in force: name, sha256, settings_sha256, source {kind: builtin|file|oci}, loaded_at, and for a registry artefact artefact {reference, digest, signer}; last_error {code, message, at}), and with [tls] the certificates from files (tls: hosts, cert_file, serving, last_error), with [tls.acme] those from ACME (acme: host, serving, not_after, renew_at, failures, last_error, retry_at)")))]
-pub async fn node(State(gw): AppState) -> Result<Response, Error> {
-    Ok(Json(gw.node_status()?).into_response())
+    responses((status = 200, body = NodeResponse,
+        description = "wallet, chain_id, market, capacity, policies (per world the version in force and the last failed load since), and with [tls] the certificates from files, with [tls.acme] those from ACME")))]
+pub async fn node(State(gw): AppState) -> Result<Json<NodeResponse>, Error> {
+    Ok(Json(gw.node_status()?.into()))
 }
 
 /// An ACME HTTP-01 challenge (RFC 8555 §8.3): the key authorization of a pending

@@ -8,6 +8,7 @@ pub mod apps;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod node;
 mod openapi;
 
 use std::convert::Infallible;

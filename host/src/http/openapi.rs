@@ -7,6 +7,11 @@ use super::api::*;
 use super::apps::{self, AppResponse, ConditionView, DeployBody, DeployResponse, HandoffResponse};
 use super::error::{ErrorBody, ErrorDetail};
 use super::handlers;
+use super::node::{
+    ArtefactView, CapacityView, LoadFailureView, NodeResponse, PolicyView, ResourcesView,
+    SourceKind, SourceView, WorldName, WorldView,
+};
+use crate::tls::{AcmeHostStatus, CertificateStatus};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -55,7 +60,19 @@ use super::handlers;
         ConditionView,
         HandoffResponse,
         ErrorBody,
-        ErrorDetail
+        ErrorDetail,
+        NodeResponse,
+        CapacityView,
+        ResourcesView,
+        WorldName,
+        WorldView,
+        PolicyView,
+        SourceKind,
+        SourceView,
+        ArtefactView,
+        LoadFailureView,
+        CertificateStatus,
+        AcmeHostStatus
     ))
 )]
 struct ApiDoc;

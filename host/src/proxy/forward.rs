@@ -128,6 +128,7 @@ impl Forwarder {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        self.metrics.served_by(super::metrics::ServedBy::Hyper);
         let result = self.forward_inner(request, upstream, client, options).await;
         self.metrics.count(match &result {
             Ok(response) => response.status(),

@@ -14,6 +14,33 @@ pub struct StatusClassLabels {
     pub class: String,
 }
 
+/// Labels of the request path that served a proxied request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    /// `wire` (the HTTP/1.1 fast path) or `hyper` (HTTP/2, upgrades, chunked uploads, a
+    /// connection handed over).
+    pub path: String,
+}
+
+/// Which of the gateway's two request paths forwarded a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServedBy {
+    /// The HTTP/1.1 wire fast path ([`crate::proxy::Forwarder::forward_wire`]).
+    Wire,
+    /// hyper's path ([`crate::proxy::Forwarder::forward`]).
+    Hyper,
+}
+
+impl ServedBy {
+    /// The `path` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ServedBy::Wire => "wire",
+            ServedBy::Hyper => "hyper",
+        }
+    }
+}
+
 /// The proxy's metrics. Cloning shares the series.
 #[derive(Clone)]
 pub struct ProxyMetrics {
@@ -29,6 +56,11 @@ pub struct ProxyMetrics {
     pub policy_denials: Counter,
     /// App `Set-Cookie` headers dropped because they set the gateway's session cookie.
     pub app_cookies_dropped: Counter,
+    /// Forwarded requests by the path that served them (`wire`, `hyper`): whether
+    /// HTTP/1.1 traffic (over TLS too) takes the fast path.
+    pub served: Family<PathLabels, Counter>,
+    /// The series of `served` for `wire` and `hyper`, made once.
+    paths: [Counter; 2],
     /// The series of `requests` for 1xx … 5xx, made once: counting a request is then one
     /// atomic add, not a label allocation and a map lookup.
     classes: [Counter; 5],
@@ -49,9 +81,19 @@ impl Default for ProxyMetrics {
                 })
                 .clone()
         });
+        let served = Family::<PathLabels, Counter>::default();
+        let paths = [ServedBy::Wire, ServedBy::Hyper].map(|by| {
+            served
+                .get_or_create(&PathLabels {
+                    path: by.label().into(),
+                })
+                .clone()
+        });
         ProxyMetrics {
             requests,
             classes,
+            served,
+            paths,
             upstream_duration: Histogram::new(UPSTREAM_BUCKETS),
             in_flight: Gauge::default(),
             tunnels_open: Gauge::default(),
@@ -69,6 +111,11 @@ impl ProxyMetrics {
             "requests",
             "Proxied requests by status class",
             self.requests.clone(),
+        );
+        sub.register(
+            "served",
+            "Forwarded requests by the path that served them (wire: the HTTP/1.1 fast path, hyper: the rest)",
+            self.served.clone(),
         );
         sub.register(
             "upstream_duration_seconds",
@@ -110,6 +157,22 @@ impl ProxyMetrics {
                 })
                 .inc(),
         };
+    }
+
+    /// Counts a request forwarded by `by`.
+    pub(crate) fn served_by(&self, by: ServedBy) {
+        match by {
+            ServedBy::Wire => self.paths[0].inc(),
+            ServedBy::Hyper => self.paths[1].inc(),
+        };
+    }
+
+    /// The count of requests forwarded by `by`.
+    pub fn served_count(&self, by: ServedBy) -> u64 {
+        match by {
+            ServedBy::Wire => self.paths[0].get(),
+            ServedBy::Hyper => self.paths[1].get(),
+        }
     }
 
     /// The count of requests in a status class (`"2xx"`, `"5xx"` …).

@@ -20,5 +20,5 @@ pub use body::{BoxError, ProxyBody, empty, full};
 pub use config::ProxyConfig;
 pub use error::ProxyError;
 pub use forward::{ClientInfo, ForwardOptions, Forwarder, Upstream, UpstreamParseError};
-pub use metrics::{ProxyMetrics, StatusClassLabels};
+pub use metrics::{PathLabels, ProxyMetrics, ServedBy, StatusClassLabels};
 pub(crate) use pool::connect_tcp;

@@ -158,8 +158,9 @@ pub enum AcmeError {
     Tls(#[from] super::TlsError),
 }
 
-/// One host's state, for `/_grid/v1/node`.
-#[derive(Clone, Debug, Default, Serialize)]
+/// One host's state, for `/_grid/v1/node` (its schema there, closed).
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AcmeHostStatus {
     /// The host name.
     pub host: String,

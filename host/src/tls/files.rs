@@ -67,8 +67,9 @@ impl TlsMetrics {
     }
 }
 
-/// One pair's state, for `/_grid/v1/node`.
-#[derive(Clone, Debug, Serialize)]
+/// One pair's state, for `/_grid/v1/node` (its schema there, closed).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CertificateStatus {
     /// The hosts it serves; empty for the default certificate.
     pub hosts: Vec<String>,

@@ -130,6 +130,7 @@ impl Forwarder {
         &self,
         mut exchange: Exchange<'_, '_>,
     ) -> Result<Finished, WireError> {
+        self.metrics().served_by(crate::proxy::ServedBy::Wire);
         let result = self.exchange(&mut exchange).await;
         exchange.buffers.trim();
         if let Err(WireError::Refused(error)) = &result {

@@ -92,3 +92,40 @@ pub fn config(listen: &str, data_dir: &Path, request_policy: bool, proxy: ProxyC
     config.proxy = proxy;
     config
 }
+
+/// An app's websocket echo (the test apps' `/ws`): spawns the echo of each text message as
+/// `echo: <text>` on the upgraded connection and gives the 101 answer to build with the
+/// app's body type; `None` without a `Sec-WebSocket-Key`.
+pub fn websocket_echo(
+    req: &mut http::Request<hyper::body::Incoming>,
+) -> Option<http::response::Builder> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let key = req.headers().get("sec-websocket-key")?.clone();
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        // Keep polling after a Close: tungstenite answers it and then ends the stream.
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Text(t) = message {
+                let _ = ws.send(Message::text(format!("echo: {t}"))).await;
+            }
+        }
+    });
+    Some(
+        http::Response::builder()
+            .status(http::StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header(
+                "sec-websocket-accept",
+                tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
+            ),
+    )
+}
