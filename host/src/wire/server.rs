@@ -2,7 +2,7 @@
 //!
 //! Process requests in plain HTTP/1.1 — no body or a `Content-Length` body, no upgrade,
 //! no `Expect`, one `Host` — are read off the socket, admitted
-//! (`crate::http::admission::admit`, as on hyper's path) and forwarded as bytes
+//! (`crate::admission::admit`, as on hyper's path) and forwarded as bytes
 //! ([`crate::proxy::Forwarder::forward_wire`], the exchange with the app). At the first
 //! request that is anything else (an API call, a hand-off, a websocket, a chunked upload,
 //! HTTP/1.0 or HTTP/2, a malformed head) the connection, with what was read of it, is
@@ -32,9 +32,9 @@ use super::error::Failure;
 use super::head::{HeadWriter, KEPT_BUFFER};
 use super::worker::WorkerState;
 use super::{Exchange, Finished, WireBuffers, WireRequest};
+use crate::admission::{admit, forward_options, handoff_code, view};
 use crate::error::Error;
 use crate::gateway::Gateway;
-use crate::http::admission::{admit, forward_options, handoff_code, view};
 use crate::process::ORDER_HEADER;
 use crate::proxy::ClientInfo;
 use crate::proxy::headers::Headers;
@@ -209,7 +209,7 @@ async fn admit_and_forward(
     buffers: &mut WireBuffers,
 ) -> Result<Finished, Failure<Error>> {
     let gw = &*connections.gateway;
-    if crate::http::admission::refuses_body(gw, request.method, request.body_len() > 0) {
+    if crate::admission::refuses_body(gw, request.method, request.body_len() > 0) {
         return Err(Error::BodyNotAllowed(request.method.to_owned()).into());
     }
     let (route, credential) = {
@@ -219,7 +219,7 @@ async fn admit_and_forward(
     };
     // The header is the gateway's; the app has no use for it.
     request.headers.remove(ORDER_HEADER);
-    crate::http::admission::strip_gateway_bearers(gw, &mut request.headers, credential);
+    crate::admission::strip_gateway_bearers(gw, &mut request.headers, credential);
     let client = ClientInfo {
         peer,
         https: stream.is_tls(),
