@@ -12,6 +12,7 @@
 //! heads, the exchange with the app); [`tls`] terminates HTTPS (certificates by SNI, from
 //! files); [`server`] runs it.
 
+pub(crate) mod admission;
 pub mod apps;
 pub mod auth;
 pub mod capacity;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -16,6 +17,7 @@ use crate::config::{Config, LogFormat};
 use crate::gateway::{BuildError, Gateway};
 use crate::http::Listener;
 use crate::orders::Hooks;
+use crate::wire::WorkerState;
 use crate::wire::client_stream::{ClientStream, Slot};
 
 /// Why the server stopped with an error.
@@ -203,6 +205,11 @@ type Bound = (std::net::TcpListener, Arc<Listener>, Option<TlsAcceptor>);
 /// One worker: a current-thread runtime serving the connections it accepts from
 /// `listeners`, until `stopping` turns true; then it stops accepting and lets the requests
 /// in flight finish.
+///
+/// The runtime is a local one: its connections are tasks of this thread only
+/// (`spawn_local`), so what they share, the worker's [`WorkerState`], is a plain value
+/// behind an `Rc`, made here and dropped (its idle app connections closed) when the worker
+/// stops.
 fn serve_on(
     listeners: Vec<Bound>,
     gateway: Arc<Gateway>,
@@ -212,7 +219,7 @@ fn serve_on(
 ) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build_local(tokio::runtime::LocalOptions::default())?;
     let header_read_timeout = gateway.config.http.header_read_timeout();
     let grace = gateway.config.http.shutdown_grace();
     runtime.block_on(async move {
@@ -230,23 +237,28 @@ fn serve_on(
             .keep_alive_interval(Some(header_read_timeout / 2))
             .keep_alive_timeout(header_read_timeout / 2);
         let tracker = TaskTracker::new();
-        let sweeper = tokio::spawn(async {
-            let mut every = tokio::time::interval(IDLE_SWEEP);
-            loop {
-                every.tick().await;
-                crate::wire::sweep_idle();
+        let worker = Rc::new(WorkerState::new());
+        let sweeper = tokio::task::spawn_local({
+            let worker = worker.clone();
+            async move {
+                let mut every = tokio::time::interval(IDLE_SWEEP);
+                loop {
+                    every.tick().await;
+                    worker.idle.sweep();
+                }
             }
         });
         let mut loops = Vec::with_capacity(listeners.len());
         for (listener, role, acceptor) in listeners {
             let listener = TcpListener::from_std(listener)?;
-            let connections = Arc::new(crate::wire::Connections {
+            let connections = Rc::new(crate::wire::Connections {
                 gateway: gateway.clone(),
                 api: api.clone(),
                 api_runtime: api_runtime.clone(),
                 hyper: hyper.clone(),
                 header_read_timeout,
                 listener: role,
+                worker: worker.clone(),
             });
             loops.push(accept_loop(
                 listener,
@@ -264,7 +276,7 @@ fn serve_on(
             tracing::warn!("requests still in flight after {grace:?}: cut");
         }
         sweeper.abort();
-        crate::wire::close_idle();
+        worker.idle.clear();
         Ok(())
     })
 }
@@ -273,7 +285,7 @@ fn serve_on(
 /// TLS handshake is done (within the head deadline) before it is served.
 async fn accept_loop(
     listener: TcpListener,
-    connections: Arc<crate::wire::Connections>,
+    connections: Rc<crate::wire::Connections>,
     acceptor: Option<TlsAcceptor>,
     tracker: TaskTracker,
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -316,11 +328,11 @@ async fn accept_loop(
         match &acceptor {
             None => {
                 let stream = ClientStream::new(stream, send_timeout, Some(slot));
-                tracker.spawn(crate::wire::serve(connections, stream, peer, stopping));
+                tracker.spawn_local(crate::wire::serve(connections, stream, peer, stopping));
             }
             Some(acceptor) => {
                 let handshake = acceptor.accept(stream);
-                tracker.spawn(async move {
+                tracker.spawn_local(async move {
                     let deadline = connections.header_read_timeout;
                     let stream = match tokio::time::timeout(deadline, handshake).await {
                         Ok(Ok(stream)) => stream,

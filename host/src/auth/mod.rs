@@ -8,6 +8,7 @@
 //! previous ones. The server-side record decides expiry and revocation; the cookie only
 //! names it.
 
+pub mod credential;
 pub mod keys;
 pub mod limit;
 pub mod nonce;

@@ -219,7 +219,7 @@ pub async fn handoff(
     uri: axum::http::Uri,
 ) -> Result<Json<HandoffResponse>, Error> {
     // `Host`, or the authority of an HTTP/2 request.
-    let host = super::admission::host_of(&headers, &uri);
+    let host = crate::admission::host_of(&headers, &uri);
     let handoff = gw
         .process
         .handoff(&session.record, &order_id, host, gw.config.session.secure)?;

@@ -9,13 +9,12 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum_extra::extract::cookie::Cookie;
 use serde::de::DeserializeOwned;
 
+use crate::auth::credential::session_credential;
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::policy::unix_now;
-use crate::proxy::headers::Headers;
 use crate::store::SessionRecord;
 
 /// `axum::Json` with our error body on rejection.
@@ -78,46 +77,10 @@ pub struct Session {
     pub token: String,
 }
 
-/// Where a request's session came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Credential {
-    /// The session cookie.
-    Cookie,
-    /// `Authorization: Bearer`.
-    Bearer,
-}
-
 /// The sealed session value a request carries, if any: the cookie first, then the bearer
 /// token.
 pub fn session_token(parts: &Parts, cookie_name: &str) -> Option<String> {
     session_credential(&parts.headers, cookie_name).map(|(token, _)| token)
-}
-
-/// [`session_token`], saying which of the two carried it. Works on hyper's header map and
-/// on the wire fast path's header list alike.
-pub fn session_credential(
-    headers: &impl Headers,
-    cookie_name: &str,
-) -> Option<(String, Credential)> {
-    // Parsed as a cookie jar does: every `Cookie` header, `;`-separated, percent-decoded;
-    // of several cookies with the name, the last one counts.
-    let cookie = headers
-        .values("cookie")
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| Cookie::parse_encoded(pair.trim()).ok())
-        .filter(|c| c.name() == cookie_name)
-        .last();
-    if let Some(cookie) = cookie {
-        return Some((cookie.value().to_owned(), Credential::Cookie));
-    }
-    headers
-        .values("authorization")
-        .next()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| (t.trim().to_owned(), Credential::Bearer))
 }
 
 impl FromRequestParts<Arc<Gateway>> for Session {

@@ -9,13 +9,14 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
-use axum_extra::extract::cookie::{Cookie, SameSite as CookieSameSite};
 
 use super::api::*;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery, OrderIdPath, Session};
 use super::node::NodeResponse;
-use crate::config::SameSite;
+use axum_extra::extract::cookie::Cookie;
+
+use crate::auth::credential::session_cookie;
 use crate::error::Error;
 use crate::gateway::{Gateway, Readiness};
 use crate::orders::QuoteInput;
@@ -109,32 +110,19 @@ async fn do_login(
 ) -> Result<Response, Error> {
     let now = unix_now();
     let login = gw.auth.login(message, signature, now).await?;
-    let cookie = session_cookie(gw, login.token.clone(), login.session.expires_at, now);
+    let cookie = session_cookie(
+        &gw.config.session,
+        gw.auth.settings().cookie_name,
+        login.token.clone(),
+        login.session.expires_at,
+        now,
+    );
     let body = LoginResponse {
         address: login.session.address.to_string(),
         expires_at: login.session.expires_at,
         token: login.token,
     };
     Ok((jar.add(cookie), Json(body)).into_response())
-}
-
-/// The session cookie carrying `token` until `expires_at`, for the host that answers
-/// (no `Domain`: never shared with other hosts, such as the apps' own).
-pub fn session_cookie(gw: &Gateway, token: String, expires_at: u64, now: u64) -> Cookie<'static> {
-    let settings = &gw.config.session;
-    Cookie::build((gw.auth.settings().cookie_name, token))
-        .path("/")
-        .http_only(true)
-        .secure(settings.secure)
-        .same_site(match settings.same_site {
-            SameSite::Strict => CookieSameSite::Strict,
-            SameSite::Lax => CookieSameSite::Lax,
-            SameSite::None => CookieSameSite::None,
-        })
-        .max_age(cookie::time::Duration::seconds(
-            i64::try_from(expires_at.saturating_sub(now)).unwrap_or(i64::MAX),
-        ))
-        .build()
 }
 
 /// The current session (cookie or bearer token).

@@ -2,7 +2,6 @@
 //! body limit), handlers, errors and the OpenAPI document. Handlers call the services
 //! on [`Gateway`]; nothing here talks to wasmtime or alloy.
 
-pub(crate) mod admission;
 pub mod api;
 pub mod apps;
 pub mod error;
@@ -47,13 +46,13 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         let (api, gateway) = (api.clone(), gateway.clone());
         async move {
             let mut request = request;
-            if let Err(error) = admission::settle_host(&mut request) {
+            if let Err(error) = crate::admission::settle_host(&mut request) {
                 return Ok(error.into_response());
             }
             if is_api(&gateway, &request) {
                 api.oneshot(request).await
             } else {
-                Ok(admission::handle(&gateway, request).await)
+                Ok(crate::admission::hyper_path::handle(&gateway, request).await)
             }
         }
     }))
@@ -85,8 +84,8 @@ pub fn connection_service(
         async move {
             request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(ClientTls(listener.secure));
-            let settled = admission::require_host(&request)
-                .and_then(|()| admission::settle_host(&mut request));
+            let settled = crate::admission::require_host(&request)
+                .and_then(|()| crate::admission::settle_host(&mut request));
             if let Err(error) = settled {
                 return Ok(listener.finish(error.into_response()));
             }
@@ -102,7 +101,7 @@ pub fn connection_service(
                     Ok(axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
                 })
             } else {
-                Ok(admission::handle(&gateway, request).await)
+                Ok(crate::admission::hyper_path::handle(&gateway, request).await)
             };
             response.map(|response| listener.finish(response))
         }
@@ -188,7 +187,7 @@ impl Redirect {
             crate::error::Error::BadHost("a redirect to HTTPS needs the request's host")
                 .into_response()
         };
-        let Some(host) = admission::host(request).filter(|h| !h.is_empty()) else {
+        let Some(host) = crate::admission::host(request).filter(|h| !h.is_empty()) else {
             return Some(no_host());
         };
         let name = match host.rsplit_once(':') {
@@ -218,7 +217,11 @@ impl Redirect {
 /// The gateway's own paths; everything else is Process. On an app's own host
 /// (`<order-id>.<apps_domain>`) the whole path space is the app's, `/_grid/` included.
 fn is_api<B>(gateway: &Gateway, request: &hyper::Request<B>) -> bool {
-    is_api_path(gateway, request.uri().path(), admission::host(request))
+    is_api_path(
+        gateway,
+        request.uri().path(),
+        crate::admission::host(request),
+    )
 }
 
 /// [`is_api`] for a request's path and `Host`.
@@ -259,7 +262,7 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
             "/.well-known/acme-challenge/{token}",
             get(handlers::acme_challenge),
         )
-        .fallback(admission::not_found)
+        .fallback(not_found)
         // axum answers a known path's unknown method with an empty 405; ours carries the
         // envelope (axum still adds `Allow`).
         .method_not_allowed_fallback(method_not_allowed)
@@ -337,4 +340,9 @@ async fn track(State(gw): State<Arc<Gateway>>, request: Request, next: Next) -> 
         .get_or_create(&RouteLabels { route })
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// Unknown API paths.
+async fn not_found(uri: axum::http::Uri) -> crate::error::Error {
+    crate::error::Error::NotFound(uri.path().to_owned())
 }

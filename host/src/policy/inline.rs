@@ -23,6 +23,11 @@ use std::sync::Once;
 
 use super::CompiledPolicy;
 
+// Not part of the HTTP worker's state (`crate::wire::WorkerState`): the flag says what this
+// thread's stack is doing (inside [`evaluate_here`]'s `catch_unwind`), and the one reader is
+// the process's panic hook, which runs on the panicking thread with nothing else in hand.
+// It is set and cleared around a synchronous call (no `.await` between), so no future can
+// move while it is set; it costs one thread-local access on each side of an evaluation.
 thread_local! {
     /// Set while an evaluation runs on this thread: its panic is expected and handled, not
     /// a crash to report.

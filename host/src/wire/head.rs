@@ -2,6 +2,7 @@
 //! parser of a `Content-Length` value, and the one writer of request, response and error
 //! heads ([`HeadWriter`]).
 
+use super::date::DateCache;
 use crate::proxy::headers::HeaderList;
 
 pub use grid_wire::limits::{KEPT_BUFFER, MAX_HEAD, MAX_HEADERS, READ_CHUNK, content_length};
@@ -91,9 +92,9 @@ impl<'o> HeadWriter<'o> {
         self.field(b"connection", b"close")
     }
 
-    /// `date: <now>` (RFC 9110 §6.6.1).
-    pub fn date(&mut self) -> &mut Self {
-        super::date::write_date(self.out);
+    /// `date: <now>` (RFC 9110 §6.6.1), from the worker's `dates`.
+    pub fn date(&mut self, dates: &DateCache) -> &mut Self {
+        dates.write(self.out);
         self
     }
 

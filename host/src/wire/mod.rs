@@ -2,7 +2,7 @@
 //! `protocols/http/v1/`): a plain HTTP/1.1 request (no body, or a `Content-Length` body; no
 //! upgrade, no `Expect`) is read off the client's connection, admitted, and forwarded with
 //! its head rewritten as bytes and its body copied through, and the app's response likewise,
-//! on keep-alive connections kept per thread. No header map is built and no HTTP library
+//! on keep-alive connections kept per worker ([`WorkerState`]). No header map is built and no HTTP library
 //! parses the message twice over: this is what brings the gateway's cost per request to
 //! nginx's (`host/benches/README.md`).
 //!
@@ -13,8 +13,9 @@
 //! - `upstream`: one exchange with the app — the request sent, the response streamed back.
 //! - [`head`]: the limits heads are read under, and the one writer of every head sent.
 //! - [`error`]: how an exchange fails, on either side.
-//! - `idle`, `date`, `deadline`: the idle connections to apps, the `Date` header, a
-//!   connection's deadlines without a timer per wait.
+//! - [`worker`]: what one HTTP worker owns for its connections ([`WorkerState`]): the idle
+//!   connections to apps (`idle`) and the `Date` header (`date`).
+//! - `deadline`: a connection's deadlines without a timer per wait.
 //!
 //! What is parsed and decided about the bytes — request and response heads, the chunked
 //! scanner, the body framing — is the `grid-wire` crate (`wire/`), pure and fuzzed on its
@@ -26,17 +27,18 @@
 //! [`crate::proxy::Forwarder::forward`].
 
 pub mod client_stream;
-mod date;
+pub mod date;
 mod deadline;
 pub mod error;
 pub mod head;
-mod idle;
+pub mod idle;
 pub mod server;
 mod upstream;
+pub mod worker;
 
 pub use error::{Failure, WireError};
 pub use grid_wire::request::WireRequest;
 pub use head::content_length;
-pub use idle::{clear as close_idle, sweep as sweep_idle};
 pub use server::{Connections, serve};
 pub use upstream::{Exchange, Finished, WireBuffers};
+pub use worker::WorkerState;

@@ -2,7 +2,7 @@
 //!
 //! Process requests in plain HTTP/1.1 — no body or a `Content-Length` body, no upgrade,
 //! no `Expect`, one `Host` — are read off the socket, admitted
-//! (`crate::http::admission::admit`, as on hyper's path) and forwarded as bytes
+//! (`crate::admission::admit`, as on hyper's path) and forwarded as bytes
 //! ([`crate::proxy::Forwarder::forward_wire`], the exchange with the app). At the first
 //! request that is anything else (an API call, a hand-off, a websocket, a chunked upload,
 //! HTTP/1.0 or HTTP/2, a malformed head) the connection, with what was read of it, is
@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,19 +26,22 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::client_stream::ClientStream;
+use super::date::DateCache;
 use super::deadline::Deadline;
 use super::error::Failure;
 use super::head::{HeadWriter, KEPT_BUFFER};
+use super::worker::WorkerState;
 use super::{Exchange, Finished, WireBuffers, WireRequest};
+use crate::admission::{admit, forward_options, handoff_code, view};
 use crate::error::Error;
 use crate::gateway::Gateway;
-use crate::http::admission::{admit, forward_options, handoff_code, view};
 use crate::process::ORDER_HEADER;
 use crate::proxy::ClientInfo;
 use crate::proxy::headers::Headers;
 use grid_wire::request::RequestHead;
 
-/// What every connection of a worker shares.
+/// What every connection a worker accepts on one listener shares (the worker's own state
+/// included).
 pub struct Connections {
     /// The node.
     pub gateway: Arc<Gateway>,
@@ -51,12 +55,14 @@ pub struct Connections {
     pub header_read_timeout: Duration,
     /// The listener's role: TLS, a redirect to HTTPS, HSTS.
     pub listener: Arc<crate::http::Listener>,
+    /// The worker's idle app connections and `Date` header, shared by its listeners.
+    pub worker: Rc<WorkerState>,
 }
 
 /// Serves the connection `stream` from `peer` until it closes, or until `stopping` turns
 /// true and the request in flight (if any) is answered.
 pub async fn serve(
-    connections: Arc<Connections>,
+    connections: Rc<Connections>,
     mut stream: ClientStream,
     peer: SocketAddr,
     stopping: watch::Receiver<bool>,
@@ -91,7 +97,8 @@ pub async fn serve(
             RequestHead::Ambiguous { is_head } => {
                 let error = Error::Proxy(crate::proxy::ProxyError::AmbiguousLength);
                 let hsts = connections.listener.hsts.as_ref();
-                let _ = write_error(&mut stream, error, true, is_head, hsts).await;
+                let dates = &connections.worker.date;
+                let _ = write_error(&mut stream, error, true, is_head, hsts, dates).await;
                 let _ = stream.shutdown().await;
                 return;
             }
@@ -107,13 +114,12 @@ pub async fn serve(
         let is_head = request.method == "HEAD";
         let hsts = connections.listener.hsts.as_ref();
         let outcome = admit_and_forward(
-            gw,
+            &connections,
             &mut stream,
             request,
             body_start,
             peer,
             &mut buffers,
-            hsts,
         )
         .await;
         let keep_alive = match outcome {
@@ -125,9 +131,16 @@ pub async fn serve(
             }
             Err(Failure::Refused(error)) => {
                 let close = client_close || body_on_the_wire;
-                write_error(&mut stream, error, close, is_head, hsts)
-                    .await
-                    .is_ok()
+                write_error(
+                    &mut stream,
+                    error,
+                    close,
+                    is_head,
+                    hsts,
+                    &connections.worker.date,
+                )
+                .await
+                .is_ok()
                     && !close
             }
         };
@@ -188,15 +201,15 @@ fn for_hyper(gw: &Gateway, request: &WireRequest<'_>) -> bool {
 
 /// Admits `request` and forwards it on the wire.
 async fn admit_and_forward(
-    gw: &Gateway,
+    connections: &Connections,
     stream: &mut ClientStream,
     mut request: WireRequest<'_>,
     body_start: &[u8],
     peer: SocketAddr,
     buffers: &mut WireBuffers,
-    hsts: Option<&http::HeaderValue>,
 ) -> Result<Finished, Failure<Error>> {
-    if crate::http::admission::refuses_body(gw, request.method, request.body_len() > 0) {
+    let gw = &*connections.gateway;
+    if crate::admission::refuses_body(gw, request.method, request.body_len() > 0) {
         return Err(Error::BodyNotAllowed(request.method.to_owned()).into());
     }
     let (route, credential) = {
@@ -206,7 +219,7 @@ async fn admit_and_forward(
     };
     // The header is the gateway's; the app has no use for it.
     request.headers.remove(ORDER_HEADER);
-    crate::http::admission::strip_gateway_bearers(gw, &mut request.headers, credential);
+    crate::admission::strip_gateway_bearers(gw, &mut request.headers, credential);
     let client = ClientInfo {
         peer,
         https: stream.is_tls(),
@@ -220,7 +233,8 @@ async fn admit_and_forward(
         client_info: &client,
         options: &options,
         buffers,
-        hsts,
+        hsts: connections.listener.hsts.as_ref(),
+        worker: &connections.worker,
     };
     gw.forwarder
         .forward_wire(exchange)
@@ -235,6 +249,7 @@ async fn write_error(
     close: bool,
     is_head: bool,
     hsts: Option<&http::HeaderValue>,
+    dates: &DateCache,
 ) -> io::Result<()> {
     let (parts, body) = error.into_response().into_parts();
     // The error body is in memory: collecting it cannot wait or fail.
@@ -256,7 +271,7 @@ async fn write_error(
     if let Some(hsts) = hsts {
         head.field(b"strict-transport-security", hsts.as_bytes());
     }
-    head.content_length(body.len() as u64).date();
+    head.content_length(body.len() as u64).date(dates);
     if close {
         head.close();
     }

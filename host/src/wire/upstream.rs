@@ -9,10 +9,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::client_stream::ClientStream;
+use super::date::DateCache;
 use super::deadline::Deadline;
 use super::error::WireError;
 use super::head::{HeadWriter, KEPT_BUFFER, MAX_HEAD, READ_CHUNK};
-use super::idle;
+use super::worker::WorkerState;
 use crate::proxy::headers::{self, HeaderList, Headers, Origin};
 use crate::proxy::{ClientInfo, ForwardOptions, Forwarder, ProxyError, Upstream};
 use grid_wire::chunked::ChunkedError;
@@ -39,6 +40,8 @@ pub struct Exchange<'a, 'b> {
     pub buffers: &'a mut WireBuffers,
     /// `Strict-Transport-Security` for the response, unless the app sent its own.
     pub hsts: Option<&'a http::HeaderValue>,
+    /// The worker's idle app connections and `Date` header.
+    pub worker: &'a WorkerState,
 }
 
 /// How an exchange ended for the client's connection.
@@ -167,7 +170,11 @@ impl Forwarder {
         // take down every kept connection in turn.
         let mut resent = false;
         let attempt = loop {
-            let idle = if resent { None } else { idle::take(authority) };
+            let idle = if resent {
+                None
+            } else {
+                ex.worker.idle.take(authority)
+            };
             let (mut app, reused) = match idle {
                 Some(app) => (app, true),
                 None => {
@@ -251,7 +258,9 @@ impl Forwarder {
                 .map_err(|e| WireError::Aborted(format!("writing to the client: {e}")))?;
         }
         if reusable {
-            idle::give(authority, app, config.pool_max_idle_per_host);
+            ex.worker
+                .idle
+                .give(authority, app, config.pool_max_idle_per_host);
         }
         Ok(if close {
             Finished::Close
@@ -294,6 +303,7 @@ impl Forwarder {
         let is_head = ex.request.method == "HEAD";
         let client_close = ex.request.close;
         let hsts = ex.hsts;
+        let dates = &ex.worker.date;
         // An app that stops reading must not hold the exchange: its writes have the same
         // clocks as its answers.
         match answer.run(app.write_all(out)).await {
@@ -328,7 +338,7 @@ impl Forwarder {
             };
             debug_assert!(n > 0);
             if let Some(mut head) =
-                rewrite_response_head(read, out, is_head, client_close || early, hsts)?
+                rewrite_response_head(read, out, is_head, client_close || early, hsts, dates)?
             {
                 // The app answered before the body was all sent: the rest of it is still on
                 // the client's connection and half of it maybe in the app's.
@@ -502,6 +512,7 @@ fn rewrite_response_head(
     is_head: bool,
     client_close: bool,
     hsts: Option<&http::HeaderValue>,
+    dates: &DateCache,
 ) -> Result<Option<ResponseHead>, ProxyError> {
     let head = loop {
         match response::parse(read, is_head).map_err(bad_response)? {
@@ -563,7 +574,7 @@ fn rewrite_response_head(
         writer.close();
     }
     if !list.contains("date") {
-        writer.date();
+        writer.date(dates);
     }
     if let Some(hsts) = hsts
         && !list.contains("strict-transport-security")

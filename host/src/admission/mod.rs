@@ -1,96 +1,33 @@
-//! Admission: what a request outside `/_grid/` (and `/greet`) goes through before it is
-//! forwarded to the caller's app, and its forwarding on hyper's path.
+//! Admission: what a request for an app (anything outside `/_grid/` and `/greet`) goes
+//! through before it is forwarded, on either request path — the wire fast path
+//! ([`crate::wire`]) and hyper's path ([`hyper_path`], for what the fast path hands over).
 //!
-//! The checks ([`admit`]) are the same on hyper's path and on the wire fast path
-//! ([`crate::wire`]); whatever refuses a request answers with the API's JSON error body.
+//! The checks are written once here and called by both: the host a request names
+//! ([`settle_host`], [`require_host`]; the fast path's parser applies the same rules), a
+//! body where none belongs ([`refuses_body`]), a sign-in hand-off ([`handoff_code`]), and
+//! [`admit`]: the method and path, the session, the route, the authorization policy. Then
+//! what is stripped on the way ([`strip_gateway_bearers`], [`forward_options`]). Whatever
+//! refuses a request answers with the API's JSON error body. `crate::http` is the API's
+//! alone; it dispatches the rest here.
 
-use std::net::SocketAddr;
+pub mod hyper_path;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::response::{IntoResponse, Response};
-
-use axum::http::{StatusCode, header};
-
-use super::extract::{Credential, session_credential};
-use super::handlers::session_cookie;
 use crate::apps::Route;
 use crate::auth::cookie_name;
+use crate::auth::credential::{Credential, session_credential};
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::handoff;
 use crate::policy::unix_now;
 use crate::process::{ORDER_HEADER, RequestView};
+use crate::proxy::ForwardOptions;
 use crate::proxy::headers::Headers;
-use crate::proxy::{BoxError, ClientInfo, ForwardOptions};
 
-/// Unknown API paths.
-pub async fn not_found(uri: axum::http::Uri) -> Error {
-    Error::NotFound(uri.path().to_owned())
-}
-
-/// Every request outside the API: Process.
-pub async fn handle<B>(gw: &Gateway, request: http::Request<B>) -> Response
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
-    match admit_and_forward(gw, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
+use http::header;
 
 /// The gateway's session cookie under both names: a node switching `session.secure` must
 /// not leak the other one to apps.
 const SESSION_COOKIES: &[&str] = &[cookie_name(true), cookie_name(false)];
-
-/// Redeems a hand-off, or admits `request` and forwards it on hyper's path.
-async fn admit_and_forward<B>(gw: &Gateway, request: http::Request<B>) -> Result<Response, Error>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
-    if let Some(code) = handoff_code(gw, request.uri().query(), host(&request)) {
-        return redeem_handoff(gw, &request, code);
-    }
-    let (mut parts, body) = request.into_parts();
-    if refuses_body(gw, parts.method.as_str(), !body.is_end_stream()) {
-        return Err(Error::BodyNotAllowed(parts.method.to_string()));
-    }
-    let (route, credential) = {
-        let view = view(
-            gw,
-            parts.method.as_str(),
-            parts.uri.path(),
-            host_of(&parts.headers, &parts.uri),
-            &parts.headers,
-        );
-        admit(gw, &parts.headers, &view).await?
-    };
-    // The header is the gateway's; the app has no use for it.
-    parts.headers.remove(ORDER_HEADER);
-    strip_gateway_bearers(gw, &mut parts.headers, credential);
-    let client = ClientInfo {
-        peer: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            // Requests handed to the router directly (tests) have no connection.
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-        https: parts
-            .extensions
-            .get::<super::ClientTls>()
-            .is_some_and(|tls| tls.0),
-    };
-    let options = forward_options(credential);
-    let request = http::Request::from_parts(parts, body);
-    let response = gw
-        .forwarder
-        .forward(request, &route.entrance, &client, &options)
-        .await?;
-    Ok(response.map(Body::new))
-}
 
 /// The hand-off code of a request that redeems one: a `grid_handoff` query parameter on an
 /// app's own host.
@@ -102,40 +39,6 @@ pub(crate) fn handoff_code<'q>(
     query
         .and_then(handoff::code_in)
         .filter(|_| gw.process.is_app_host(host))
-}
-
-/// A sign-in hand-off arriving on an app's host: the code becomes the session cookie of
-/// this host, and the browser goes on to the same URL without the code.
-fn redeem_handoff<B>(
-    gw: &Gateway,
-    request: &http::Request<B>,
-    code: &str,
-) -> Result<Response, Error> {
-    let session_id = gw.process.redeem_handoff(host(request), code)?;
-    let now = unix_now();
-    let token = gw.auth.seal(&session_id);
-    // Revoked or expired since the code was issued: no cookie.
-    let session = gw.auth.authenticate(&token, now)?;
-    let cookie = session_cookie(gw, token, session.expires_at, now);
-    let uri = request.uri();
-    // Always a path on this host: `//evil.example` or `/\evil.example` would be read by
-    // browsers as another host.
-    let path = format!("/{}", uri.path().trim_start_matches(['/', '\\']));
-    let location = match uri.query().and_then(handoff::strip_param) {
-        Some(query) => format!("{path}?{query}"),
-        None => path,
-    };
-    Ok((
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, location),
-            (header::SET_COOKIE, cookie.encoded().to_string()),
-            // The URL carried a credential: keep it out of caches and referrers.
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-            (header::REFERRER_POLICY, "no-referrer".to_owned()),
-        ],
-    )
-        .into_response())
 }
 
 /// Whether a `method` request with a body (`has_body`) is refused: GET and HEAD, unless
@@ -180,8 +83,8 @@ pub(crate) fn settle_host<B>(request: &mut http::Request<B>) -> Result<(), Error
 
 /// Refuses an HTTP/1.1 request read off a socket without a `Host` field (RFC 9112 §3.2),
 /// absolute form included. (HTTP/2 names its authority otherwise, HTTP/1.0 may omit it, and
-/// requests built in process for [`super::router`] have no wire to carry one.)
-pub(super) fn require_host<B>(request: &http::Request<B>) -> Result<(), Error> {
+/// requests built in process for [`crate::http::router`] have no wire to carry one.)
+pub(crate) fn require_host<B>(request: &http::Request<B>) -> Result<(), Error> {
     if request.version() == http::Version::HTTP_11 && !request.headers().contains_key(header::HOST)
     {
         return Err(Error::BadHost("an HTTP/1.1 request needs a Host field"));
