@@ -1198,3 +1198,121 @@ async fn connections_over_the_cap_are_closed_at_accept_and_counted() {
     );
     gw.running.shutdown().await.unwrap();
 }
+
+/// One request on its own connection: `METHOD path` with `bearer`; the whole answer.
+async fn with_bearer(gw: &Gateway, method: &str, path: &str, bearer: &str) -> String {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: gw.test\r\nauthorization: Bearer {bearer}\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    exchange(gw, &[head]).await
+}
+
+#[track_caller]
+fn assert_refused(text: &str, code: &str) {
+    assert!(
+        text.starts_with("HTTP/1.1 401 ") && text.contains(&format!("\"code\":\"{code}\"")),
+        "expected 401 {code}, got:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_token_is_refused_at_the_next_request_once_revoked_logged_out_or_expired() {
+    let app = app(false).await;
+    let gw = gateway(&app, ProxyConfig::default()).await;
+    let (auth, store) = (&gw.running.gateway.auth, &gw.running.gateway.store);
+    let now = grid_gateway::policy::unix_now();
+    // Sessions of the seeded user: revoked in the store, logged out, expiring, the device
+    // that logs out everywhere and another device of the same wallet.
+    let session = |id: &str, expires_at: u64| grid_gateway::store::SessionRecord {
+        id: id.into(),
+        address: seeded_support::USER,
+        expires_at,
+        scopes: None,
+        created_at: now,
+        revoked: false,
+    };
+    let ids = [
+        "revoked",
+        "logged-out",
+        "expiring",
+        "logs-out-all",
+        "other-device",
+    ];
+    for id in ids {
+        store.put_session(&session(id, now + 86_400)).unwrap();
+    }
+    let tokens: Vec<String> = ids.iter().map(|id| auth.seal(id)).collect();
+    let [revoked, logged_out, expiring, logs_out_all, other_device] = &tokens[..] else {
+        unreachable!()
+    };
+    // Each token is opened once and then served from the cache.
+    let before = auth.cached_tokens();
+    for round in 0..2 {
+        for token in &tokens {
+            let text = with_bearer(&gw, "GET", &format!("/warm/{round}"), token).await;
+            assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+        }
+    }
+    assert_eq!(auth.cached_tokens(), before + tokens.len());
+
+    // Revoked in the store (what every way of ending a session writes).
+    assert!(store.revoke_session("revoked").unwrap());
+    assert_refused(
+        &with_bearer(&gw, "GET", "/r", revoked).await,
+        "session_revoked",
+    );
+
+    // Logged out through the API.
+    let logout = with_bearer(&gw, "POST", "/_grid/v1/auth/logout", logged_out).await;
+    assert!(logout.starts_with("HTTP/1.1 200 "), "{logout}");
+    assert_refused(
+        &with_bearer(&gw, "GET", "/l", logged_out).await,
+        "session_revoked",
+    );
+
+    // Expired: its record now ends in the past; and a record that ends while its token is
+    // cached is refused once now passes it.
+    store.put_session(&session("expiring", now - 1)).unwrap();
+    assert_refused(
+        &with_bearer(&gw, "GET", "/e", expiring).await,
+        "session_expired",
+    );
+    let soon = grid_gateway::policy::unix_now() + 1;
+    store.put_session(&session("expiring", soon)).unwrap();
+    while grid_gateway::policy::unix_now() < soon {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_refused(
+        &with_bearer(&gw, "GET", "/e", expiring).await,
+        "session_expired",
+    );
+
+    // Logged out everywhere from one device: the other device's cached token ends too.
+    assert!(
+        with_bearer(&gw, "GET", "/o", other_device)
+            .await
+            .starts_with("HTTP/1.1 200 ")
+    );
+    let all = with_bearer(&gw, "POST", "/_grid/v1/auth/logout-all", logs_out_all).await;
+    assert!(all.starts_with("HTTP/1.1 200 "), "{all}");
+    assert_refused(
+        &with_bearer(&gw, "GET", "/o", other_device).await,
+        "session_revoked",
+    );
+
+    // Forged tokens are refused and never cached, however many arrive.
+    let cached = auth.cached_tokens();
+    for n in 0..50 {
+        let mut forged: Vec<char> = other_device.chars().collect();
+        let i = n % 40; // inside the sealed bytes, away from base64 padding
+        forged[i] = if forged[i] == 'A' { 'B' } else { 'A' };
+        let forged: String = forged.into_iter().collect();
+        assert_refused(
+            &with_bearer(&gw, "GET", "/f", &forged).await,
+            "invalid_session",
+        );
+    }
+    assert_eq!(auth.cached_tokens(), cached, "a forged token was cached");
+    gw.running.shutdown().await.unwrap();
+}

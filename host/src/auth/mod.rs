@@ -8,6 +8,7 @@
 //! previous ones. The server-side record decides expiry and revocation; the cookie only
 //! names it.
 
+pub(crate) mod cache;
 pub mod credential;
 pub mod keys;
 pub mod limit;
@@ -74,6 +75,9 @@ pub struct AuthService {
     nonces: nonce::NonceSealer,
     limiter: limit::IssueLimiter,
     settings: AuthSettings,
+    /// Tokens opened before, so a request skips the AES-GCM open (see [`cache`]). Lives
+    /// and dies with `keys`.
+    opened: cache::TokenCache,
 }
 
 impl AuthService {
@@ -97,7 +101,13 @@ impl AuthService {
             ),
             keys,
             settings,
+            opened: cache::TokenCache::new(cache::CAPACITY),
         }
+    }
+
+    /// Tokens held in the opened-token cache (for tests and diagnostics).
+    pub fn cached_tokens(&self) -> usize {
+        self.opened.len()
     }
 
     /// The settings in use.
@@ -260,12 +270,20 @@ impl AuthService {
         self.open_as(self.settings.cookie_name, value)
     }
 
-    /// Opens a value sealed under the cookie name `name`.
+    /// Opens a value sealed under the cookie name `name`: from the cache when it opened
+    /// before, else with the keys (and then cached). What does not open is not cached.
     fn open_as(&self, name: &'static str, value: &str) -> Option<String> {
-        self.keys.all().find_map(|key| {
+        match self.opened.get(name, value) {
+            cache::Lookup::Hit(id) => return Some(id),
+            cache::Lookup::OtherName => return None,
+            cache::Lookup::Miss => {}
+        }
+        let id = self.keys.all().find_map(|key| {
             let mut jar = CookieJar::new();
             jar.add_original(Cookie::new(name, value.to_owned()));
             jar.private(key).get(name).map(|c| c.value().to_owned())
-        })
+        })?;
+        self.opened.insert(name, value, &id);
+        Some(id)
     }
 }

@@ -98,7 +98,7 @@ impl PolicyEngineBuilder {
             .compile_cache
             .filter(|(_, max_bytes)| *max_bytes > 0)
             .map(|(dir, max_bytes)| DiskCache::new(dir, max_bytes, &engine));
-        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick);
+        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick, TICKER_GRACE_TICKS);
         Ok(PolicyEngine {
             inner: Arc::new(EngineInner {
                 engine,
@@ -227,9 +227,16 @@ impl ComponentCache {
     }
 }
 
-/// Advances the engine's epoch every tick on a background thread, but only while an
-/// evaluation (or an instantiation) is running: an idle gateway's ticker is parked and
-/// costs nothing. Stopped on drop.
+/// Ticks the ticker keeps running after the last evaluation ended before it parks: a
+/// steady stream of evaluations (one at least every ~50 ms with the default 1 ms tick)
+/// never parks it, so no evaluation pays a wake-up (a `futex` on the serving thread),
+/// while an idle gateway's ticker still parks within this many ticks.
+pub(crate) const TICKER_GRACE_TICKS: u32 = 50;
+
+/// Advances the engine's epoch every tick on a background thread, while an evaluation (or
+/// an instantiation) is running and for a grace period after the last one
+/// ([`TICKER_GRACE_TICKS`]): an idle gateway's ticker is parked and costs nothing. Stopped
+/// on drop.
 pub(crate) struct EpochTicker {
     shared: Arc<TickerShared>,
     thread: Option<JoinHandle<()>>,
@@ -239,8 +246,15 @@ struct TickerShared {
     stop: AtomicBool,
     /// Evaluations and instantiations under a deadline right now.
     running: AtomicUsize,
+    /// Evaluations and instantiations ever started: an evaluation that starts and ends
+    /// between two ticks still restarts the grace period.
+    started: AtomicU64,
+    /// The ticker is parked, or about to: the next evaluation must wake it.
+    parked: AtomicBool,
     /// Ticks since start; for tests of the idle state.
     ticks: AtomicU64,
+    /// Times an evaluation woke the parked ticker; for tests of the grace period.
+    wakeups: AtomicU64,
     thread: std::sync::OnceLock<std::thread::Thread>,
 }
 
@@ -254,23 +268,44 @@ impl Drop for Ticking<'_> {
 }
 
 impl EpochTicker {
-    fn start(engine: Engine, tick: std::time::Duration) -> Self {
+    fn start(engine: Engine, tick: std::time::Duration, grace_ticks: u32) -> Self {
         let shared = Arc::new(TickerShared {
             stop: AtomicBool::new(false),
             running: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            parked: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
+            wakeups: AtomicU64::new(0),
             thread: std::sync::OnceLock::new(),
         });
         let state = shared.clone();
         let thread = std::thread::Builder::new()
             .name("policy-epoch".into())
             .spawn(move || {
+                // Ticks in a row with nothing running and nothing started.
+                let mut idle = grace_ticks;
+                let mut seen = state.started.load(Ordering::SeqCst);
                 while !state.stop.load(Ordering::Acquire) {
-                    if state.running.load(Ordering::Acquire) == 0 {
-                        // Woken by the next evaluation (or by drop). An unpark that comes
-                        // between the check and the park makes the park return at once.
-                        std::thread::park();
+                    let started = state.started.load(Ordering::SeqCst);
+                    if started != seen || state.running.load(Ordering::SeqCst) > 0 {
+                        seen = started;
+                        idle = 0;
+                    } else if idle >= grace_ticks {
+                        // Park, unless an evaluation started meanwhile. `parked` is set
+                        // before `started` is read again and an evaluation bumps `started`
+                        // before it reads `parked` (all SeqCst): one of the two sees the
+                        // other, so no wake-up is lost. An unpark that lands before the
+                        // park makes the park return at once.
+                        state.parked.store(true, Ordering::SeqCst);
+                        if state.started.load(Ordering::SeqCst) == seen
+                            && !state.stop.load(Ordering::SeqCst)
+                        {
+                            std::thread::park();
+                        }
+                        state.parked.store(false, Ordering::SeqCst);
                         continue;
+                    } else {
+                        idle += 1;
                     }
                     std::thread::sleep(tick);
                     engine.increment_epoch();
@@ -292,11 +327,15 @@ impl EpochTicker {
     }
 
     /// Marks guest code as running under a deadline until the guard is dropped, waking
-    /// the ticker if it was idle.
+    /// the ticker if it was parked (within the grace period it is not: no wake-up).
     pub(crate) fn ticking(&self) -> Ticking<'_> {
-        if self.shared.running.fetch_add(1, Ordering::AcqRel) == 0
+        self.shared.running.fetch_add(1, Ordering::SeqCst);
+        self.shared.started.fetch_add(1, Ordering::SeqCst);
+        if self.shared.parked.load(Ordering::SeqCst)
+            && self.shared.parked.swap(false, Ordering::SeqCst)
             && let Some(thread) = self.shared.thread.get()
         {
+            self.shared.wakeups.fetch_add(1, Ordering::Relaxed);
             thread.unpark();
         }
         Ticking(&self.shared)
@@ -305,6 +344,18 @@ impl EpochTicker {
     /// Epoch ticks so far.
     pub(crate) fn ticks(&self) -> u64 {
         self.shared.ticks.load(Ordering::Relaxed)
+    }
+
+    /// Times an evaluation found the ticker parked and woke it.
+    #[cfg(test)]
+    fn wakeups(&self) -> u64 {
+        self.shared.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Whether the ticker is parked (or about to park).
+    #[cfg(test)]
+    fn is_parked(&self) -> bool {
+        self.shared.parked.load(Ordering::SeqCst)
     }
 }
 
@@ -315,5 +366,66 @@ impl Drop for EpochTicker {
             thread.thread().unpark();
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Polls `done` until it holds; panics after a generous bound (a stuck ticker).
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < until, "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_stream_of_evaluations_within_the_grace_period_wakes_the_ticker_once() {
+        // A grace period far longer than the stream: only the first evaluation finds the
+        // ticker parked (it starts parked); the others find it ticking.
+        let ticker = EpochTicker::start(Engine::default(), Duration::from_millis(1), 1_000_000);
+        wait_for("the ticker to park at start", || ticker.is_parked());
+        assert_eq!(ticker.ticks(), 0, "a new ticker ticks with nothing running");
+        for _ in 0..100 {
+            drop(ticker.ticking());
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert_eq!(
+            ticker.wakeups(),
+            1,
+            "evaluations woke a ticker that was ticking"
+        );
+        assert!(
+            !ticker.is_parked(),
+            "the ticker parked within its grace period"
+        );
+    }
+
+    #[test]
+    fn the_ticker_parks_after_its_grace_period_and_the_next_evaluation_wakes_it() {
+        let grace = 5;
+        let ticker = EpochTicker::start(Engine::default(), Duration::from_millis(1), grace);
+        wait_for("the ticker to park at start", || ticker.is_parked());
+        let before = ticker.ticks();
+        drop(ticker.ticking());
+        assert_eq!(ticker.wakeups(), 1);
+        // It keeps ticking after the evaluation ended, then parks and stays parked.
+        wait_for("ticks after the evaluation", || ticker.ticks() > before);
+        wait_for("the ticker to park again", || ticker.is_parked());
+        let after = ticker.ticks();
+        assert!(
+            after - before >= u64::from(grace),
+            "parked after {} ticks, before its grace period of {grace}",
+            after - before
+        );
+        // A deadline still fires for the next evaluation: it wakes the ticker.
+        let guard = ticker.ticking();
+        assert_eq!(ticker.wakeups(), 2, "the parked ticker was not woken");
+        wait_for("ticks under the next evaluation", || ticker.ticks() > after);
+        drop(guard);
     }
 }
