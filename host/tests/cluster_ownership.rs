@@ -336,4 +336,3 @@ async fn a_restored_store_readopts_live_apps_and_removes_them_once_their_order_e
     assert!(names.contains(&second_ns), "{names:?}");
     gw.stop().await;
 }
-

@@ -5,7 +5,6 @@
 mod apps_support;
 mod node_support;
 
-
 use apps_support::*;
 use grid_fake_cluster::{FakeOptions, Fault};
 use k8s_openapi::api::apps::v1::Deployment;

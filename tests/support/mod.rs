@@ -146,7 +146,10 @@ fn build_binaries() -> PathBuf {
         .expect("the target directory")
         .join("wasm32-wasip2/policy");
     for stem in POLICY_COMPONENTS {
-        let (from, to) = (guests.join(format!("{stem}.wasm")), own.join(format!("{stem}.wasm")));
+        let (from, to) = (
+            guests.join(format!("{stem}.wasm")),
+            own.join(format!("{stem}.wasm")),
+        );
         let _ = std::fs::remove_file(&to);
         if std::fs::hard_link(&from, &to).is_err() {
             std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
@@ -390,10 +393,13 @@ impl FakeCluster {
     /// Waits until the namespace `name` is gone from the cluster's list.
     pub async fn namespace_gone(&self, name: &str) -> Result<()> {
         let cluster = self;
-        eventually(&format!("namespace {name} to be deleted"), move || async move {
-            let namespaces = cluster.namespaces().await.ok()?;
-            (!namespaces.iter().any(|n| n == name)).then_some(())
-        })
+        eventually(
+            &format!("namespace {name} to be deleted"),
+            move || async move {
+                let namespaces = cluster.namespaces().await.ok()?;
+                (!namespaces.iter().any(|n| n == name)).then_some(())
+            },
+        )
         .await
     }
 
@@ -500,7 +506,6 @@ impl Gateway {
             proc: None,
             logs: Vec::new(),
         })
-
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -569,7 +574,11 @@ impl Gateway {
             bail!("{} is not running", self.name);
         };
         let status = proc.terminate().await?;
-        ensure!(status.success(), "{} exited with {status} on SIGTERM", self.name);
+        ensure!(
+            status.success(),
+            "{} exited with {status} on SIGTERM",
+            self.name
+        );
         Ok(())
     }
 
