@@ -7,9 +7,11 @@
 //! per test process they run `cargo build --workspace --tests --bin grid-gateway --bin
 //! grid-fake-cluster` (the feature resolution of `cargo test --workspace`, so a no-op inside
 //! it) and hard-link the
-//! results to a directory of their own, so a target directory shared with other checkouts
-//! cannot swap the binary under them. `GRID_NODE_TESTS_BIN_DIR` names a directory of ready
-//! binaries instead. anvil comes from `node_modules` (`npm ci`), or `ANVIL_BIN`.
+//! results (and the policy components `host/build.rs` built, `pricing_linear.wasm` and
+//! `pricing_surge.wasm`) to a directory of their own, so a target directory shared with
+//! other checkouts cannot swap them under the tests. `GRID_NODE_TESTS_BIN_DIR` names a
+//! directory of those four, ready, instead. anvil comes from `node_modules` (`npm ci`), or
+//! `ANVIL_BIN`.
 //!
 //! ```text
 //! cargo test -p grid-node-tests

@@ -67,3 +67,38 @@ async fn a_gateway_restored_from_an_older_data_dir_re_adopts_the_live_app() -> a
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_own_namespace_of_an_order_that_ended_while_down_is_removed_at_start()
+-> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let chain = Chain::start(root.path()).await?;
+    let cluster = FakeCluster::start(root.path()).await?;
+    let mut gateway = Gateway::start(root.path(), "node", NODE_A_KEY, &chain, &cluster).await?;
+    let app = App::start("hello").await?;
+    let order = order_accepted(&gateway, &chain.rpc, USER_KEY).await?;
+    // The backup: the order accepted, no app yet.
+    gateway.kill9();
+    let backup = root.path().join("backup");
+    copy_dir(&gateway.data_dir(), &backup)?;
+    gateway.launch().await?;
+    let user = signed_in(&gateway, USER_KEY).await?;
+    let namespace = deployed(&user, &order, &app).await?;
+
+    // The node goes down, the order ends on chain meanwhile, the node comes back on its
+    // backup (which knows neither the app nor the cancel).
+    gateway.kill9();
+    order.cancel().await?;
+    std::fs::remove_dir_all(gateway.data_dir())?;
+    copy_dir(&backup, &gateway.data_dir())?;
+    gateway.launch().await?;
+
+    let log = gateway.last_log();
+    assert!(
+        log.contains(&format!("orphans_deleted: [{namespace:?}]")),
+        "the ended order's namespace was not deleted at start:\n{log}"
+    );
+    assert!(log.contains("adopted: []"), "{log}");
+    cluster.namespace_gone(&namespace).await?;
+    Ok(())
+}

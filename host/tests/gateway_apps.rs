@@ -5,15 +5,12 @@
 mod apps_support;
 mod node_support;
 
-use std::time::Duration;
-
-use alloy::primitives::U256;
 use apps_support::*;
 use grid_fake_cluster::{FakeOptions, Fault};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use node_support::*;
 
 /// Deploys the standard app (its Service on the port of a real app) and waits for it.
@@ -356,67 +353,6 @@ async fn delete_tears_the_app_down_and_its_route_goes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_on_chain_tears_the_app_down_and_frees_the_capacity() {
-    let node = Node::start(true).await;
-    deploy_app(&node).await;
-    node.gw.start_background();
-    let before = get(&node.gw, "/_grid/v1/node").await.json["capacity"].clone();
-    assert_ne!(before["free"], before["total"]);
-
-    // An extension on chain reaches the node's record of the order (and moves its end).
-    let id = node.order.parse::<U256>().unwrap();
-    let order_path = format!("/_grid/v1/orders/{}", node.order);
-    let old = get(&node.gw, &order_path).await.json;
-    node.chain
-        .market(USER_KEY)
-        .extend(id, 600, U256::from(1000))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let extended = get_until(&node.gw, &order_path, |o| {
-        o["duration_secs"] != old["duration_secs"]
-    })
-    .await;
-    let old_duration = old["duration_secs"].as_u64().unwrap();
-    assert_eq!(extended["duration_secs"], old_duration + 600, "{extended}");
-    assert_eq!(
-        extended["ends_at"].as_u64().unwrap(),
-        old["ends_at"].as_u64().unwrap() + 600
-    );
-
-    node.chain
-        .market(USER_KEY)
-        .cancel(node.order.parse::<U256>().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let mut status = node.app_status().await;
-    for _ in 0..200 {
-        if status.json["status"] == "deleted" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        status = node.app_status().await;
-    }
-    assert_eq!(status.json["status"], "deleted", "{}", status.json);
-    assert_eq!(status.json["code"], "order_cancelled");
-    assert!(!namespace_exists(&node).await);
-    assert_eq!(get(&node.gw, &order_path).await.json["state"], "cancelled");
-    let after = get(&node.gw, "/_grid/v1/node").await.json["capacity"].clone();
-    assert_eq!(
-        after["free"], after["total"],
-        "the cancelled order's capacity is free"
-    );
-    node.gw.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_order_loses_its_app_at_the_next_sweep() {
     let node = Node::start(true).await;
     deploy_app(&node).await;
@@ -432,81 +368,6 @@ async fn an_expired_order_loses_its_app_at_the_next_sweep() {
     assert_eq!(status.json["status"], "deleted");
     assert_eq!(status.json["code"], "order_expired");
     assert!(!namespace_exists(&node).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_removes_orphans_and_restores_entrances() {
-    let node = Node::start(true).await;
-    deploy_app(&node).await;
-    // A namespace the gateway labelled for an order it no longer knows (and that the
-    // chain does not know either).
-    let mut own = Api::<Namespace>::all(node.fake.in_memory())
-        .get(&namespace(&node))
-        .await
-        .unwrap()
-        .metadata
-        .labels
-        .unwrap();
-    own.insert("grid.dev/order-id".into(), "999".into());
-    let orphan_name = node.gw.apps.namespace_of("999").unwrap();
-    let orphan: Namespace = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": orphan_name, "labels": own}
-    }))
-    .unwrap();
-    Api::<Namespace>::all(node.fake.in_memory())
-        .create(&PostParams::default(), &orphan)
-        .await
-        .unwrap();
-    // A namespace someone else made, and one of a gateway without this node's identity,
-    // which must both be left alone.
-    for foreign in [
-        serde_json::json!({"metadata": {"name": "team-a"}}),
-        serde_json::json!({"metadata": {"name": "grid-order-999", "labels": {
-            "app.kubernetes.io/managed-by": "grid-gateway", "grid.dev/order-id": "999"}}}),
-    ] {
-        let foreign: Namespace = serde_json::from_value(foreign).unwrap();
-        Api::<Namespace>::all(node.fake.in_memory())
-            .create(&PostParams::default(), &foreign)
-            .await
-            .unwrap();
-    }
-    let own_ns = namespace(&node);
-
-    let Node {
-        chain,
-        fake,
-        gw,
-        dir,
-        ..
-    } = node;
-    gw.stop().await;
-    drop(gw);
-    let gw = Node::gateway_in(&chain, &fake, dir.path(), true).await;
-    let report = gw.apps.lifecycle().reconcile().await.unwrap();
-    assert_eq!(report.orphans_deleted, vec![orphan_name.clone()]);
-    assert_eq!(report.restored, 1);
-    let names: Vec<String> = Api::<Namespace>::all(fake.in_memory())
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|n| n.metadata.name)
-        .collect();
-    assert!(names.contains(&"team-a".to_owned()), "{names:?}");
-    assert!(names.contains(&"grid-order-999".to_owned()), "{names:?}");
-    assert!(names.contains(&own_ns), "{names:?}");
-    assert!(!names.contains(&orphan_name), "{names:?}");
-    let cookie = sign_in(&gw, USER_KEY).await;
-    let reply = send(
-        &gw,
-        axum::http::Request::get("/again")
-            .header("cookie", cookie)
-            .body(axum::body::Body::empty())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(reply.json, "app web: GET /again");
 }
 
 /// Deploys with `fault` injected and checks the deploy fails cleanly with `code`.

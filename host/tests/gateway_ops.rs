@@ -1,5 +1,6 @@
 //! The node and ops endpoints, CORS, the secure cookie attributes, the OpenAPI document,
-//! a real server on loopback, and the `config check` / `serve` commands.
+//! a real server on loopback, and the `config check` command. `serve` as its own process
+//! (start-up, SIGTERM) is in `tests/serve.rs` (crate `grid-node-tests`).
 
 mod node_support;
 
@@ -316,53 +317,6 @@ fn config_check_names_the_bad_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("capacity.memory"));
-}
-
-#[test]
-fn serve_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = chain::free_port();
-    let config = dir.path().join("gw.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n[auth]\ndomain = \"gw.example\"\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = gateway_bin()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut up = false;
-    for _ in 0..600 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(up, "serve did not start listening");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let logs = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        logs.contains(r#""message":"grid-gateway listening""#),
-        "{logs}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

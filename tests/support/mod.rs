@@ -54,7 +54,8 @@ pub fn workspace() -> PathBuf {
 ///
 /// Once per test process, `cargo build --workspace --tests --bin grid-gateway --bin
 /// grid-fake-cluster` runs (through the `cargo` that runs the tests, same target directory
-/// and profile), and the two binaries are hard-linked to a
+/// and profile), and the two binaries (and the policy components `host/build.rs` built,
+/// see [`policy_component`]) are hard-linked to a
 /// directory of this process's own under `CARGO_TARGET_TMPDIR`: a target directory shared
 /// with other checkouts may get another checkout's binary at `<target>/debug/grid-gateway`
 /// any moment. `GRID_NODE_TESTS_BIN_DIR` names a directory of ready binaries instead (no
@@ -138,7 +139,35 @@ fn build_binaries() -> PathBuf {
             std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
         }
     }
+    // The policy components host/build.rs built for that build (see `policy_component`).
+    let guests = std::env::var_os("GRID_GUEST_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| profile_dir.parent().map(|target| target.join("guests")))
+        .expect("the target directory")
+        .join("wasm32-wasip2/policy");
+    for stem in POLICY_COMPONENTS {
+        let (from, to) = (
+            guests.join(format!("{stem}.wasm")),
+            own.join(format!("{stem}.wasm")),
+        );
+        let _ = std::fs::remove_file(&to);
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+        }
+    }
     own
+}
+
+/// The policy components the tests install in a gateway's policy directory, as
+/// `host/build.rs` names them (`<stem>.wasm`).
+const POLICY_COMPONENTS: [&str; 2] = ["pricing_linear", "pricing_surge"];
+
+/// The bytes of a policy component `host/build.rs` built (the reference `pricing_linear`,
+/// the example `pricing_surge`), from the binaries' directory: linked there with the
+/// binaries, or ready in `GRID_NODE_TESTS_BIN_DIR`.
+pub fn policy_component(stem: &str) -> Result<Vec<u8>> {
+    let path = binary(&format!("{stem}.wasm"));
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// A loopback port nothing listens on right now.
@@ -175,6 +204,23 @@ impl Proc {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM (what systemd and Kubernetes send), then waits up to [`PATIENCE`] for it to
+    /// exit; its exit status. Still running after that is an error (the drop kills it).
+    pub async fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("running kill -TERM")?;
+        ensure!(sent.success(), "kill -TERM {pid} failed");
+        let child = &mut self.child;
+        eventually("the process to exit after SIGTERM", move || {
+            let exited = child.try_wait().ok().flatten();
+            async move { exited }
+        })
+        .await
     }
 
     /// Whether it exited (and how), without waiting.
@@ -297,6 +343,66 @@ impl FakeCluster {
         })
     }
 
+    /// A namespace object as the API server has it; `None` when there is none.
+    pub async fn namespace(&self, name: &str) -> Result<Option<Value>> {
+        let reply = reqwest::get(format!("{}/api/v1/namespaces/{name}", self.url))
+            .await
+            .context("getting a namespace")?;
+        if reply.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        ensure!(
+            reply.status().is_success(),
+            "GET namespace {name}: {}",
+            reply.status()
+        );
+        Ok(Some(reply.json().await.context("the namespace")?))
+    }
+
+    /// Creates a namespace (as someone else, another tool or another gateway would).
+    pub async fn create_namespace(&self, object: Value) -> Result<()> {
+        let reply = reqwest::Client::new()
+            .post(format!("{}/api/v1/namespaces", self.url))
+            .json(&object)
+            .send()
+            .await
+            .context("creating a namespace")?;
+        ensure!(
+            reply.status().is_success(),
+            "POST namespace {object}: {}",
+            reply.status()
+        );
+        Ok(())
+    }
+
+    /// Deletes a namespace behind the gateway's back (by hand, by another tool).
+    pub async fn delete_namespace(&self, name: &str) -> Result<()> {
+        let reply = reqwest::Client::new()
+            .delete(format!("{}/api/v1/namespaces/{name}", self.url))
+            .send()
+            .await
+            .context("deleting a namespace")?;
+        ensure!(
+            reply.status().is_success(),
+            "DELETE namespace {name}: {}",
+            reply.status()
+        );
+        Ok(())
+    }
+
+    /// Waits until the namespace `name` is gone from the cluster's list.
+    pub async fn namespace_gone(&self, name: &str) -> Result<()> {
+        let cluster = self;
+        eventually(
+            &format!("namespace {name} to be deleted"),
+            move || async move {
+                let namespaces = cluster.namespaces().await.ok()?;
+                (!namespaces.iter().any(|n| n == name)).then_some(())
+            },
+        )
+        .await
+    }
+
     /// The names of the namespaces in the cluster.
     pub async fn namespaces(&self) -> Result<Vec<String>> {
         let list: Value = reqwest::get(format!("{}/api/v1/namespaces", self.url))
@@ -321,6 +427,8 @@ pub struct Gateway {
     pub dir: PathBuf,
     pub url: String,
     config: PathBuf,
+    /// On a cluster: a start is done once it has reconciled its apps.
+    reconciles: bool,
     proc: Option<Proc>,
     logs: Vec<PathBuf>,
 }
@@ -335,11 +443,24 @@ impl Gateway {
         chain: &Chain,
         cluster: &FakeCluster,
     ) -> Result<Gateway> {
+        let mut gateway = Gateway::new(root, name, Some((key, chain)), Some(cluster), "")?;
+        gateway.launch().await?;
+        Ok(gateway)
+    }
+
+    /// Writes the gateway's files under `root/name` without starting it (a test may put
+    /// files in its policy directory first; [`Gateway::launch`] starts it): on `chain` with
+    /// the wallet `key` and on `cluster` when given, with `extra` TOML (tables) appended to
+    /// its config.
+    pub fn new(
+        root: &Path,
+        name: &str,
+        chain: Option<(&str, &Chain)>,
+        cluster: Option<&FakeCluster>,
+        extra: &str,
+    ) -> Result<Gateway> {
         let dir = root.join(name);
         std::fs::create_dir_all(dir.join("policies"))?;
-        let key_file = dir.join("node.key");
-        std::fs::write(&key_file, key)?;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
         std::fs::write(
             dir.join("policies/payee.settings.json"),
             json!({"payees": [PAYEE], "max_order_age_secs": 3600, "max_clock_skew_secs": 600})
@@ -348,43 +469,52 @@ impl Gateway {
         let port = free_port();
         let config = dir.join("gateway.toml");
         // As scripts/dev-node.sh writes it, with fast polling so a test takes seconds.
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\n\
-                 data_dir = \"{dir}/data\"\n\
-                 [auth]\ndomain = \"127.0.0.1:{port}\"\n\
-                 [session]\nsecure = false\n\
-                 [policy]\ndir = \"{dir}/policies\"\n\
-                 {chain}\n\
-                 key_file = \"{dir}/node.key\"\n\
-                 poll_interval_ms = 200\n\
-                 [cluster]\nkubeconfig = \"{kubeconfig}\"\nentrance = \"cluster_ip\"\n\
+        let mut text = format!(
+            "listen = \"127.0.0.1:{port}\"\n\
+             data_dir = \"{dir}/data\"\n\
+             [auth]\ndomain = \"127.0.0.1:{port}\"\n\
+             [session]\nsecure = false\n\
+             [policy]\ndir = \"{dir}/policies\"\n",
+            dir = dir.display(),
+        );
+        if let Some((key, chain)) = chain {
+            let key_file = dir.join("node.key");
+            std::fs::write(&key_file, key)?;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+            text.push_str(&format!(
+                "{chain}\nkey_file = \"{key_file}\"\npoll_interval_ms = 200\n",
+                chain = chain.table.trim_end(),
+                key_file = key_file.display(),
+            ));
+        }
+        if let Some(cluster) = cluster {
+            text.push_str(&format!(
+                "[cluster]\nkubeconfig = \"{kubeconfig}\"\nentrance = \"cluster_ip\"\n\
                  ready_poll_ms = 100\nsweep_interval_secs = 1\n\
                  [cluster.fetch]\nallow_cidrs = [\"127.0.0.1/32\"]\n",
-                dir = dir.display(),
-                chain = chain.table.trim_end(),
                 kubeconfig = cluster.kubeconfig.display(),
-            ),
-        )?;
-        let mut gateway = Gateway {
+            ));
+        }
+        text.push_str(extra);
+        std::fs::write(&config, text)?;
+        Ok(Gateway {
             name: name.to_owned(),
             dir,
             url: format!("http://127.0.0.1:{port}"),
             config,
+            reconciles: cluster.is_some(),
             proc: None,
             logs: Vec::new(),
-        };
-        gateway.launch().await?;
-        Ok(gateway)
+        })
     }
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 
-    /// Starts the process (again); returns once `/_grid/readyz` says ready and its log says
-    /// it reconciled its apps with the cluster (what a restart must not get wrong).
+    /// Starts the process (again); returns once `/_grid/readyz` says ready and, on a
+    /// cluster, its log says it reconciled its apps with the cluster (what a restart must
+    /// not get wrong).
     pub async fn launch(&mut self) -> Result<()> {
         ensure!(self.proc.is_none(), "{} is running", self.name);
         let log = self
@@ -409,8 +539,9 @@ impl Gateway {
                 Ok(reply) => reply.status().is_success(),
                 Err(_) => false,
             };
-            let reconciled = std::fs::read_to_string(&log)
-                .is_ok_and(|text| text.contains("reconciled apps with the cluster"));
+            let reconciled = !self.reconciles
+                || std::fs::read_to_string(&log)
+                    .is_ok_and(|text| text.contains("reconciled apps with the cluster"));
             if ready && reconciled {
                 return Ok(());
             }
@@ -435,6 +566,42 @@ impl Gateway {
     pub async fn restart(&mut self) -> Result<()> {
         self.kill9();
         self.launch().await
+    }
+
+    /// Graceful stop: SIGTERM, and it must exit with success.
+    pub async fn stop(&mut self) -> Result<()> {
+        let Some(mut proc) = self.proc.take() else {
+            bail!("{} is not running", self.name);
+        };
+        let status = proc.terminate().await?;
+        ensure!(
+            status.success(),
+            "{} exited with {status} on SIGTERM",
+            self.name
+        );
+        Ok(())
+    }
+
+    /// The log of its latest start.
+    pub fn last_log(&self) -> String {
+        self.logs
+            .last()
+            .and_then(|log| std::fs::read_to_string(log).ok())
+            .unwrap_or_default()
+    }
+
+    /// The value of the OpenMetrics sample `name` (without labels) at `/_grid/metrics`.
+    pub async fn metric(&self, name: &str) -> Result<Option<String>> {
+        let text = reqwest::get(format!("{}/_grid/metrics", self.url))
+            .await
+            .context("GET /_grid/metrics")?
+            .text()
+            .await
+            .context("the metrics")?;
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .map(str::to_owned))
     }
 
     /// All of this gateway's logs, each start's in turn.
