@@ -211,7 +211,7 @@ async fn replay_on_other_settings_reports_transitions_and_price_deltas() {
     assert_eq!((report.unchanged, report.changed), (1, 3));
 
     // Deltas (B − A), from the settings: the refused-for-duration quote was priced 0.
-    assert!(100_000 > MAX_DURATION_A && 100_000 <= MAX_DURATION_B);
+    const { assert!(100_000 > MAX_DURATION_A && 100_000 <= MAX_DURATION_B) };
     let mut deltas = [
         price(CPU_RATE_B, 2, 0, 3600) - price(CPU_RATE_A, 2, 0, 3600),
         price(CPU_RATE_B, 1, 0, 1800) - price(CPU_RATE_A, 1, 0, 1800),
