@@ -131,6 +131,63 @@ fn async_entry(c: &mut Criterion) {
     });
 }
 
+/// A quote through `PolicySet::quote` (the gateway's entry point), without and with
+/// `[policy.recording]` on: what recording adds on the request path (the input's clone and
+/// a queue hand-off; the writing is on its own thread).
+fn recording(c: &mut Criterion) {
+    use grid_gateway::policy::recording::{
+        DropLabels, Recorder, RecordingConfig, RecordingMetrics,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_, fixture) = policy_and_fixture(
+        &engine(Isolation::default()),
+        World::Pricing,
+        env!("GRID_WASM_PRICING_LINEAR"),
+        "pricing-linear",
+        "accept-cpu-memory-storage.json",
+    );
+    let grid_policy_sdk::Call::Quote { request, node } = fixture.call else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = RecordingMetrics::default();
+    let recorder = Recorder::start(
+        &RecordingConfig {
+            enabled: true,
+            dir: Some(dir.path().to_owned()),
+            ..Default::default()
+        },
+        dir.path(),
+        metrics.clone(),
+    )
+    .unwrap();
+    for (name, recorder) in [("off", None), ("on", Some(recorder))] {
+        let mut set = PolicySet::new(engine(Isolation::default()));
+        if let Some(recorder) = recorder {
+            set = set.with_recording(recorder);
+        }
+        let set = Arc::new(set);
+        runtime.block_on(reload(&set, None));
+        c.bench_function(&format!("policy_set/quote_async_recording_{name}"), |b| {
+            b.to_async(&runtime).iter(|| {
+                let (set, request, node) = (set.clone(), request.clone(), node.clone());
+                async move { set.quote(request, node).await.unwrap() }
+            });
+        });
+    }
+    let dropped = metrics
+        .dropped
+        .get_or_create(&DropLabels {
+            reason: "queue_full".into(),
+        })
+        .get();
+    eprintln!("recording: {dropped} records dropped (queue full) during the benchmark");
+}
+
 fn compile(c: &mut Criterion) {
     let bytes = std::fs::read(env!("GRID_WASM_PRICING_LINEAR")).unwrap();
     let mut group = c.benchmark_group("load");
@@ -242,5 +299,12 @@ fn reload_latency(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, evaluation, async_entry, compile, reload_latency);
+criterion_group!(
+    benches,
+    evaluation,
+    async_entry,
+    recording,
+    compile,
+    reload_latency
+);
 criterion_main!(benches);

@@ -319,6 +319,8 @@ pub struct PolicyConfig {
     /// Refuse the policy directory's files (they are unsigned, `policy_unsigned`): only
     /// signed registry artefacts and the built-in policies serve. Default false.
     pub require_signatures: bool,
+    /// Opt-in recording of evaluations for `policy replay` (`[policy.recording]`).
+    pub recording: crate::policy::recording::RecordingConfig,
 }
 
 impl Default for PolicyConfig {
@@ -331,6 +333,7 @@ impl Default for PolicyConfig {
             watch: WatchConfig::default(),
             oci: Default::default(),
             require_signatures: false,
+            recording: Default::default(),
         }
     }
 }
@@ -488,6 +491,10 @@ impl Config {
             .limits
             .validate()
             .map_err(|e| invalid("policy.limits", e.to_string()))?;
+        self.policy
+            .recording
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         if self.policy.max_file_bytes == 0 {
             return Err(invalid(
                 "policy.max_file_bytes",

@@ -45,6 +45,9 @@ pub enum BuildError {
     /// The policy engine could not start.
     #[error("policy engine: {0}")]
     Engine(#[from] EngineError),
+    /// `[policy.recording]` cannot start (its directory).
+    #[error(transparent)]
+    PolicyRecording(#[from] crate::policy::recording::RecordingError),
     /// `[policy.oci]` is unusable (its credentials file, say).
     #[error("policy registry: {0}")]
     PolicyRegistry(#[from] crate::oci::OciError),
@@ -209,11 +212,19 @@ impl Gateway {
                 config.policy.compile_cache_max_bytes,
             )
             .build()?;
-        let policies = Arc::new(
-            PolicySet::new(engine)
-                .with_max_file_bytes(config.policy.max_file_bytes)
-                .with_require_signatures(config.policy.require_signatures),
-        );
+        let mut policies = PolicySet::new(engine)
+            .with_max_file_bytes(config.policy.max_file_bytes)
+            .with_require_signatures(config.policy.require_signatures);
+        if config.policy.recording.enabled {
+            let metrics = crate::policy::recording::RecordingMetrics::default();
+            metrics.register(&mut registry);
+            policies = policies.with_recording(crate::policy::recording::Recorder::start(
+                &config.policy.recording,
+                &config.data_dir,
+                metrics,
+            )?);
+        }
+        let policies = Arc::new(policies);
         // Worlds named by reference are marked before the directory is read: neither a
         // file nor the built-in policy stands in for a registry artefact.
         let policy_follower = crate::oci::follower::Follower::new(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use grid_gateway::cli::policy::{self as policy_cmd, CommandError, PolicyOptions};
 use grid_gateway::cli::registry as registry_cmd;
+use grid_gateway::cli::replay as replay_cmd;
 use grid_gateway::cli::scaffold::{self, Lang, NewOptions, SdkSource};
 use grid_gateway::config::Config;
 use grid_gateway::policy::{Isolation, RuntimeLimits, World};
@@ -157,6 +158,26 @@ enum PolicyCommand {
         /// Untimed evaluations first (warm instances, caches).
         #[arg(long, default_value_t = 200)]
         warmup: u32,
+    },
+    /// Replay recorded evaluations (`[policy.recording]`) on a candidate policy and report
+    /// what would change: outcome transitions, price deltas, examples.
+    ///
+    /// Records of another world than the candidate's are skipped and counted; bad lines
+    /// (corrupt, truncated) are reported with their line number and counted. Exit 0 when
+    /// the replay ran, whatever changed; 1 only on a usage or load error (no --policy, an
+    /// unreadable recording, a candidate that does not load).
+    Replay {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// A recording file (`recording-*.jsonl`); repeat for several.
+        #[arg(long = "recording", required = true)]
+        recordings: Vec<PathBuf>,
+        /// Changed answers to show, with their input and both answers.
+        #[arg(long, default_value_t = 5)]
+        examples: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Scaffold a policy project (Rust, TypeScript or Python) that builds and passes its own
     /// fixtures as generated, with a README of the loop.
@@ -411,6 +432,27 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             iterations,
             warmup,
         )?),
+        PolicyCommand::Replay {
+            policy,
+            recordings,
+            examples,
+            json,
+        } => {
+            let report = replay_cmd::replay(&replay_cmd::ReplayOptions {
+                policy: policy.options(),
+                recordings,
+                examples,
+            })?;
+            for bad in &report.bad_lines {
+                eprintln!("{}:{}: {}", bad.file.display(), bad.line, bad.error);
+            }
+            if json {
+                print_json(&report)
+            } else {
+                print!("{}", replay_cmd::render_text(&report));
+                Ok(())
+            }
+        }
         PolicyCommand::New {
             lang,
             world,

@@ -3,4 +3,5 @@
 
 pub mod policy;
 pub mod registry;
+pub mod replay;
 pub mod scaffold;

@@ -71,6 +71,9 @@ pub enum CommandError {
         /// How many ran.
         total: usize,
     },
+    /// `policy replay` without `--policy`: there is no candidate.
+    #[error("--policy is required: the candidate to replay the recording on")]
+    NoCandidate,
     /// `--iterations` out of range.
     #[error("--iterations must be between 1 and {MAX_BENCH_ITERATIONS}")]
     Iterations,
@@ -112,7 +115,7 @@ fn read(path: &Path) -> Result<Vec<u8>, CommandError> {
     })
 }
 
-fn load(options: &PolicyOptions, world: World) -> Result<CompiledPolicy, CommandError> {
+pub(crate) fn load(options: &PolicyOptions, world: World) -> Result<CompiledPolicy, CommandError> {
     Ok(load_timed(options, world)?.0)
 }
 

@@ -32,6 +32,7 @@ mod imports;
 mod inline;
 pub mod limits;
 pub mod metrics;
+pub mod recording;
 mod state;
 pub mod world;
 

@@ -5,11 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 use grid_policy_sdk as sdk;
+use grid_policy_sdk::fixture::{Call, Outcome};
 
 use super::compiled::{CompiledPolicy, PolicyInfo, rfc3339};
 use super::engine::PolicyEngine;
 use super::error::{EvalError, LoadError};
 use super::metrics::ReloadLabels;
+use super::recording;
 use super::world::World;
 
 /// Why a policy question got no answer.
@@ -66,6 +68,8 @@ pub struct PolicySet {
     remote: [std::sync::atomic::AtomicBool; 3],
     /// `policy.require_signatures`: files of the policy directory (unsigned) are refused.
     require_signatures: bool,
+    /// `[policy.recording]`, when on.
+    recorder: Option<Arc<super::recording::Recorder>>,
 }
 
 /// Default of `policy.max_file_bytes`: 64 MiB, far above any real policy (the reference
@@ -87,7 +91,14 @@ impl PolicySet {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             remote: Default::default(),
             require_signatures: false,
+            recorder: None,
         }
+    }
+
+    /// Records every evaluation with `recorder` (`[policy.recording]`).
+    pub fn with_recording(mut self, recorder: Arc<super::recording::Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// Refuses the policy directory's files (`policy_unsigned`): with this, only signed
@@ -260,7 +271,12 @@ impl PolicySet {
         node: sdk::NodeInfo,
     ) -> Result<sdk::Quote, PolicyError> {
         let policy = self.require(World::Pricing)?;
-        Ok(off_reactor(move || policy.quote(&request, &node)).await??)
+        let record = recording::start(&self.recorder, &policy, || Call::Quote {
+            request: request.clone(),
+            node: node.clone(),
+        });
+        let answer = off_reactor(move || policy.quote(&request, &node)).await;
+        Ok(record.finish(answer.and_then(|a| a), |q| Outcome::Quote(q.clone()))?)
     }
 
     /// payee: checks an order.
@@ -270,7 +286,12 @@ impl PolicySet {
         node: sdk::NodeInfo,
     ) -> Result<sdk::Decision, PolicyError> {
         let policy = self.require(World::Payee)?;
-        Ok(off_reactor(move || policy.check(&order, &node)).await??)
+        let record = recording::start(&self.recorder, &policy, || Call::Check {
+            order: order.clone(),
+            node: node.clone(),
+        });
+        let answer = off_reactor(move || policy.check(&order, &node)).await;
+        Ok(record.finish(answer.and_then(|a| a), |d| Outcome::Decision(d.clone()))?)
     }
 
     /// authorization: decides a session.
@@ -279,7 +300,11 @@ impl PolicySet {
         request: sdk::SessionRequest,
     ) -> Result<sdk::SessionDecision, PolicyError> {
         let policy = self.require(World::Authorization)?;
-        Ok(off_reactor(move || policy.authorize_session(&request)).await??)
+        let record = recording::start(&self.recorder, &policy, || Call::AuthorizeSession {
+            request: request.clone(),
+        });
+        let answer = off_reactor(move || policy.authorize_session(&request)).await;
+        Ok(record.finish(answer.and_then(|a| a), |d| Outcome::Session(d.clone()))?)
     }
 
     /// authorization: decides one request, on the calling thread when the policy allows
@@ -290,13 +315,16 @@ impl PolicySet {
         request: sdk::RequestMeta,
     ) -> Result<sdk::Decision, PolicyError> {
         let policy = self.require(World::Authorization)?;
+        let record = recording::start_request(&self.recorder, &policy, &request);
         let request = super::convert::request_meta_owned(request);
+        let as_outcome = |d: &sdk::Decision| Outcome::Decision(d.clone());
         if let Some(decision) =
             super::inline::evaluate_here(&policy, || policy.authorize_request_wit(&request))
         {
-            return Ok(decision?);
+            return Ok(record.finish(decision, as_outcome)?);
         }
-        Ok(off_reactor(move || policy.authorize_request_wit(&request)).await??)
+        let answer = off_reactor(move || policy.authorize_request_wit(&request)).await;
+        Ok(record.finish(answer.and_then(|a| a), as_outcome)?)
     }
 }
 
