@@ -319,6 +319,12 @@ pub struct PolicyConfig {
     /// Refuse the policy directory's files (they are unsigned, `policy_unsigned`): only
     /// signed registry artefacts and the built-in policies serve. Default false.
     pub require_signatures: bool,
+    /// Candidates evaluated in shadow beside the live versions (`[policy.candidates]`).
+    pub candidates: crate::policy::lifecycle::CandidatesConfig,
+    /// How candidates are evaluated (`[policy.shadow]`).
+    pub shadow: crate::policy::ShadowConfig,
+    /// Replaced versions kept compiled per world for an instant rollback. Default 3.
+    pub keep_previous_versions: usize,
 }
 
 impl Default for PolicyConfig {
@@ -331,6 +337,9 @@ impl Default for PolicyConfig {
             watch: WatchConfig::default(),
             oci: Default::default(),
             require_signatures: false,
+            candidates: Default::default(),
+            shadow: Default::default(),
+            keep_previous_versions: crate::policy::DEFAULT_KEEP_PREVIOUS,
         }
     }
 }
@@ -497,6 +506,14 @@ impl Config {
         self.policy
             .oci
             .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
+        self.policy
+            .shadow
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
+        self.policy
+            .oci
+            .validate_candidates(&self.policy.candidates)
             .map_err(|(key, message)| invalid(key, message))?;
         if let Some(dir) = &self.policy.dir
             && !dir.is_dir()

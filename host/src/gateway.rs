@@ -212,7 +212,11 @@ impl Gateway {
         let policies = Arc::new(
             PolicySet::new(engine)
                 .with_max_file_bytes(config.policy.max_file_bytes)
-                .with_require_signatures(config.policy.require_signatures),
+                .with_require_signatures(config.policy.require_signatures)
+                .with_lifecycle(
+                    config.policy.shadow.clone(),
+                    config.policy.keep_previous_versions,
+                ),
         );
         // Worlds named by reference are marked before the directory is read: neither a
         // file nor the built-in policy stands in for a registry artefact.
@@ -226,6 +230,13 @@ impl Gateway {
         if let Some(follower) = &policy_follower {
             follower.start().await;
         }
+        // A candidate that does not load is logged and counted; the node serves without it.
+        crate::oci::follower::load_candidates(
+            &policies,
+            &config.policy.candidates,
+            &config.policy.oci,
+        )
+        .await;
 
         let chain = match (&config.chain, wallet) {
             (Some(chain_config), Some(wallet)) => Some(ChainClient::new(

@@ -224,7 +224,7 @@ pub async fn greet(
 
 /// The node: wallet, chain, capacity, policies.
 #[utoipa::path(get, path = "/_grid/v1/node", tag = "ops",
-    responses((status = 200, description = "wallet, chain_id, market, capacity, policies (per world the version in force: name, sha256, settings_sha256, source {kind: builtin|file|oci}, loaded_at, and for a registry artefact artefact {reference, digest, signer}; last_error {code, message, at}), and with [tls] the certificates from files (tls: hosts, cert_file, serving, last_error), with [tls.acme] those from ACME (acme: host, serving, not_after, renew_at, failures, last_error, retry_at)")))]
+    responses((status = 200, description = "wallet, chain_id, market, capacity, policies (per world the version in force: name, sha256, settings_sha256, source {kind: builtin|file|oci}, loaded_at, and for a registry artefact artefact {reference, digest, signer}; last_error {code, message, at}; candidate: the version evaluated in shadow, same fields, or null; previous: the versions kept for rollback, newest first, same fields; shadow {evaluations, disagreements {allow_to_deny, deny_to_allow, price_delta, scopes_changed, error, live_error}, dropped}), and with [tls] the certificates from files (tls: hosts, cert_file, serving, last_error), with [tls.acme] those from ACME (acme: host, serving, not_after, renew_at, failures, last_error, retry_at)")))]
 pub async fn node(State(gw): AppState) -> Result<Response, Error> {
     Ok(Json(gw.node_status()?).into_response())
 }

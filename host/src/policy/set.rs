@@ -9,7 +9,9 @@ use grid_policy_sdk as sdk;
 use super::compiled::{CompiledPolicy, PolicyInfo, rfc3339};
 use super::engine::PolicyEngine;
 use super::error::{EvalError, LoadError};
+use super::lifecycle::{DEFAULT_KEEP_PREVIOUS, Lifecycle};
 use super::metrics::ReloadLabels;
+use super::shadow::{self, ShadowConfig, ShadowCounters};
 use super::world::World;
 
 /// Why a policy question got no answer.
@@ -48,6 +50,12 @@ pub struct WorldStatus {
     pub current: Option<PolicyInfo>,
     /// The last failed load since that version, if any.
     pub last_error: Option<LoadFailure>,
+    /// The candidate evaluated in shadow, if any.
+    pub candidate: Option<PolicyInfo>,
+    /// The versions kept for rollback, newest first.
+    pub previous: Vec<PolicyInfo>,
+    /// What shadow evaluation found so far.
+    pub shadow: ShadowCounters,
 }
 
 struct Slot {
@@ -66,6 +74,8 @@ pub struct PolicySet {
     remote: [std::sync::atomic::AtomicBool; 3],
     /// `policy.require_signatures`: files of the policy directory (unsigned) are refused.
     require_signatures: bool,
+    /// Candidates, kept versions, shadow results ([`super::lifecycle`]).
+    pub(super) lifecycle: Lifecycle,
 }
 
 /// Default of `policy.max_file_bytes`: 64 MiB, far above any real policy (the reference
@@ -80,7 +90,13 @@ impl PolicySet {
             current: ArcSwapOption::empty(),
             last_error: Mutex::new(None),
         };
+        let lifecycle = Lifecycle::new(
+            engine.metrics().clone(),
+            ShadowConfig::default(),
+            DEFAULT_KEEP_PREVIOUS,
+        );
         PolicySet {
+            lifecycle,
             engine,
             slots: [slot(), slot(), slot()],
             reload_lock: tokio::sync::Mutex::new(()),
@@ -145,13 +161,29 @@ impl PolicySet {
         self.slot(world).current.load_full()
     }
 
+    /// Replaces the version in service of `world`, returning the one replaced.
+    pub(super) fn swap_current(
+        &self,
+        world: World,
+        policy: Arc<CompiledPolicy>,
+    ) -> Option<Arc<CompiledPolicy>> {
+        self.slot(world).current.swap(Some(policy))
+    }
+
     /// Puts `policy` into service for its world. Evaluations already running keep the
-    /// version they started with (they hold an `Arc` to it).
+    /// version they started with (they hold an `Arc` to it); the replaced version is kept
+    /// for rollback ([`super::lifecycle`]).
     pub fn install(&self, policy: CompiledPolicy) {
+        self.install_by(policy, "config", None);
+    }
+
+    /// [`Self::install`], saying who installs it (`watcher`, `registry`, …) and from what
+    /// origin (see [`super::lifecycle`]).
+    pub fn install_by(&self, policy: CompiledPolicy, actor: &str, origin: Option<String>) {
         let world = policy.world();
         let info = policy.info().clone();
+        self.install_arc(Arc::new(policy), actor, origin);
         let slot = self.slot(world);
-        slot.current.store(Some(Arc::new(policy)));
         *slot.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.count_reload(world, "ok");
         tracing::info!(
@@ -216,6 +248,10 @@ impl PolicySet {
             .and_then(|f| f.fingerprint.clone())
     }
 
+    pub(super) fn count_candidate_failure(&self, world: World, code: &str) {
+        self.count_reload(world, code);
+    }
+
     fn count_reload(&self, world: World, result: &str) {
         self.engine
             .metrics()
@@ -240,6 +276,9 @@ impl PolicySet {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .clone(),
+                candidate: self.candidate(world).map(|p| p.info().clone()),
+                previous: self.previous_versions(world),
+                shadow: self.shadow_counters(world),
             })
             .collect()
     }
@@ -260,7 +299,8 @@ impl PolicySet {
         node: sdk::NodeInfo,
     ) -> Result<sdk::Quote, PolicyError> {
         let policy = self.require(World::Pricing)?;
-        Ok(off_reactor(move || policy.quote(&request, &node)).await??)
+        let candidate = self.shadow_for(World::Pricing);
+        Ok(off_reactor(move || shadow::quote(&policy, candidate, &request, &node)).await??)
     }
 
     /// payee: checks an order.
@@ -270,7 +310,8 @@ impl PolicySet {
         node: sdk::NodeInfo,
     ) -> Result<sdk::Decision, PolicyError> {
         let policy = self.require(World::Payee)?;
-        Ok(off_reactor(move || policy.check(&order, &node)).await??)
+        let candidate = self.shadow_for(World::Payee);
+        Ok(off_reactor(move || shadow::check(&policy, candidate, &order, &node)).await??)
     }
 
     /// authorization: decides a session.
@@ -279,7 +320,8 @@ impl PolicySet {
         request: sdk::SessionRequest,
     ) -> Result<sdk::SessionDecision, PolicyError> {
         let policy = self.require(World::Authorization)?;
-        Ok(off_reactor(move || policy.authorize_session(&request)).await??)
+        let candidate = self.shadow_for(World::Authorization);
+        Ok(off_reactor(move || shadow::authorize_session(&policy, candidate, &request)).await??)
     }
 
     /// authorization: decides one request, on the calling thread when the policy allows
@@ -290,13 +332,20 @@ impl PolicySet {
         request: sdk::RequestMeta,
     ) -> Result<sdk::Decision, PolicyError> {
         let policy = self.require(World::Authorization)?;
+        // Sampled for shadowing (`policy.shadow.request_sample_rate`): the inputs are
+        // copied now and the candidate runs on the shadow thread, after the live answer.
+        let sample = self.sample_request(&policy, &request);
         let request = super::convert::request_meta_owned(request);
-        if let Some(decision) =
-            super::inline::evaluate_here(&policy, || policy.authorize_request_wit(&request))
-        {
-            return Ok(decision?);
+        let decision = match super::inline::evaluate_here(&policy, || {
+            policy.authorize_request_wit(&request)
+        }) {
+            Some(decision) => decision,
+            None => off_reactor(move || policy.authorize_request_wit(&request)).await?,
+        };
+        if let Some(sample) = sample {
+            sample.send(&decision);
         }
-        Ok(off_reactor(move || policy.authorize_request_wit(&request)).await??)
+        Ok(decision?)
     }
 }
 
