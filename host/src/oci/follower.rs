@@ -79,6 +79,12 @@ impl OciConfig {
         for (world, source) in candidates.sources() {
             let key = CandidatesConfig::key(world);
             if let CandidateSource::Oci(reference) = source {
+                if reference.ends_with(".wasm") || reference.starts_with('.') {
+                    return Err((
+                        key,
+                        format!("{reference}: a local candidate must be an absolute path"),
+                    ));
+                }
                 super::parse_reference(&reference).map_err(|e| {
                     (
                         key,
@@ -511,6 +517,34 @@ pub async fn load_candidates(set: &PolicySet, candidates: &CandidatesConfig, con
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_are_absolute_files_or_signed_references() {
+        let candidates = |pricing: &str| CandidatesConfig {
+            pricing: Some(pricing.into()),
+            ..CandidatesConfig::default()
+        };
+        let config = OciConfig::default();
+        let key =
+            |c: &CandidatesConfig, o: &OciConfig| o.validate_candidates(c).map_err(|(k, _)| k);
+        assert_eq!(key(&candidates("/etc/c/pricing.wasm"), &config), Ok(()));
+        assert_eq!(
+            key(&candidates("candidates/pricing.wasm"), &config),
+            Err("policy.candidates.pricing")
+        );
+        assert_eq!(
+            key(&candidates("127.0.0.1:5000/grid/pricing:next"), &config),
+            Err("policy.oci.trusted_signers")
+        );
+        let trusted = OciConfig {
+            trusted_signers: vec![Address::repeat_byte(0x11)],
+            ..OciConfig::default()
+        };
+        assert_eq!(
+            key(&candidates("127.0.0.1:5000/grid/pricing:next"), &trusted),
+            Ok(())
+        );
+    }
 
     #[test]
     fn a_named_world_needs_trusted_signers() {

@@ -486,3 +486,33 @@ fn drain(queue: Receiver<Sampled>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_rate_is_a_share() {
+        for (rate, ok) in [
+            (0.0, true),
+            (1.0, true),
+            (0.5, true),
+            (-0.1, false),
+            (1.5, false),
+        ] {
+            let config = ShadowConfig {
+                request_sample_rate: rate,
+                ..ShadowConfig::default()
+            };
+            assert_eq!(
+                config.validate().map_err(|(key, _)| key),
+                if ok {
+                    Ok(())
+                } else {
+                    Err("policy.shadow.request_sample_rate")
+                },
+                "{rate}"
+            );
+        }
+    }
+}
