@@ -157,7 +157,7 @@ async fn promote_serves_the_candidate_and_rollback_the_old_version_again() {
             .iter()
             .map(|p| p.settings_sha256.clone())
             .collect::<Vec<_>>(),
-        [v1.settings_sha256.clone()]
+        std::slice::from_ref(&v1.settings_sha256)
     );
 
     // Same component, other settings: the component's sha256 names the newest kept one.
