@@ -1,5 +1,5 @@
-//! Policy runtime benchmarks: one evaluation per world, the isolation modes, compiling a
-//! component, and a reload (file written → new version serving).
+//! Policy runtime benchmarks: one evaluation per world, the isolation modes, the cost of
+//! shadow mode and of recording, compiling a component, and a reload (file written → new version serving).
 //!
 //! Run: `cargo bench -p grid-gateway --bench policy_eval`. Numbers and how to read them:
 //! `host/benches/README.md`.
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use grid_gateway::policy::{
-    CompiledPolicy, Isolation, PolicyEngine, PolicySet, PolicySource, RuntimeLimits, WatchConfig,
-    World, reload, spawn_watcher,
+    CompiledPolicy, Isolation, PolicyEngine, PolicySet, PolicySource, RuntimeLimits, ShadowConfig,
+    WatchConfig, World, reload, spawn_watcher,
 };
 use grid_policy_sdk::fixture::{Fixture, load_dir};
 
@@ -188,6 +188,126 @@ fn recording(c: &mut Criterion) {
     eprintln!("recording: {dropped} records dropped (queue full) during the benchmark");
 }
 
+/// The cost of shadow mode: a quote through `PolicySet` with no candidate, and with a
+/// candidate (pricing-linear with other prices, so every quote is a kept disagreement,
+/// the worst case); per-request authorization with a candidate sampled at rate 1 (the
+/// serving thread copies the inputs and queues them; the candidate runs on the shadow
+/// thread).
+fn shadow(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("shadow");
+    // A generous deadline: this group also runs in debug builds (`cargo test --bench`),
+    // where one evaluation on a busy machine can pass the default 10 ms.
+    let engine = || {
+        PolicyEngine::builder()
+            .limits(RuntimeLimits {
+                deadline: Duration::from_secs(1),
+                ..RuntimeLimits::default()
+            })
+            .build()
+            .unwrap()
+    };
+    let (_, quote_fixture) = policy_and_fixture(
+        &engine(),
+        World::Pricing,
+        env!("GRID_WASM_PRICING_LINEAR"),
+        "pricing-linear",
+        "accept-gpu-by-model.json",
+    );
+    let grid_policy_sdk::Call::Quote { request, node } = quote_fixture.call else {
+        unreachable!()
+    };
+    let other_prices =
+        r#"{"cpu_core_per_second":"7","memory_gib_per_second":"0","storage_gib_per_second":"0"}"#;
+    for (name, with_candidate) in [
+        ("quote_without_candidate", false),
+        ("quote_with_candidate", true),
+    ] {
+        let set = Arc::new(PolicySet::new(engine()).with_lifecycle(
+            ShadowConfig {
+                keep_disagreements: 100,
+                ..ShadowConfig::default()
+            },
+            3,
+        ));
+        runtime.block_on(reload(&set, None));
+        if with_candidate {
+            let bytes = std::fs::read(env!("GRID_WASM_PRICING_LINEAR")).unwrap();
+            let candidate = set
+                .engine()
+                .load(
+                    World::Pricing,
+                    "candidate",
+                    PolicySource::Builtin,
+                    &bytes,
+                    other_prices,
+                )
+                .unwrap();
+            set.set_candidate(candidate, "bench");
+        }
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| {
+                let (set, request, node) = (set.clone(), request.clone(), node.clone());
+                async move { set.quote(request, node).await.unwrap() }
+            });
+        });
+    }
+    let (_, request_fixture) = policy_and_fixture(
+        &engine(),
+        World::Authorization,
+        env!("GRID_WASM_AUTHZ_ORDER_OWNER"),
+        "authz-order-owner",
+        "request-allow.json",
+    );
+    let grid_policy_sdk::Call::AuthorizeRequest { request } = request_fixture.call else {
+        unreachable!()
+    };
+    for (name, rate) in [
+        ("authorize_request_without_candidate", None),
+        ("authorize_request_sampled_1.0", Some(1.0)),
+        ("authorize_request_sampled_0.01", Some(0.01)),
+    ] {
+        let set = Arc::new(PolicySet::new(engine()).with_lifecycle(
+            ShadowConfig {
+                request_sample_rate: rate.unwrap_or(0.0),
+                ..ShadowConfig::default()
+            },
+            3,
+        ));
+        runtime.block_on(reload(&set, None));
+        if rate.is_some() {
+            let bytes = std::fs::read(env!("GRID_WASM_AUTHZ_ORDER_OWNER")).unwrap();
+            let candidate = set
+                .engine()
+                .load(
+                    World::Authorization,
+                    "candidate",
+                    PolicySource::Builtin,
+                    &bytes,
+                    "",
+                )
+                .unwrap();
+            set.set_candidate(candidate, "bench");
+        }
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| {
+                let (set, request) = (set.clone(), request.clone());
+                async move { set.authorize_request(request).await.unwrap() }
+            });
+        });
+        let counters = set.shadow_counters(World::Authorization);
+        eprintln!(
+            "{name}: shadow evaluations {}, dropped {}",
+            counters.evaluations, counters.dropped
+        );
+    }
+    group.finish();
+}
+
 fn compile(c: &mut Criterion) {
     let bytes = std::fs::read(env!("GRID_WASM_PRICING_LINEAR")).unwrap();
     let mut group = c.benchmark_group("load");
@@ -304,6 +424,7 @@ criterion_group!(
     evaluation,
     async_entry,
     recording,
+    shadow,
     compile,
     reload_latency
 );

@@ -321,6 +321,12 @@ pub struct PolicyConfig {
     pub require_signatures: bool,
     /// Opt-in recording of evaluations for `policy replay` (`[policy.recording]`).
     pub recording: crate::policy::recording::RecordingConfig,
+    /// Candidates evaluated in shadow beside the live versions (`[policy.candidates]`).
+    pub candidates: crate::policy::lifecycle::CandidatesConfig,
+    /// How candidates are evaluated (`[policy.shadow]`).
+    pub shadow: crate::policy::ShadowConfig,
+    /// Replaced versions kept compiled per world for an instant rollback. Default 3.
+    pub keep_previous_versions: usize,
 }
 
 impl Default for PolicyConfig {
@@ -334,6 +340,9 @@ impl Default for PolicyConfig {
             oci: Default::default(),
             require_signatures: false,
             recording: Default::default(),
+            candidates: Default::default(),
+            shadow: Default::default(),
+            keep_previous_versions: crate::policy::DEFAULT_KEEP_PREVIOUS,
         }
     }
 }
@@ -504,6 +513,14 @@ impl Config {
         self.policy
             .oci
             .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
+        self.policy
+            .shadow
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
+        self.policy
+            .oci
+            .validate_candidates(&self.policy.candidates)
             .map_err(|(key, message)| invalid(key, message))?;
         if let Some(dir) = &self.policy.dir
             && !dir.is_dir()

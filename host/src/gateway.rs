@@ -214,7 +214,11 @@ impl Gateway {
             .build()?;
         let mut policies = PolicySet::new(engine)
             .with_max_file_bytes(config.policy.max_file_bytes)
-            .with_require_signatures(config.policy.require_signatures);
+            .with_require_signatures(config.policy.require_signatures)
+            .with_lifecycle(
+                config.policy.shadow.clone(),
+                config.policy.keep_previous_versions,
+            );
         if config.policy.recording.enabled {
             let metrics = crate::policy::recording::RecordingMetrics::default();
             metrics.register(&mut registry);
@@ -237,6 +241,13 @@ impl Gateway {
         if let Some(follower) = &policy_follower {
             follower.start().await;
         }
+        // A candidate that does not load is logged and counted; the node serves without it.
+        crate::oci::follower::load_candidates(
+            &policies,
+            &config.policy.candidates,
+            &config.policy.oci,
+        )
+        .await;
 
         let chain = match (&config.chain, wallet) {
             (Some(chain_config), Some(wallet)) => Some(ChainClient::new(

@@ -18,8 +18,9 @@ use alloy::primitives::Address;
 use super::{
     Artefact, Credentials, OciError, Registry, RegistryOptions, SignatureDoc, TrustedSigners,
 };
+use crate::policy::lifecycle::{CandidateSource, CandidatesConfig, candidate_settings_path};
 use crate::policy::limits::duration_ms;
-use crate::policy::{ArtefactOrigin, LoadError, PolicySet, PolicySource, World};
+use crate::policy::{ArtefactOrigin, LifecycleError, LoadError, PolicySet, PolicySource, World};
 
 /// `[policy.oci]`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -67,6 +68,38 @@ impl OciConfig {
         .into_iter()
         .filter_map(|(w, r)| r.clone().map(|r| (w, r)))
         .collect()
+    }
+
+    /// Checks `[policy.candidates]` against this section: a path must be absolute, a
+    /// reference must parse and needs trusted signers. `(key, message)` on error.
+    pub fn validate_candidates(
+        &self,
+        candidates: &CandidatesConfig,
+    ) -> Result<(), (&'static str, String)> {
+        for (world, source) in candidates.sources() {
+            let key = CandidatesConfig::key(world);
+            if let CandidateSource::Oci(reference) = source {
+                if reference.ends_with(".wasm") || reference.starts_with('.') {
+                    return Err((
+                        key,
+                        format!("{reference}: a local candidate must be an absolute path"),
+                    ));
+                }
+                super::parse_reference(&reference).map_err(|e| {
+                    (
+                        key,
+                        format!("{e} (a local candidate is an absolute path to a .wasm file)"),
+                    )
+                })?;
+                if self.trusted_signers.is_empty() {
+                    return Err((
+                        "policy.oci.trusted_signers",
+                        "required when a candidate is named by reference: registry artefacts are only loaded signed".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks the section: `(key, message)` on error.
@@ -201,9 +234,9 @@ impl Follower {
     }
 
     fn in_force(&self, world: World) -> Option<String> {
-        self.set
-            .current(world)
-            .and_then(|p| p.info().artefact.as_ref().map(|a| a.digest.clone()))
+        // What this follower last installed: a promotion or rollback since then
+        // (`policy::lifecycle`) stands until the registry names another digest.
+        self.set.origin(world)
     }
 
     async fn check(&self, follow: &Follow) -> FollowOutcome {
@@ -296,7 +329,9 @@ impl Follower {
         .and_then(|r| r);
         match loaded {
             Ok(policy) => {
-                self.set.install(policy.with_artefact(origin));
+                let digest = origin.digest.clone();
+                self.set
+                    .install_by(policy.with_artefact(origin), "registry", Some(digest));
                 Ok(())
             }
             Err(e) => {
@@ -392,9 +427,124 @@ impl Follower {
     }
 }
 
+/// Pulls `reference` with `config`'s registry options, verifies it against its trusted
+/// signers exactly as a followed artefact is (manifest digest, signature, layers),
+/// compiles it and makes it `world`'s candidate ([`PolicySet::set_candidate`]).
+pub async fn load_candidate(
+    set: &PolicySet,
+    config: &OciConfig,
+    world: World,
+    reference: &str,
+    actor: &str,
+) -> Result<crate::policy::PolicyInfo, LifecycleError> {
+    let refused = |e: OciError| {
+        LifecycleError::Load(LoadError::Refused {
+            code: e.code(),
+            message: format!("{reference}: {e}"),
+        })
+    };
+    if config.trusted_signers.is_empty() {
+        return Err(refused(OciError::NoTrustedSigners));
+    }
+    let credentials = match &config.credentials_file {
+        Some(path) => Credentials::from_file(path).map_err(refused)?,
+        None => Credentials::default(),
+    };
+    let registry = Registry::new(RegistryOptions {
+        plain_http: config.plain_http.clone(),
+        credentials,
+    });
+    let trust = TrustedSigners::new(config.trusted_signers.clone());
+    let digest = registry.resolve(reference).await.map_err(refused)?;
+    let pinned = super::parse_reference(reference)
+        .map_err(refused)?
+        .clone_with_digest(digest)
+        .whole();
+    let artefact = registry
+        .pull(&pinned, &trust, set.max_file_bytes())
+        .await
+        .map_err(refused)?;
+    let origin = ArtefactOrigin {
+        reference: reference.to_owned(),
+        digest: artefact.digest.clone(),
+        signer: artefact.signer.clone(),
+    };
+    let engine = set.engine().clone();
+    let name = reference.to_owned();
+    let policy = tokio::task::spawn_blocking(move || {
+        engine.load(
+            world,
+            &name,
+            PolicySource::Oci(name.clone()),
+            &artefact.wasm,
+            &artefact.settings,
+        )
+    })
+    .await
+    .map_err(|e| LoadError::Refused {
+        code: "compile_task_failed",
+        message: e.to_string(),
+    })??;
+    Ok(set.set_candidate(policy.with_artefact(origin), actor))
+}
+
+/// Loads the candidates `[policy.candidates]` names (actor `config`): files through
+/// [`PolicySet::load_candidate_file`], references through [`load_candidate`]. One that
+/// fails is logged and counted; the node serves without it.
+pub async fn load_candidates(set: &PolicySet, candidates: &CandidatesConfig, config: &OciConfig) {
+    for (world, source) in candidates.sources() {
+        let (named, loaded) = match &source {
+            CandidateSource::File(wasm) => {
+                let settings = candidate_settings_path(wasm);
+                let settings = settings.exists().then_some(settings);
+                (
+                    wasm.display().to_string(),
+                    set.load_candidate_file(world, wasm, settings.as_deref(), "config")
+                        .await,
+                )
+            }
+            CandidateSource::Oci(reference) => (
+                reference.clone(),
+                load_candidate(set, config, world, reference, "config").await,
+            ),
+        };
+        if let Err(e) = loaded {
+            set.candidate_failed(world, &named, &e);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_are_absolute_files_or_signed_references() {
+        let candidates = |pricing: &str| CandidatesConfig {
+            pricing: Some(pricing.into()),
+            ..CandidatesConfig::default()
+        };
+        let config = OciConfig::default();
+        let key =
+            |c: &CandidatesConfig, o: &OciConfig| o.validate_candidates(c).map_err(|(k, _)| k);
+        assert_eq!(key(&candidates("/etc/c/pricing.wasm"), &config), Ok(()));
+        assert_eq!(
+            key(&candidates("candidates/pricing.wasm"), &config),
+            Err("policy.candidates.pricing")
+        );
+        assert_eq!(
+            key(&candidates("127.0.0.1:5000/grid/pricing:next"), &config),
+            Err("policy.oci.trusted_signers")
+        );
+        let trusted = OciConfig {
+            trusted_signers: vec![Address::repeat_byte(0x11)],
+            ..OciConfig::default()
+        };
+        assert_eq!(
+            key(&candidates("127.0.0.1:5000/grid/pricing:next"), &trusted),
+            Ok(())
+        );
+    }
 
     #[test]
     fn a_named_world_needs_trusted_signers() {

@@ -42,6 +42,24 @@ pub struct ReloadLabels {
     pub result: String,
 }
 
+/// Labels of a shadow disagreement.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    /// The world.
+    pub world: String,
+    /// The kind (see [`Disagreement::kind`](super::shadow::Disagreement::kind)).
+    pub kind: String,
+}
+
+/// Labels of a lifecycle change.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChangeLabels {
+    /// The world.
+    pub world: String,
+    /// `candidate_set`, `candidate_cleared`, `promote`, `rollback` or `reload`.
+    pub action: String,
+}
+
 /// The runtime's metrics. Cloning shares the underlying series.
 #[derive(Clone)]
 pub struct PolicyMetrics {
@@ -63,6 +81,26 @@ pub struct PolicyMetrics {
     pub compile_cache_loads: Counter,
     /// Rescans of the policy directory by the watcher (each reads what changed).
     pub rescans: Counter,
+    /// Candidate evaluations beside the live version, by world.
+    pub shadow_evaluations: Family<WorldLabels, Counter>,
+    /// Candidate answers that differ from the live one, by world and kind.
+    pub shadow_disagreements: Family<ShadowLabels, Counter>,
+    /// (candidate price − live price) / live price, per shadowed quote.
+    pub shadow_price_delta: Family<WorldLabels, Histogram>,
+    /// Sampled per-request evaluations dropped on a full shadow queue, by world.
+    pub shadow_dropped: Family<WorldLabels, Counter>,
+    /// Changes of the versions in service or of candidates, by world and action.
+    pub lifecycle_changes: Family<ChangeLabels, Counter>,
+}
+
+/// Buckets of the relative price delta: from the candidate charging half to three times
+/// the live price; 0 is its own bucket edge so agreement is visible.
+const PRICE_DELTA_BUCKETS: [f64; 13] = [
+    -0.5, -0.2, -0.1, -0.05, -0.01, 0.0, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
+];
+
+fn price_delta_histogram() -> Histogram {
+    Histogram::new(PRICE_DELTA_BUCKETS)
 }
 
 /// Latency buckets from 2 µs to 50 ms: evaluations sit in the microseconds, a deadline
@@ -87,6 +125,11 @@ impl Default for PolicyMetrics {
             compilations: Counter::default(),
             compile_cache_loads: Counter::default(),
             rescans: Counter::default(),
+            shadow_evaluations: Family::default(),
+            shadow_disagreements: Family::default(),
+            shadow_price_delta: Family::new_with_constructor(price_delta_histogram),
+            shadow_dropped: Family::default(),
+            lifecycle_changes: Family::default(),
         }
     }
 }
@@ -135,6 +178,51 @@ impl PolicyMetrics {
             "Policy instances created, by world",
             self.instantiations.clone(),
         );
+        sub.register(
+            "shadow_evaluations",
+            "Candidate policy evaluations beside the live version, by world",
+            self.shadow_evaluations.clone(),
+        );
+        sub.register(
+            "shadow_disagreements",
+            "Candidate answers that differ from the live version's, by world and kind",
+            self.shadow_disagreements.clone(),
+        );
+        sub.register(
+            "shadow_price_delta_ratio",
+            "Relative price difference of the candidate's quote to the live one",
+            self.shadow_price_delta.clone(),
+        );
+        sub.register(
+            "shadow_dropped",
+            "Sampled per-request shadow evaluations dropped on a full queue",
+            self.shadow_dropped.clone(),
+        );
+        sub.register(
+            "lifecycle_changes",
+            "Candidates set or cleared, promotions, rollbacks and reloads, by world",
+            self.lifecycle_changes.clone(),
+        );
+    }
+
+    /// The count of shadow disagreements of a kind in a world.
+    pub fn shadow_disagreement_count(&self, world: super::World, kind: &str) -> u64 {
+        self.shadow_disagreements
+            .get_or_create(&ShadowLabels {
+                world: world.name().into(),
+                kind: kind.into(),
+            })
+            .get()
+    }
+
+    /// The count of lifecycle changes of an action in a world.
+    pub fn lifecycle_change_count(&self, world: super::World, action: &str) -> u64 {
+        self.lifecycle_changes
+            .get_or_create(&ChangeLabels {
+                world: world.name().into(),
+                action: action.into(),
+            })
+            .get()
     }
 
     /// The count of evaluations with these labels (for tests and the node endpoint).

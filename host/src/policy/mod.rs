@@ -3,7 +3,8 @@
 //! Shape (as in Kubewarden's policy-evaluator): [`engine`] (one wasmtime engine, its
 //! linker and epoch ticker), [`compiled`] (a loaded, pre-linked policy version and its
 //! instances), [`set`] (the versions in service, swapped atomically), [`watcher`] (hot
-//! reload), [`error`], [`limits`], [`metrics`].
+//! reload), [`lifecycle`] (candidates, promotion, rollback) and [`shadow`] (candidates
+//! evaluated beside the live versions), [`error`], [`limits`], [`metrics`].
 //!
 //! # Isolation model
 //!
@@ -30,9 +31,11 @@ pub mod error;
 mod eval_pool;
 mod imports;
 mod inline;
+pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod recording;
+pub mod shadow;
 mod state;
 pub mod world;
 
@@ -47,5 +50,7 @@ pub mod builtin;
 pub mod set;
 pub mod watcher;
 
+pub use lifecycle::{DEFAULT_KEEP_PREVIOUS, LifecycleError};
 pub use set::{DEFAULT_MAX_FILE_BYTES, PolicyError, PolicySet, WorldStatus};
+pub use shadow::{Answer, Disagreement, ShadowConfig, ShadowCounters};
 pub use watcher::{ReloadOutcome, WatchConfig, WatcherHandle, reload, spawn_watcher};

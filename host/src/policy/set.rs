@@ -10,8 +10,10 @@ use grid_policy_sdk::fixture::{Call, Outcome};
 use super::compiled::{CompiledPolicy, PolicyInfo, rfc3339};
 use super::engine::PolicyEngine;
 use super::error::{EvalError, LoadError};
+use super::lifecycle::{DEFAULT_KEEP_PREVIOUS, Lifecycle};
 use super::metrics::ReloadLabels;
 use super::recording;
+use super::shadow::{self, ShadowConfig, ShadowCounters};
 use super::world::World;
 
 /// Why a policy question got no answer.
@@ -50,6 +52,12 @@ pub struct WorldStatus {
     pub current: Option<PolicyInfo>,
     /// The last failed load since that version, if any.
     pub last_error: Option<LoadFailure>,
+    /// The candidate evaluated in shadow, if any.
+    pub candidate: Option<PolicyInfo>,
+    /// The versions kept for rollback, newest first.
+    pub previous: Vec<PolicyInfo>,
+    /// What shadow evaluation found so far.
+    pub shadow: ShadowCounters,
 }
 
 struct Slot {
@@ -70,6 +78,8 @@ pub struct PolicySet {
     require_signatures: bool,
     /// `[policy.recording]`, when on.
     recorder: Option<Arc<super::recording::Recorder>>,
+    /// Candidates, kept versions, shadow results ([`super::lifecycle`]).
+    pub(super) lifecycle: Lifecycle,
 }
 
 /// Default of `policy.max_file_bytes`: 64 MiB, far above any real policy (the reference
@@ -84,7 +94,13 @@ impl PolicySet {
             current: ArcSwapOption::empty(),
             last_error: Mutex::new(None),
         };
+        let lifecycle = Lifecycle::new(
+            engine.metrics().clone(),
+            ShadowConfig::default(),
+            DEFAULT_KEEP_PREVIOUS,
+        );
         PolicySet {
+            lifecycle,
             engine,
             slots: [slot(), slot(), slot()],
             reload_lock: tokio::sync::Mutex::new(()),
@@ -156,13 +172,29 @@ impl PolicySet {
         self.slot(world).current.load_full()
     }
 
+    /// Replaces the version in service of `world`, returning the one replaced.
+    pub(super) fn swap_current(
+        &self,
+        world: World,
+        policy: Arc<CompiledPolicy>,
+    ) -> Option<Arc<CompiledPolicy>> {
+        self.slot(world).current.swap(Some(policy))
+    }
+
     /// Puts `policy` into service for its world. Evaluations already running keep the
-    /// version they started with (they hold an `Arc` to it).
+    /// version they started with (they hold an `Arc` to it); the replaced version is kept
+    /// for rollback ([`super::lifecycle`]).
     pub fn install(&self, policy: CompiledPolicy) {
+        self.install_by(policy, "config", None);
+    }
+
+    /// [`Self::install`], saying who installs it (`watcher`, `registry`, …) and from what
+    /// origin (see [`super::lifecycle`]).
+    pub fn install_by(&self, policy: CompiledPolicy, actor: &str, origin: Option<String>) {
         let world = policy.world();
         let info = policy.info().clone();
+        self.install_arc(Arc::new(policy), actor, origin);
         let slot = self.slot(world);
-        slot.current.store(Some(Arc::new(policy)));
         *slot.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.count_reload(world, "ok");
         tracing::info!(
@@ -227,6 +259,10 @@ impl PolicySet {
             .and_then(|f| f.fingerprint.clone())
     }
 
+    pub(super) fn count_candidate_failure(&self, world: World, code: &str) {
+        self.count_reload(world, code);
+    }
+
     fn count_reload(&self, world: World, result: &str) {
         self.engine
             .metrics()
@@ -251,6 +287,9 @@ impl PolicySet {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .clone(),
+                candidate: self.candidate(world).map(|p| p.info().clone()),
+                previous: self.previous_versions(world),
+                shadow: self.shadow_counters(world),
             })
             .collect()
     }
@@ -275,7 +314,8 @@ impl PolicySet {
             request: request.clone(),
             node: node.clone(),
         });
-        let answer = off_reactor(move || policy.quote(&request, &node)).await;
+        let candidate = self.shadow_for(World::Pricing);
+        let answer = off_reactor(move || shadow::quote(&policy, candidate, &request, &node)).await;
         Ok(record.finish(answer.and_then(|a| a), |q| Outcome::Quote(q.clone()))?)
     }
 
@@ -290,7 +330,8 @@ impl PolicySet {
             order: order.clone(),
             node: node.clone(),
         });
-        let answer = off_reactor(move || policy.check(&order, &node)).await;
+        let candidate = self.shadow_for(World::Payee);
+        let answer = off_reactor(move || shadow::check(&policy, candidate, &order, &node)).await;
         Ok(record.finish(answer.and_then(|a| a), |d| Outcome::Decision(d.clone()))?)
     }
 
@@ -303,7 +344,9 @@ impl PolicySet {
         let record = recording::start(&self.recorder, &policy, || Call::AuthorizeSession {
             request: request.clone(),
         });
-        let answer = off_reactor(move || policy.authorize_session(&request)).await;
+        let candidate = self.shadow_for(World::Authorization);
+        let answer =
+            off_reactor(move || shadow::authorize_session(&policy, candidate, &request)).await;
         Ok(record.finish(answer.and_then(|a| a), |d| Outcome::Session(d.clone()))?)
     }
 
@@ -316,15 +359,22 @@ impl PolicySet {
     ) -> Result<sdk::Decision, PolicyError> {
         let policy = self.require(World::Authorization)?;
         let record = recording::start_request(&self.recorder, &policy, &request);
+        // Sampled for shadowing (`policy.shadow.request_sample_rate`): the inputs are
+        // copied now and the candidate runs on the shadow thread, after the live answer.
+        let sample = self.sample_request(&policy, &request);
         let request = super::convert::request_meta_owned(request);
-        let as_outcome = |d: &sdk::Decision| Outcome::Decision(d.clone());
-        if let Some(decision) =
-            super::inline::evaluate_here(&policy, || policy.authorize_request_wit(&request))
-        {
-            return Ok(record.finish(decision, as_outcome)?);
+        let decision = match super::inline::evaluate_here(&policy, || {
+            policy.authorize_request_wit(&request)
+        }) {
+            Some(decision) => decision,
+            None => off_reactor(move || policy.authorize_request_wit(&request))
+                .await
+                .and_then(|a| a),
+        };
+        if let Some(sample) = sample {
+            sample.send(&decision);
         }
-        let answer = off_reactor(move || policy.authorize_request_wit(&request)).await;
-        Ok(record.finish(answer.and_then(|a| a), as_outcome)?)
+        Ok(record.finish(decision, |d: &sdk::Decision| Outcome::Decision(d.clone()))?)
     }
 }
 

@@ -104,7 +104,7 @@ pub fn settings_path(dir: &Path, world: World) -> PathBuf {
 /// Why the files of a world could not be read: the error, and for a file refused by its
 /// size alone the stamp it was refused at (see [`oversize_fingerprint`]), so the same
 /// file is not looked at again until it changes.
-type ReadFailure = (LoadError, Option<String>);
+pub(crate) type ReadFailure = (LoadError, Option<String>);
 
 /// Stands for an oversize file's bytes in a failure's fingerprint: its path, identity, size
 /// and modification time. Unchanged, the file would be refused the same way again.
@@ -124,7 +124,7 @@ fn oversize_fingerprint(path: &Path, meta: &std::fs::Metadata) -> String {
 /// Reads a file of at most `limit` bytes, `None` when it does not exist. The size is
 /// checked before reading (from the open file, so a symlink swap in between cannot slip a
 /// larger file in) and the read itself stops past `limit`, for a file that grows meanwhile.
-fn read_capped(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadFailure> {
+pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadFailure> {
     use std::io::Read;
     let read_error = |e: std::io::Error| {
         (
@@ -285,6 +285,11 @@ async fn reload_world(set: &Arc<PolicySet>, dir: Option<&Path>, world: World) ->
     if set.failed_fingerprint(world).as_deref() == Some(candidate.fingerprint.as_str()) {
         return ReloadOutcome::Unchanged;
     }
+    if set.origin(world).as_deref() == Some(candidate.fingerprint.as_str()) {
+        // The files the watcher last installed, replaced since by a promotion or a
+        // rollback (`policy::lifecycle`): that choice stands until the files change.
+        return ReloadOutcome::Unchanged;
+    }
     let engine = set.engine().clone();
     let Candidate {
         name,
@@ -298,7 +303,7 @@ async fn reload_world(set: &Arc<PolicySet>, dir: Option<&Path>, world: World) ->
             .await;
     match loaded {
         Ok(Ok(policy)) => {
-            set.install(policy);
+            set.install_by(policy, "watcher", Some(fingerprint));
             ReloadOutcome::Loaded
         }
         Ok(Err(e)) => {
