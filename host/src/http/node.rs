@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::capacity::CapacitySnapshot;
 use crate::gateway::NodeStatus;
 use crate::policy::set::LoadFailure;
-use crate::policy::{ArtefactOrigin, PolicyInfo, PolicySource, World, WorldStatus};
+use crate::policy::{ArtefactOrigin, PolicyInfo, PolicySource, ShadowCounters, World, WorldStatus};
 use crate::tls::{AcmeHostStatus, CertificateStatus};
 use grid_policy_sdk::Resources;
 
@@ -87,6 +87,42 @@ pub struct WorldView {
     pub current: Option<PolicyView>,
     /// The last failed load since that version; `null` when none.
     pub last_error: Option<LoadFailureView>,
+    /// The candidate evaluated in shadow beside it (`[policy.candidates]`); `null` when none.
+    pub candidate: Option<PolicyView>,
+    /// Replaced versions kept compiled for a rollback, newest first.
+    pub previous: Vec<PolicyView>,
+    /// What shadow evaluation has seen since start.
+    pub shadow: ShadowView,
+}
+
+/// Shadow evaluation's counters for one world.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowView {
+    /// Questions the candidate answered (or failed) beside the live version.
+    pub evaluations: u64,
+    /// Disagreements by kind.
+    pub disagreements: DisagreementCounts,
+    /// Sampled per-request evaluations dropped because the shadow queue was full.
+    pub dropped: u64,
+}
+
+/// Disagreements between the live version and the candidate, by kind.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisagreementCounts {
+    /// The candidate would refuse what the live version allows.
+    pub allow_to_deny: u64,
+    /// The candidate would allow what the live version refuses.
+    pub deny_to_allow: u64,
+    /// Both quoted, at different prices.
+    pub price_delta: u64,
+    /// Both granted a session, with different scopes.
+    pub scopes_changed: u64,
+    /// The candidate failed where the live version answered.
+    pub error: u64,
+    /// The live version failed where the candidate answered.
+    pub live_error: u64,
 }
 
 /// A policy version in service.
@@ -209,6 +245,27 @@ impl From<WorldStatus> for WorldView {
             world: status.world.into(),
             current: status.current.map(Into::into),
             last_error: status.last_error.map(Into::into),
+            candidate: status.candidate.map(Into::into),
+            previous: status.previous.into_iter().map(Into::into).collect(),
+            shadow: status.shadow.into(),
+        }
+    }
+}
+
+impl From<ShadowCounters> for ShadowView {
+    fn from(counters: ShadowCounters) -> Self {
+        let kind = |name: &str| counters.disagreements.get(name).copied().unwrap_or(0);
+        ShadowView {
+            evaluations: counters.evaluations,
+            disagreements: DisagreementCounts {
+                allow_to_deny: kind("allow_to_deny"),
+                deny_to_allow: kind("deny_to_allow"),
+                price_delta: kind("price_delta"),
+                scopes_changed: kind("scopes_changed"),
+                error: kind("error"),
+                live_error: kind("live_error"),
+            },
+            dropped: counters.dropped,
         }
     }
 }

@@ -8,8 +8,8 @@ use super::apps::{self, AppResponse, ConditionView, DeployBody, DeployResponse, 
 use super::error::{ErrorBody, ErrorDetail};
 use super::handlers;
 use super::node::{
-    ArtefactView, CapacityView, LoadFailureView, NodeResponse, PolicyView, ResourcesView,
-    SourceKind, SourceView, WorldName, WorldView,
+    ArtefactView, CapacityView, DisagreementCounts, LoadFailureView, NodeResponse, PolicyView,
+    ResourcesView, ShadowView, SourceKind, SourceView, WorldName, WorldView,
 };
 use crate::tls::{AcmeHostStatus, CertificateStatus};
 
@@ -71,6 +71,8 @@ use crate::tls::{AcmeHostStatus, CertificateStatus};
         SourceView,
         ArtefactView,
         LoadFailureView,
+        ShadowView,
+        DisagreementCounts,
         CertificateStatus,
         AcmeHostStatus
     ))
