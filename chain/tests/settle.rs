@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use alloy::primitives::U256;
@@ -63,10 +62,6 @@ async fn settle_until_broadcast(
     panic!("the settlement was not journaled and broadcast");
 }
 
-fn client_on(chain: &Chain, path: &Path) -> ChainClient {
-    ChainClient::new(config(chain), open_db(path), node_wallet()).expect("client")
-}
-
 #[tokio::test]
 async fn an_order_is_settled_exactly_once_at_its_end_across_a_crash_between_broadcast_and_receipt()
 {
@@ -102,7 +97,7 @@ async fn an_order_is_settled_exactly_once_at_its_end_across_a_crash_between_broa
 
     // After the restart the same settlement is reported (from the journal), not a second
     // one sent, and not mistaken for someone else's.
-    let client = ChainClient::new(config(&chain), db, node_wallet()).expect("client");
+    let client = client_on_db(&chain, db);
     let settlement = client.settle(id).await.expect("settle after restart");
     assert_eq!(settlement.tx_hash, Some(hash));
     assert_eq!(
@@ -128,10 +123,6 @@ async fn an_order_is_settled_exactly_once_at_its_end_across_a_crash_between_broa
     );
     assert_eq!(again.tx_hash, None);
     assert_eq!(chain.tx_count(address(PROVIDER_KEY)).await, 2);
-}
-
-fn client_on_db(chain: &Chain, db: std::sync::Arc<redb::Database>) -> ChainClient {
-    ChainClient::new(config(chain), db, node_wallet()).expect("client")
 }
 
 #[tokio::test]
@@ -238,15 +229,7 @@ async fn a_cancel_racing_a_settlement_closes_it_and_nothing_is_retried() {
     chain
         .rpc("evm_setAutomine", serde_json::json!([true]))
         .await;
-    chain
-        .market(USER_KEY)
-        .cancel(id.0)
-        .send()
-        .await
-        .expect("cancel")
-        .get_receipt()
-        .await
-        .expect("cancel receipt");
+    chain.cancel(id.0).await;
 
     // Resumed, the journaled settlement goes out as signed and reverts with NotActive: the
     // cancel won, which is not a failure.
