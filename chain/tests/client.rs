@@ -168,9 +168,7 @@ async fn activate_until_journaled(
     tokio::task::JoinHandle<grid_chain::Result<grid_chain::Activation>>,
     alloy::primitives::TxHash,
 ) {
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([false]))
-        .await;
+    chain.automine(false).await;
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.activate(id).await }
@@ -211,9 +209,7 @@ async fn crash_after_broadcast_then_restart_sends_no_second_transaction() {
     // The transaction reached the node before the crash; now it gets mined.
     assert_eq!(pool_pending(&chain).await, 1);
     chain.mine().await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
 
     let client = client_on_db(&chain, db);
     let outcome = client.activate(id).await.expect("activate after restart");
@@ -241,9 +237,7 @@ async fn crash_before_broadcast_then_restart_resends_the_same_transaction() {
         .rpc("anvil_dropAllTransactions", serde_json::json!([]))
         .await;
     assert_eq!(pool_pending(&chain).await, 0);
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
     assert_eq!(chain.tx_count(address(PROVIDER_KEY)).await, 0);
 
     let client = client_on_db(&chain, db);
@@ -569,9 +563,7 @@ async fn a_lock_that_reverts_after_simulation_is_reported_with_its_custom_error(
         .await
         .expect("cancel");
     chain.mine().await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
 
     let err = call.await.expect("task").expect_err("the lock reverted");
     match &err {
@@ -598,9 +590,7 @@ async fn a_stuck_lock_is_replaced_at_the_same_nonce_and_only_one_is_mined() {
     let id = node_order(&chain, 1).await;
 
     // Nothing gets mined, so the lock looks stuck to the waiting client.
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([false]))
-        .await;
+    chain.automine(false).await;
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.activate(id).await }
@@ -624,9 +614,7 @@ async fn a_stuck_lock_is_replaced_at_the_same_nonce_and_only_one_is_mined() {
     assert_ne!(replacement.replaced[0], replacement.tx_hash);
 
     chain.mine().await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
     let outcome = call.await.expect("task").expect("activate");
     // One of the two (the node keeps the better-paying one) is the lock; one transaction in all.
     assert!(

@@ -44,9 +44,7 @@ async fn settle_until_broadcast(
     tokio::task::JoinHandle<grid_chain::Result<grid_chain::Settlement>>,
     alloy::primitives::TxHash,
 ) {
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([false]))
-        .await;
+    chain.automine(false).await;
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.settle(id).await }
@@ -83,9 +81,7 @@ async fn an_order_is_settled_exactly_once_at_its_end_across_a_crash_between_broa
     let db = reopen_db(&path).await;
     // While the node is down the settlement is mined: the order completes on chain.
     chain.mine().await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
     assert_eq!(
         client_on_db(&chain, db.clone())
             .order(id)
@@ -143,9 +139,7 @@ async fn a_crash_before_the_broadcast_reached_the_node_resends_the_same_settleme
     chain
         .rpc("anvil_dropAllTransactions", serde_json::json!([]))
         .await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
 
     let client = client_on_db(&chain, db);
     let settlement = client.settle(id).await.expect("settle after restart");
@@ -226,9 +220,7 @@ async fn a_cancel_racing_a_settlement_closes_it_and_nothing_is_retried() {
     chain
         .rpc("anvil_dropAllTransactions", serde_json::json!([]))
         .await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
     chain.cancel(id.0).await;
 
     // Resumed, the journaled settlement goes out as signed and reverts with NotActive: the

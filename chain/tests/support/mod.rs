@@ -305,6 +305,12 @@ impl Chain {
         self.rpc("evm_mine", serde_json::json!([])).await;
     }
 
+    /// Turns anvil's mining on every transaction on (its default) or off (transactions wait
+    /// in the pool until [`Chain::mine`]).
+    pub async fn automine(&self, on: bool) {
+        self.rpc("evm_setAutomine", serde_json::json!([on])).await;
+    }
+
     pub async fn mine(&self) {
         self.rpc("evm_mine", serde_json::json!([])).await;
     }
