@@ -18,12 +18,7 @@ use tokio::sync::mpsc;
 async fn reading_an_order_maps_every_field() {
     let chain = Chain::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let client = ChainClient::new(
-        config(&chain),
-        open_db(&dir.path().join("s.redb")),
-        node_wallet(),
-    )
-    .expect("client");
+    let client = client_on(&chain, &dir.path().join("s.redb"));
     let id = chain
         .create_order(
             address(PROVIDER_KEY),
@@ -93,17 +88,8 @@ async fn reading_an_order_maps_every_field() {
 async fn activating_twice_sends_one_transaction() {
     let chain = Chain::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let client = ChainClient::new(
-        config(&chain),
-        open_db(&dir.path().join("s.redb")),
-        node_wallet(),
-    )
-    .expect("client");
-    let id = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 100)
-            .await,
-    );
+    let client = client_on(&chain, &dir.path().join("s.redb"));
+    let id = node_order(&chain, 100).await;
 
     let first = client.activate(id).await.expect("first activate");
     assert!(!first.already_active);
@@ -126,22 +112,9 @@ async fn activating_twice_sends_one_transaction() {
 async fn concurrent_activations_of_one_order_send_one_transaction() {
     let chain = Chain::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let client = ChainClient::new(
-        config(&chain),
-        open_db(&dir.path().join("s.redb")),
-        node_wallet(),
-    )
-    .expect("client");
-    let a = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
-            .await,
-    );
-    let b = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
-            .await,
-    );
+    let client = client_on(&chain, &dir.path().join("s.redb"));
+    let a = node_order(&chain, 1).await;
+    let b = node_order(&chain, 1).await;
 
     let (r1, r2, r3) = tokio::join!(client.activate(a), client.activate(a), client.activate(b));
     let (r1, r2, r3) = (r1.expect("a"), r2.expect("a again"), r3.expect("b"));
@@ -155,12 +128,7 @@ async fn concurrent_activations_of_one_order_send_one_transaction() {
 async fn a_lock_that_would_revert_is_reported_by_name_and_not_sent() {
     let chain = Chain::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let client = ChainClient::new(
-        config(&chain),
-        open_db(&dir.path().join("s.redb")),
-        node_wallet(),
-    )
-    .expect("client");
+    let client = client_on(&chain, &dir.path().join("s.redb"));
     // Addressed to another provider: this node may not lock it.
     let id = OrderId(
         chain
@@ -173,24 +141,45 @@ async fn a_lock_that_would_revert_is_reported_by_name_and_not_sent() {
     assert_eq!(chain.tx_count(address(PROVIDER_KEY)).await, 0);
 
     // Cancelled by its user: no longer Created.
-    let id = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
-            .await,
-    );
-    chain
-        .market(USER_KEY)
-        .cancel(id.0)
-        .send()
-        .await
-        .expect("cancel")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    let id = node_order(&chain, 1).await;
+    chain.cancel(id.0).await;
     let err = client.activate(id).await.expect_err("must revert");
     assert_eq!(err.revert_name(), Some("NotCreated"), "{err}");
     assert!(err.to_string().contains("Cancelled"), "{err}");
     assert_eq!(chain.tx_count(address(PROVIDER_KEY)).await, 0);
+}
+
+/// A 60-second order of `amount` for this node's provider.
+async fn node_order(chain: &Chain, amount: u64) -> OrderId {
+    OrderId(
+        chain
+            .create_order(address(PROVIDER_KEY), resources(""), 60, amount)
+            .await,
+    )
+}
+
+/// Pauses mining and starts `activate`; returns the running call and the hash the signer
+/// journaled (the transaction is in anvil's pool, not mined).
+async fn activate_until_journaled(
+    client: &ChainClient,
+    chain: &Chain,
+    id: OrderId,
+) -> (
+    tokio::task::JoinHandle<grid_chain::Result<grid_chain::Activation>>,
+    alloy::primitives::TxHash,
+) {
+    chain.automine(false).await;
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.activate(id).await }
+    });
+    for _ in 0..400 {
+        if let Some(entry) = client.journal_entry(id).expect("journal") {
+            return (call, entry.tx_hash);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the signer journaled no transaction");
 }
 
 /// Starts `activate` with mining paused, waits until the signer journaled its transaction,
@@ -200,23 +189,8 @@ async fn crash_after_journaling(
     path: &Path,
     id: OrderId,
 ) -> alloy::primitives::TxHash {
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([false]))
-        .await;
-    let client = ChainClient::new(config(chain), open_db(path), node_wallet()).expect("client");
-    let call = tokio::spawn({
-        let client = client.clone();
-        async move { client.activate(id).await }
-    });
-    let mut journaled = None;
-    for _ in 0..400 {
-        if let Some(entry) = client.journal_entry(id).expect("journal") {
-            journaled = Some(entry.tx_hash);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let hash = journaled.expect("the signer journaled a transaction");
+    let client = client_on(chain, path);
+    let (call, hash) = activate_until_journaled(&client, chain, id).await;
     call.abort();
     let _ = call.await;
     drop(client);
@@ -228,22 +202,16 @@ async fn crash_after_broadcast_then_restart_sends_no_second_transaction() {
     let chain = Chain::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.redb");
-    let id = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
-            .await,
-    );
+    let id = node_order(&chain, 1).await;
 
     let hash = crash_after_journaling(&chain, &path, id).await;
     let db = reopen_db(&path).await;
     // The transaction reached the node before the crash; now it gets mined.
     assert_eq!(pool_pending(&chain).await, 1);
     chain.mine().await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
 
-    let client = ChainClient::new(config(&chain), db, node_wallet()).expect("client");
+    let client = client_on_db(&chain, db);
     let outcome = client.activate(id).await.expect("activate after restart");
     assert!(outcome.already_active);
     assert_eq!(outcome.tx_hash, Some(hash));
@@ -259,11 +227,7 @@ async fn crash_before_broadcast_then_restart_resends_the_same_transaction() {
     let chain = Chain::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.redb");
-    let id = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
-            .await,
-    );
+    let id = node_order(&chain, 1).await;
 
     let hash = crash_after_journaling(&chain, &path, id).await;
     let db = reopen_db(&path).await;
@@ -273,12 +237,10 @@ async fn crash_before_broadcast_then_restart_resends_the_same_transaction() {
         .rpc("anvil_dropAllTransactions", serde_json::json!([]))
         .await;
     assert_eq!(pool_pending(&chain).await, 0);
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
     assert_eq!(chain.tx_count(address(PROVIDER_KEY)).await, 0);
 
-    let client = ChainClient::new(config(&chain), db, node_wallet()).expect("client");
+    let client = client_on_db(&chain, db);
     let outcome = client.activate(id).await.expect("activate after restart");
     // The journaled bytes went out again: same hash, nonce 0, one transaction in all.
     assert!(!outcome.already_active);
@@ -290,11 +252,7 @@ async fn crash_before_broadcast_then_restart_resends_the_same_transaction() {
     );
 
     // The next order's lock takes the next nonce.
-    let next = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
-            .await,
-    );
+    let next = node_order(&chain, 1).await;
     client.activate(next).await.expect("next activate");
     assert_eq!(
         client
@@ -381,11 +339,7 @@ async fn a_wrong_chain_id_is_refused_before_signing() {
     cfg.chain_id = 1;
     let client =
         ChainClient::new(cfg, open_db(&dir.path().join("s.redb")), node_wallet()).expect("client");
-    let id = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
-            .await,
-    );
+    let id = node_order(&chain, 1).await;
     let err = client.activate(id).await.expect_err("refused");
     assert!(
         matches!(
@@ -448,7 +402,7 @@ async fn follower_delivers_each_event_once_across_restarts() {
 
     let (tx, mut rx) = mpsc::channel(64);
     let db = open_db(&path);
-    let client = ChainClient::new(config(&chain), db.clone(), node_wallet()).expect("client");
+    let client = client_on_db(&chain, db.clone());
     let mut follower = client.follower(tx).expect("follower");
     let first = drain(&mut follower, &mut rx).await;
     assert_eq!(kinds(&first), vec![(1, "created")]);
@@ -479,20 +433,12 @@ async fn follower_delivers_each_event_once_across_restarts() {
     drop((follower, client, db, rx));
     let db = reopen_db(&path).await;
     let (tx, mut rx) = mpsc::channel(64);
-    let client = ChainClient::new(config(&chain), db, node_wallet()).expect("client");
+    let client = client_on_db(&chain, db);
     let mut follower = client.follower(tx).expect("follower");
     let second = drain(&mut follower, &mut rx).await;
     assert_eq!(kinds(&second), vec![(1, "activated"), (1, "extended")]);
 
-    chain
-        .market(USER_KEY)
-        .cancel(id)
-        .send()
-        .await
-        .expect("cancel")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    chain.cancel(id).await;
     let third = drain(&mut follower, &mut rx).await;
     assert_eq!(kinds(&third), vec![(1, "cancelled")]);
     assert!(drain(&mut follower, &mut rx).await.is_empty());
@@ -536,7 +482,7 @@ async fn follower_stopped_mid_block_resumes_after_the_last_delivered_event() {
     // A channel of one: the follower blocks on its second send until the test reads.
     let db = open_db(&path);
     let (tx, mut rx) = mpsc::channel(1);
-    let client = ChainClient::new(config(&chain), db.clone(), node_wallet()).expect("client");
+    let client = client_on_db(&chain, db.clone());
     let follower = client.follower(tx).expect("follower");
     let task = tokio::spawn(follower.run());
     let mut got = Vec::new();
@@ -554,7 +500,7 @@ async fn follower_stopped_mid_block_resumes_after_the_last_delivered_event() {
 
     let db = reopen_db(&path).await;
     let (tx, mut rx) = mpsc::channel(64);
-    let client = ChainClient::new(config(&chain), db, node_wallet()).expect("client");
+    let client = client_on_db(&chain, db);
     let mut follower = client.follower(tx).expect("follower");
     got.extend(drain(&mut follower, &mut rx).await);
     assert_eq!(kinds(&got), all);
@@ -602,35 +548,11 @@ async fn follower_waits_for_confirmations() {
 async fn a_lock_that_reverts_after_simulation_is_reported_with_its_custom_error() {
     let chain = Chain::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let client = ChainClient::new(
-        config(&chain),
-        open_db(&dir.path().join("s.redb")),
-        node_wallet(),
-    )
-    .expect("client");
-    let id = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
-            .await,
-    );
+    let client = client_on(&chain, &dir.path().join("s.redb"));
+    let id = node_order(&chain, 1).await;
 
     // Mining paused: the lock is simulated (fine: the order is Created), journaled and sent…
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([false]))
-        .await;
-    let call = tokio::spawn({
-        let client = client.clone();
-        async move { client.activate(id).await }
-    });
-    let mut journaled = None;
-    for _ in 0..400 {
-        if let Some(entry) = client.journal_entry(id).expect("journal") {
-            journaled = Some(entry.tx_hash);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let hash = journaled.expect("journaled");
+    let (call, hash) = activate_until_journaled(&client, &chain, id).await;
     // …then the user's cancel, paying a far higher tip, is mined ahead of it in the same block.
     let _pending = chain
         .market(USER_KEY)
@@ -641,9 +563,7 @@ async fn a_lock_that_reverts_after_simulation_is_reported_with_its_custom_error(
         .await
         .expect("cancel");
     chain.mine().await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
 
     let err = call.await.expect("task").expect_err("the lock reverted");
     match &err {
@@ -667,16 +587,10 @@ async fn a_stuck_lock_is_replaced_at_the_same_nonce_and_only_one_is_mined() {
     cfg.replace_after_secs = 1;
     let client =
         ChainClient::new(cfg, open_db(&dir.path().join("s.redb")), node_wallet()).expect("client");
-    let id = OrderId(
-        chain
-            .create_order(address(PROVIDER_KEY), resources(""), 60, 1)
-            .await,
-    );
+    let id = node_order(&chain, 1).await;
 
     // Nothing gets mined, so the lock looks stuck to the waiting client.
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([false]))
-        .await;
+    chain.automine(false).await;
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.activate(id).await }
@@ -700,9 +614,7 @@ async fn a_stuck_lock_is_replaced_at_the_same_nonce_and_only_one_is_mined() {
     assert_ne!(replacement.replaced[0], replacement.tx_hash);
 
     chain.mine().await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
     let outcome = call.await.expect("task").expect("activate");
     // One of the two (the node keeps the better-paying one) is the lock; one transaction in all.
     assert!(

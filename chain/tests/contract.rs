@@ -260,15 +260,7 @@ async fn cancel_before_activation_refunds_everything() {
     let id = chain
         .create_order(address(PROVIDER_KEY), resources(""), 100, 1000)
         .await;
-    chain
-        .market(USER_KEY)
-        .cancel(id)
-        .send()
-        .await
-        .expect("cancel")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    chain.cancel(id).await;
     assert_eq!(chain.balance(user).await, U256::from(USER_FUNDS));
     assert_eq!(chain.balance(address(PAYEE_KEY)).await, U256::ZERO);
     assert_eq!(order(&chain, id).await.status, CANCELLED);
@@ -280,15 +272,7 @@ async fn cancel_while_active_pays_released_and_refunds_the_rest() {
     let user = address(USER_KEY);
     let (id, start) = activated(&chain, 100, 1000).await;
     chain.next_block_at(start + 25).await;
-    let receipt = chain
-        .market(USER_KEY)
-        .cancel(id)
-        .send()
-        .await
-        .expect("cancel")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    let receipt = chain.cancel(id).await;
     let event = receipt
         .decoded_log::<Market::OrderCancelled>()
         .expect("OrderCancelled");
@@ -307,15 +291,7 @@ async fn cancel_twice_reverts_order_closed() {
     let id = chain
         .create_order(address(PROVIDER_KEY), resources(""), 100, 1000)
         .await;
-    chain
-        .market(USER_KEY)
-        .cancel(id)
-        .send()
-        .await
-        .expect("cancel")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    chain.cancel(id).await;
     let result = chain.market(USER_KEY).cancel(id).call().await;
     assert!(matches!(
         custom_error(result),

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use alloy::primitives::U256;
@@ -45,9 +44,7 @@ async fn settle_until_broadcast(
     tokio::task::JoinHandle<grid_chain::Result<grid_chain::Settlement>>,
     alloy::primitives::TxHash,
 ) {
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([false]))
-        .await;
+    chain.automine(false).await;
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.settle(id).await }
@@ -61,10 +58,6 @@ async fn settle_until_broadcast(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the settlement was not journaled and broadcast");
-}
-
-fn client_on(chain: &Chain, path: &Path) -> ChainClient {
-    ChainClient::new(config(chain), open_db(path), node_wallet()).expect("client")
 }
 
 #[tokio::test]
@@ -88,9 +81,7 @@ async fn an_order_is_settled_exactly_once_at_its_end_across_a_crash_between_broa
     let db = reopen_db(&path).await;
     // While the node is down the settlement is mined: the order completes on chain.
     chain.mine().await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
     assert_eq!(
         client_on_db(&chain, db.clone())
             .order(id)
@@ -102,7 +93,7 @@ async fn an_order_is_settled_exactly_once_at_its_end_across_a_crash_between_broa
 
     // After the restart the same settlement is reported (from the journal), not a second
     // one sent, and not mistaken for someone else's.
-    let client = ChainClient::new(config(&chain), db, node_wallet()).expect("client");
+    let client = client_on_db(&chain, db);
     let settlement = client.settle(id).await.expect("settle after restart");
     assert_eq!(settlement.tx_hash, Some(hash));
     assert_eq!(
@@ -130,10 +121,6 @@ async fn an_order_is_settled_exactly_once_at_its_end_across_a_crash_between_broa
     assert_eq!(chain.tx_count(address(PROVIDER_KEY)).await, 2);
 }
 
-fn client_on_db(chain: &Chain, db: std::sync::Arc<redb::Database>) -> ChainClient {
-    ChainClient::new(config(chain), db, node_wallet()).expect("client")
-}
-
 #[tokio::test]
 async fn a_crash_before_the_broadcast_reached_the_node_resends_the_same_settlement() {
     let chain = Chain::start().await;
@@ -152,9 +139,7 @@ async fn a_crash_before_the_broadcast_reached_the_node_resends_the_same_settleme
     chain
         .rpc("anvil_dropAllTransactions", serde_json::json!([]))
         .await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
+    chain.automine(true).await;
 
     let client = client_on_db(&chain, db);
     let settlement = client.settle(id).await.expect("settle after restart");
@@ -235,18 +220,8 @@ async fn a_cancel_racing_a_settlement_closes_it_and_nothing_is_retried() {
     chain
         .rpc("anvil_dropAllTransactions", serde_json::json!([]))
         .await;
-    chain
-        .rpc("evm_setAutomine", serde_json::json!([true]))
-        .await;
-    chain
-        .market(USER_KEY)
-        .cancel(id.0)
-        .send()
-        .await
-        .expect("cancel")
-        .get_receipt()
-        .await
-        .expect("cancel receipt");
+    chain.automine(true).await;
+    chain.cancel(id.0).await;
 
     // Resumed, the journaled settlement goes out as signed and reverts with NotActive: the
     // cancel won, which is not a failure.

@@ -5,17 +5,20 @@
 
 mod node_support;
 
+use std::sync::Arc;
+
+use alloy::primitives::U256;
+
+use grid_gateway::config::Config;
+use grid_gateway::gateway::Gateway;
 use grid_gateway::orders::Hooks;
-use grid_gateway::settlement::Action;
+use grid_gateway::settlement::{Action, Settler};
 use grid_gateway::store::OrderState;
 use node_support::*;
 use serde_json::json;
 
 /// Accepts a good order on `gw`; returns its id and start (block) time.
-async fn accepted(
-    gw: &std::sync::Arc<grid_gateway::gateway::Gateway>,
-    chain: &Chain,
-) -> (String, u64) {
+async fn accepted(gw: &Arc<Gateway>, chain: &Chain) -> (String, u64) {
     let id = good_order(chain).await;
     let accept = post(gw, &format!("/_grid/v1/orders/{id}/accept"), json!({})).await;
     assert_eq!(accept.status, 200, "{}", accept.json);
@@ -36,16 +39,52 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} not in metrics:\n{text}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interval_then_final_settlement_pay_the_released_amounts_and_show_them() {
+/// A gateway on a fresh chain settling every `interval_secs`, with one accepted order.
+struct Settling {
+    chain: Chain,
+    _dir: tempfile::TempDir,
+    gw: Arc<Gateway>,
+    settler: Arc<Settler>,
+    id: String,
+    start: u64,
+}
+
+/// Starts [`Settling`]; `edit` changes the settlement config after the interval is set.
+async fn settling(interval_secs: u64, edit: impl FnOnce(&mut Config)) -> Settling {
     let chain = Chain::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path(), &chain.anvil.url, chain.deployment.market);
-    config.settlement.interval_secs = 600;
-    config.settlement.min_fee_multiple = 0;
+    config.settlement.interval_secs = interval_secs;
+    edit(&mut config);
     let gw = gateway(config, Hooks::default()).await;
     let settler = gw.settler.clone().expect("a chain: a settler");
     let (id, start) = accepted(&gw, &chain).await;
+    Settling {
+        chain,
+        _dir: dir,
+        gw,
+        settler,
+        id,
+        start,
+    }
+}
+
+/// The gateway's metrics page as text.
+async fn metrics_text(gw: &Arc<Gateway>) -> String {
+    let metrics = get(gw, "/_grid/metrics").await;
+    metrics.json.as_str().expect("metrics text").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_then_final_settlement_pay_the_released_amounts_and_show_them() {
+    let Settling {
+        chain,
+        gw,
+        settler,
+        id,
+        start,
+        _dir,
+    } = settling(600, |c| c.settlement.min_fee_multiple = 0).await;
     let payee = address(PAYEE_KEY);
     let before = chain.balance(payee).await;
 
@@ -62,7 +101,7 @@ async fn interval_then_final_settlement_pay_the_released_amounts_and_show_them()
     assert_eq!(released.json["paid"], "0");
     chain.next_block_at(start + 901).await;
     let done = settler.tick().await.unwrap();
-    let interval = alloy::primitives::U256::from(46 * 901);
+    let interval = U256::from(46 * 901);
     assert_eq!(
         done,
         vec![(
@@ -94,7 +133,7 @@ async fn interval_then_final_settlement_pay_the_released_amounts_and_show_them()
     // At the end: the rest, and the order completes on chain.
     chain.mine_at(start + 3_600).await;
     let done = settler.tick().await.unwrap();
-    let rest = alloy::primitives::U256::from(PRICE_1H - 46 * 901);
+    let rest = U256::from(PRICE_1H - 46 * 901);
     assert_eq!(
         done,
         vec![(
@@ -105,10 +144,7 @@ async fn interval_then_final_settlement_pay_the_released_amounts_and_show_them()
             }
         )]
     );
-    assert_eq!(
-        chain.balance(payee).await - before,
-        alloy::primitives::U256::from(PRICE_1H)
-    );
+    assert_eq!(chain.balance(payee).await - before, U256::from(PRICE_1H));
     // Settled: it is not looked at again (no second transaction).
     let sent = chain.tx_count(address(PROVIDER_KEY)).await;
     assert_eq!(
@@ -120,8 +156,7 @@ async fn interval_then_final_settlement_pay_the_released_amounts_and_show_them()
     let record = get(&gw, &format!("/_grid/v1/orders/{id}")).await;
     assert_eq!(record.json["paid"], PRICE_1H.to_string());
     assert_ne!(record.json["last_settlement_tx"], tx.as_str());
-    let metrics = get(&gw, "/_grid/metrics").await;
-    let text = metrics.json.as_str().unwrap();
+    let text = &metrics_text(&gw).await;
     assert_eq!(
         metric(text, "grid_gateway_settlement_payout_token_units_total"),
         PRICE_1H as f64
@@ -139,14 +174,15 @@ async fn interval_then_final_settlement_pay_the_released_amounts_and_show_them()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payout_below_the_threshold_is_skipped_but_the_end_is_always_settled() {
-    let chain = Chain::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path(), &chain.anvil.url, chain.deployment.market);
-    config.settlement.interval_secs = 600;
     // The default fee multiple (10 × a fee in wei) dwarfs this order's token units.
-    let gw = gateway(config, Hooks::default()).await;
-    let settler = gw.settler.clone().expect("settler");
-    let (id, start) = accepted(&gw, &chain).await;
+    let Settling {
+        chain,
+        gw,
+        settler,
+        id,
+        start,
+        _dir,
+    } = settling(600, |_| {}).await;
     let sent = chain.tx_count(address(PROVIDER_KEY)).await;
 
     chain.mine_at(start + 900).await;
@@ -182,8 +218,7 @@ async fn a_payout_below_the_threshold_is_skipped_but_the_end_is_always_settled()
         ),
         "{done:?}"
     );
-    let metrics = get(&gw, "/_grid/metrics").await;
-    let text = metrics.json.as_str().unwrap();
+    let text = &metrics_text(&gw).await;
     assert_eq!(
         metric(text, "grid_gateway_settlements_total{result=\"skipped\"}"),
         1.0
@@ -216,7 +251,7 @@ async fn an_order_that_ran_out_while_the_node_was_down_is_settled_at_start() {
     assert!(record["last_settlement_tx"].is_string(), "{record}");
     assert_eq!(
         chain.balance(address(PAYEE_KEY)).await,
-        alloy::primitives::U256::from(PRICE_1H)
+        U256::from(PRICE_1H)
     );
     assert_eq!(
         gw.store.order(&id).unwrap().unwrap().state,
@@ -227,22 +262,16 @@ async fn an_order_that_ran_out_while_the_node_was_down_is_settled_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_cancelled_by_its_user_is_closed_not_failed() {
-    let chain = Chain::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path(), &chain.anvil.url, chain.deployment.market);
-    config.settlement.interval_secs = 600;
-    let gw = gateway(config, Hooks::default()).await;
-    let settler = gw.settler.clone().expect("settler");
-    let (id, _) = accepted(&gw, &chain).await;
-    chain
-        .market(USER_KEY)
-        .cancel(id.parse().unwrap())
-        .send()
-        .await
-        .expect("cancel")
-        .get_receipt()
-        .await
-        .expect("cancel receipt");
+    // Every part is bound to the end of the test: the gateway and its directory stay up.
+    let Settling {
+        chain,
+        _dir,
+        gw: _gw,
+        settler,
+        id,
+        start: _,
+    } = settling(600, |_| {}).await;
+    chain.cancel(id.parse().unwrap()).await;
     let sent = chain.tx_count(address(PROVIDER_KEY)).await;
     let done = settler.tick().await.unwrap();
     assert_eq!(

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use grid_chain::bindings::{Market, TestToken};
-use grid_chain::{ChainConfig, DevDeployment, NodeWallet, deploy_dev};
+use grid_chain::{ChainClient, ChainConfig, DevDeployment, NodeWallet, deploy_dev};
 use redb::Database;
 use std::path::Path;
 use std::sync::Arc;
@@ -256,6 +257,19 @@ impl Chain {
             .id
     }
 
+    /// Cancels order `id` as the user and waits for the receipt (reverted or not: the caller
+    /// asserts what it expects of it).
+    pub async fn cancel(&self, id: U256) -> TransactionReceipt {
+        self.market(USER_KEY)
+            .cancel(id)
+            .send()
+            .await
+            .expect("cancel")
+            .get_receipt()
+            .await
+            .expect("cancel receipt")
+    }
+
     /// The wallet's count of sent transactions (its next nonce).
     pub async fn tx_count(&self, who: Address) -> u64 {
         self.wallet_provider(USER_KEY)
@@ -289,6 +303,12 @@ impl Chain {
         self.rpc("evm_increaseTime", serde_json::json!([secs]))
             .await;
         self.rpc("evm_mine", serde_json::json!([])).await;
+    }
+
+    /// Turns anvil's mining on every transaction on (its default) or off (transactions wait
+    /// in the pool until [`Chain::mine`]).
+    pub async fn automine(&self, on: bool) {
+        self.rpc("evm_setAutomine", serde_json::json!([on])).await;
     }
 
     pub async fn mine(&self) {
@@ -326,6 +346,16 @@ pub fn config(chain: &Chain) -> ChainConfig {
     cfg.poll_interval_ms = 50;
     cfg.retry_backoff_ms = 50;
     cfg
+}
+
+/// A client of this chain as the provider's node, its state in the database file at `path`.
+pub fn client_on(chain: &Chain, path: &Path) -> ChainClient {
+    client_on_db(chain, open_db(path))
+}
+
+/// A client of this chain as the provider's node, on an open database.
+pub fn client_on_db(chain: &Chain, db: Arc<Database>) -> ChainClient {
+    ChainClient::new(config(chain), db, node_wallet()).expect("client")
 }
 
 pub fn open_db(path: &Path) -> Arc<Database> {
