@@ -18,6 +18,9 @@
 #               offered, ECDSA signature, no request), one at a time, so client and
 #               server CPU and the loopback round trips are all in it: a comparison of the
 #               two servers with the same client, not either server's ceiling.
+# Before measuring it prints what each server negotiates with OpenSSL (TLS 1.3 and 1.2:
+# group, suite, and whether a second connection resumes the first one's session).
+# The numbers of one run, and where the time goes, are in host/benches/README.md.
 # Needs Debian's nginx (nginx-light has the ssl module), wrk and openssl.
 # Usage: host/benches/tls.sh [connections] [seconds] [rounds]
 set -euo pipefail
@@ -69,8 +72,21 @@ for _ in $(seq 50); do curl -skf -o /dev/null -H "Authorization: Bearer $TOKEN_P
 # What wrk negotiates, and whether it resumes sessions between connections.
 wrk -t1 -c1 -d1s -H 'Connection: close' "https://127.0.0.1:$NGINX_PROBE/" >/dev/null
 echo "wrk, Connection: close, against nginx: $(sort "$work/probe.log" | uniq -c | sort -rn | head -3 | tr -s ' ' | paste -sd ';')"
-echo "gateway: $(openssl s_client -connect "127.0.0.1:$GW_TLS" </dev/null 2>/dev/null | grep -E '^(New|Server Temp Key)' | paste -sd ';')"
-echo "nginx:   $(openssl s_client -connect "127.0.0.1:$NGINX_TLS" </dev/null 2>/dev/null | grep -E '^(New|Server Temp Key)' | paste -sd ';')"
+# What each server negotiates with OpenSSL, per version, and whether it resumes: a second
+# connection offers the first one's session (a TLS 1.3 ticket arrives after the handshake,
+# hence the pause before s_client's input ends).
+negotiated() { # port
+  local v session
+  session=$(mktemp -p "$certs")
+  for v in tls1_3 tls1_2; do
+    sleep 0.3 | openssl s_client -"$v" -connect "127.0.0.1:$1" -sess_out "$session" 2>/dev/null |
+      grep -E '^(New|Server Temp Key)' | paste -sd ' ' | tr '\n' ' ' || true
+    sleep 0.3 | openssl s_client -"$v" -connect "127.0.0.1:$1" -sess_in "$session" 2>/dev/null |
+      grep -oE '^(New|Reused)' | sed 's/^/then /; s/$/; /' | tr -d '\n' || true
+  done
+}
+echo "gateway: $(negotiated "$GW_TLS")"
+echo "nginx:   $(negotiated "$NGINX_TLS")"
 
 us() { # wrk prints 812.00us, 1.10ms or 2.01s
   python3 -c 'import sys; t=sys.argv[1]
