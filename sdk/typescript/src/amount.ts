@@ -68,18 +68,24 @@ export class Amount {
 
   /** `self + rhs`, or `undefined` on overflow. */
   checkedAdd(rhs: Amount): Amount | undefined {
-    return Amount.of(this.value + rhs.value);
+    // Each operation tests only the bound it can cross: in a component's interpreter the
+    // general Amount.of (type test, BigInt(), two comparisons) costs more than the sum.
+    const v = this.value + rhs.value;
+    return v > U256_MAX ? undefined : new Amount(v);
   }
 
   /** `self - rhs`, or `undefined` when `rhs` is larger. */
   checkedSub(rhs: Amount): Amount | undefined {
-    return Amount.of(this.value - rhs.value);
+    const v = this.value - rhs.value;
+    return v < 0n ? undefined : new Amount(v);
   }
 
   /** `self * factor` (a u64 or an amount), or `undefined` on overflow or a bad factor. */
   checkedMul(factor: bigint | Amount): Amount | undefined {
-    const f = factor instanceof Amount ? factor.value : u64(factor);
-    return f === undefined ? undefined : Amount.of(this.value * f);
+    const f = typeof factor === 'bigint' ? u64(factor) : factor instanceof Amount ? factor.value : undefined;
+    if (f === undefined) return undefined;
+    const v = this.value * f;
+    return v > U256_MAX ? undefined : new Amount(v);
   }
 
   /** `self / divisor` rounded down, or `undefined` when dividing by zero. */
@@ -97,8 +103,8 @@ export class Amount {
     const n = u64(numerator);
     const d = u64(denominator);
     if (n === undefined || d === undefined || d === 0n) return undefined;
-    const product = this.value * n;
-    return Amount.of((product + d - 1n) / d);
+    const v = (this.value * n + d - 1n) / d;
+    return v > U256_MAX ? undefined : new Amount(v);
   }
 
   compare(rhs: Amount): -1 | 0 | 1 {
