@@ -82,8 +82,15 @@ export class Amount {
 
   /** `self * factor` (a u64 or an amount), or `undefined` on overflow or a bad factor. */
   checkedMul(factor: bigint | Amount): Amount | undefined {
-    const f = typeof factor === 'bigint' ? u64(factor) : factor instanceof Amount ? factor.value : undefined;
-    if (f === undefined) return undefined;
+    let f: bigint;
+    if (typeof factor === 'bigint') {
+      if (factor < 0n || factor > U64_MAX) return undefined;
+      f = factor;
+    } else if (factor instanceof Amount) {
+      f = factor.value;
+    } else {
+      return undefined;
+    }
     const v = this.value * f;
     return v > U256_MAX ? undefined : new Amount(v);
   }
@@ -100,10 +107,10 @@ export class Amount {
    * buyer's favour. `undefined` when the result does not fit or `denominator` is zero.
    */
   mulDivCeil(numerator: bigint, denominator: bigint): Amount | undefined {
-    const n = u64(numerator);
-    const d = u64(denominator);
-    if (n === undefined || d === undefined || d === 0n) return undefined;
-    const v = (this.value * n + d - 1n) / d;
+    // u64() inlined: this runs for every line of every quote.
+    if (typeof numerator !== 'bigint' || numerator < 0n || numerator > U64_MAX) return undefined;
+    if (typeof denominator !== 'bigint' || denominator <= 0n || denominator > U64_MAX) return undefined;
+    const v = (this.value * numerator + denominator - 1n) / denominator;
     return v > U256_MAX ? undefined : new Amount(v);
   }
 
