@@ -13,6 +13,8 @@ from .wit import (
 
 def line(item: str, value: int) -> PriceLine:
     """One line of a price breakdown; ``value`` is a checked amount."""
+    if type(value) is int and 0 <= value <= amount.MAX:  # amount.format's common case, inlined
+        return PriceLine(item, str(value))
     return PriceLine(item, amount.format(value))
 
 
