@@ -62,6 +62,12 @@ function overflow(): RefusalError {
   return new RefusalError({ kind: 'other', reason: 'the price does not fit in a u256' });
 }
 
+/** A price and its breakdown. */
+export interface Priced {
+  price: Amount;
+  breakdown: PriceLine[];
+}
+
 class RefusalError extends Error {
   constructor(readonly refusal: Refusal) {
     super(refusal.reason);
@@ -86,7 +92,7 @@ export class LinearPricing implements PricingPolicy {
    * exactly; written out rather than looped over a list of parts, which costs a quote more
    * than its arithmetic in a component's interpreter.
    */
-  price(resources: Resources, durationSecs: bigint): [Amount, PriceLine[]] {
+  price(resources: Resources, durationSecs: bigint): Priced {
     const s = this.settings;
     const cpu = s.cpu_core_per_second.checkedMul(durationSecs)?.mulDivCeil(resources.cpuMillis, 1000n);
     const memory = s.memory_gib_per_second.checkedMul(durationSecs)?.mulDivCeil(resources.memoryBytes, GIB);
@@ -108,7 +114,7 @@ export class LinearPricing implements PricingPolicy {
       total = total?.checkedAdd(gpu);
     }
     if (total === undefined) throw overflow();
-    return [total, breakdown];
+    return { price: total, breakdown };
   }
 
   quote(request: QuoteRequest, node: NodeInfo): Quote {
@@ -117,14 +123,16 @@ export class LinearPricing implements PricingPolicy {
     if (d < min || d > max) {
       return refuse(Amount.ZERO, [], 'duration-out-of-range', `duration ${d}s is outside the ${min}s..=${max}s this node sells`);
     }
-    let price: Amount;
-    let breakdown: PriceLine[];
+    // A record, not a destructured tuple: array destructuring runs the iterator protocol,
+    // which an interpreter pays for in full.
+    let priced: Priced;
     try {
-      [price, breakdown] = this.price(request.resources, d);
+      priced = this.price(request.resources, d);
     } catch (e) {
       if (e instanceof RefusalError) return { price: '0', breakdown: [], refusal: e.refusal };
       throw e;
     }
+    const { price, breakdown } = priced;
     const shortfall = firstShortfall(request.resources, node.free);
     if (shortfall !== undefined) {
       return refuse(price, breakdown, 'insufficient-capacity', `not enough free capacity: ${shortfall}`);
