@@ -21,7 +21,7 @@ def parse(text: object) -> str:
         not isinstance(text, str)
         or len(text) != 42
         or text[:2] not in ("0x", "0X")
-        or not all(c in _HEX for c in text[2:])
+        or not _HEX.issuperset(text[2:])  # one set operation, not a generator over 40 characters
     ):
         raise AddressError(f"{text!r} is not an address: expected 0x followed by 40 hex digits")
     return "0x" + text[2:].lower()
@@ -38,4 +38,15 @@ def same(a: str, b: str) -> bool:
 
 def contains(addresses, address: str) -> bool:
     """True when ``address`` is one of ``addresses`` (compared by value)."""
-    return any(same(a, address) for a in addresses)
+    # ``any(same(a, address) for a in addresses)``, with ``address`` parsed once.
+    try:
+        wanted = parse(address)
+    except AddressError:
+        return False
+    for a in addresses:
+        try:
+            if parse(a) == wanted:
+                return True
+        except AddressError:
+            continue
+    return False

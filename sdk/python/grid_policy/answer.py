@@ -13,12 +13,14 @@ from .wit import (
 
 def line(item: str, value: int) -> PriceLine:
     """One line of a price breakdown; ``value`` is a checked amount."""
-    return PriceLine(item=item, amount=amount.format(value))
+    if type(value) is int and 0 <= value <= amount.MAX:  # amount.format's common case, inlined
+        return PriceLine(item, str(value))
+    return PriceLine(item, amount.format(value))
 
 
 def accept(price: int, breakdown: Sequence[PriceLine] = ()) -> Quote:
     """The node takes the order at this payment."""
-    return Quote(price=amount.format(price), breakdown=list(breakdown), refusal=None)
+    return Quote(amount.format(price), breakdown if type(breakdown) is list else list(breakdown), None)
 
 
 def refuse(price: int, breakdown: Sequence[PriceLine], kind: RefusalKind, reason: str) -> Quote:

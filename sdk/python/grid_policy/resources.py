@@ -32,6 +32,11 @@ def first_shortfall(want, available):
         return f"storage: asked {format_bytes(want.storage_bytes)}, free {format_bytes(available.storage_bytes)}"
     if want.gpus > available.gpus:
         return f"gpu: asked {want.gpus}, free {available.gpus}"
-    if not fits_in(want, available):
+    # What fits_in checks beyond the four counts above, without checking them again.
+    if (
+        want.gpus != 0
+        and want.gpu_model is not None
+        and (available.gpu_model is None or not eq_ignore_ascii_case(want.gpu_model, available.gpu_model))
+    ):
         return f"gpu model: asked {want.gpu_model or 'any'}, offered {available.gpu_model or 'none'}"
     return None

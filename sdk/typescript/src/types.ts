@@ -95,7 +95,12 @@ export function firstShortfall(want: Resources, available: Resources): string | 
     return `storage: asked ${formatBytes(want.storageBytes)}, free ${formatBytes(available.storageBytes)}`;
   }
   if (want.gpus > available.gpus) return `gpu: asked ${want.gpus}, free ${available.gpus}`;
-  if (!fitsIn(want, available)) {
+  // What fitsIn checks beyond the four counts above, without checking them again.
+  if (
+    want.gpus !== 0 &&
+    want.gpuModel !== undefined &&
+    (available.gpuModel === undefined || want.gpuModel.toLowerCase() !== available.gpuModel.toLowerCase())
+  ) {
     return `gpu model: asked ${want.gpuModel ?? 'any'}, offered ${available.gpuModel ?? 'none'}`;
   }
   return undefined;

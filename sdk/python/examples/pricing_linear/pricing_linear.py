@@ -71,16 +71,17 @@ class LinearPricing:
         return None
 
     def price(self, res, duration_secs: int):
-        """(price, breakdown), or raises :class:`Unpriced`."""
-        try:
-            def part(rate: int, quantity: int, unit: int) -> int:
-                return amount.mul_div_ceil(amount.mul(rate, duration_secs), quantity, unit)
+        """(price, breakdown), or raises :class:`Unpriced`.
 
-            parts = [
-                ("cpu", part(self.cpu_core_per_second, res.cpu_millis, 1000)),
-                ("memory", part(self.memory_gib_per_second, res.memory_bytes, GIB)),
-                ("storage", part(self.storage_gib_per_second, res.storage_bytes, GIB)),
-            ]
+        Each part is rate x duration (checked) x quantity / unit, rounded up; written out
+        rather than looped over a list of parts, which costs a quote more than its arithmetic
+        in a component's interpreter."""
+        mul, mul_div_ceil, add, line = amount.mul, amount.mul_div_ceil, amount.add, answer.line
+        try:
+            cpu = mul_div_ceil(mul(self.cpu_core_per_second, duration_secs), res.cpu_millis, 1000)
+            memory = mul_div_ceil(mul(self.memory_gib_per_second, duration_secs), res.memory_bytes, GIB)
+            storage = mul_div_ceil(mul(self.storage_gib_per_second, duration_secs), res.storage_bytes, GIB)
+            breakdown = [line("cpu", cpu), line("memory", memory), line("storage", storage)]
             if res.gpus > 0:
                 rate = self.gpu_rate(res.gpu_model)
                 if rate is None:
@@ -89,11 +90,14 @@ class LinearPricing:
                         f"gpu model {res.gpu_model or '(any)'} is not sold here",
                     )
                 model, per_second = rate
-                parts.append((f"gpu:{model}", part(per_second, res.gpus, 1)))
-            total = amount.total(value for _, value in parts)
+                gpu = mul_div_ceil(mul(per_second, duration_secs), res.gpus, 1)
+                breakdown.append(line(f"gpu:{model}", gpu))
+                total = add(add(add(cpu, memory), storage), gpu)
+            else:
+                total = add(add(cpu, memory), storage)
         except amount.AmountError:
             raise Unpriced(RefusalKind.OTHER, "the price does not fit in a u256") from None
-        return total, [answer.line(item, value) for item, value in parts]
+        return total, breakdown
 
     def quote(self, request, node, ctx):
         d = request.duration_secs

@@ -63,7 +63,15 @@ export function pathHasPrefix(path: string, prefix: string): boolean {
 }
 
 export class OrderOwner implements AuthorizationPolicy {
-  constructor(readonly settings: Settings) {}
+  /** deny_methods lower-cased, and deny_path_prefixes without trailing slashes (as pathHasPrefix
+   * trims them), worked out once per instance rather than on every request. */
+  private readonly deniedMethods: Set<string>;
+  private readonly deniedPrefixes: Array<{ prefix: string; trimmed: string }>;
+
+  constructor(readonly settings: Settings) {
+    this.deniedMethods = new Set(settings.deny_methods.map((m) => m.toLowerCase()));
+    this.deniedPrefixes = settings.deny_path_prefixes.map((prefix) => ({ prefix, trimmed: prefix.replace(/\/+$/, '') }));
+  }
 
   private refusedAddress(address: Address): string | undefined {
     if (contains(this.settings.deny, address)) return `${address} is denied by the node's policy`;
@@ -96,12 +104,19 @@ export class OrderOwner implements AuthorizationPolicy {
       const refused = this.refusedAddress(AddressValue.parse(request.caller));
       if (refused !== undefined) return deny(refused);
     }
-    const method = request.method.toLowerCase();
-    if (this.settings.deny_methods.some((m) => m.toLowerCase() === method)) {
+    if (this.deniedMethods.has(request.method.toLowerCase())) {
       return deny(`method ${request.method} is not allowed on this node`);
     }
-    const prefix = this.settings.deny_path_prefixes.find((p) => pathHasPrefix(request.path, p));
-    if (prefix !== undefined) return deny(`path ${request.path} is not allowed on this node (${prefix})`);
+    const path = request.path;
+    // pathHasPrefix with its prefixes trimmed already; an index loop, not for-of (whose
+    // iterator protocol an interpreter runs in full)
+    const prefixes = this.deniedPrefixes;
+    for (let i = 0; i < prefixes.length; i++) {
+      const { prefix, trimmed: p } = prefixes[i]!;
+      if (p === '' || path === p || (path.startsWith(p) && path[p.length] === '/')) {
+        return deny(`path ${path} is not allowed on this node (${prefix})`);
+      }
+    }
     return allow;
   }
 }

@@ -58,6 +58,16 @@ function validate(c: Settings): string | undefined {
   return undefined;
 }
 
+function overflow(): RefusalError {
+  return new RefusalError({ kind: 'other', reason: 'the price does not fit in a u256' });
+}
+
+/** A price and its breakdown. */
+export interface Priced {
+  price: Amount;
+  breakdown: PriceLine[];
+}
+
 class RefusalError extends Error {
   constructor(readonly refusal: Refusal) {
     super(refusal.reason);
@@ -76,20 +86,20 @@ export class LinearPricing implements PricingPolicy {
     return any === undefined ? undefined : [named ?? ANY_GPU_MODEL, any];
   }
 
-  /** The price and its breakdown; throws the refusal when a resource has no price or a u256 overflows. */
-  price(resources: Resources, durationSecs: bigint): [Amount, PriceLine[]] {
-    const overflow = () => new RefusalError({ kind: 'other', reason: 'the price does not fit in a u256' });
-    // rate × duration × quantity / unit, rounded up, the product taken exactly.
-    const part = (rate: Amount, quantity: bigint, unit: bigint): Amount => {
-      const a = rate.checkedMul(durationSecs)?.mulDivCeil(quantity, unit);
-      if (a === undefined) throw overflow();
-      return a;
-    };
-    const lines: Array<[string, Amount]> = [
-      ['cpu', part(this.settings.cpu_core_per_second, resources.cpuMillis, 1000n)],
-      ['memory', part(this.settings.memory_gib_per_second, resources.memoryBytes, GIB)],
-      ['storage', part(this.settings.storage_gib_per_second, resources.storageBytes, GIB)],
-    ];
+  /**
+   * The price and its breakdown; throws the refusal when a resource has no price or a u256
+   * overflows. Each part is rate × duration × quantity / unit, rounded up, the product taken
+   * exactly; written out rather than looped over a list of parts, which costs a quote more
+   * than its arithmetic in a component's interpreter.
+   */
+  price(resources: Resources, durationSecs: bigint): Priced {
+    const s = this.settings;
+    const cpu = s.cpu_core_per_second.checkedMul(durationSecs)?.mulDivCeil(resources.cpuMillis, 1000n);
+    const memory = s.memory_gib_per_second.checkedMul(durationSecs)?.mulDivCeil(resources.memoryBytes, GIB);
+    const storage = s.storage_gib_per_second.checkedMul(durationSecs)?.mulDivCeil(resources.storageBytes, GIB);
+    if (cpu === undefined || memory === undefined || storage === undefined) throw overflow();
+    const breakdown = [priceLine('cpu', cpu), priceLine('memory', memory), priceLine('storage', storage)];
+    let total = cpu.checkedAdd(memory)?.checkedAdd(storage);
     if (resources.gpus > 0) {
       const rate = this.gpuRate(resources.gpuModel);
       if (rate === undefined) {
@@ -98,12 +108,13 @@ export class LinearPricing implements PricingPolicy {
           reason: `gpu model ${resources.gpuModel ?? '(any)'} is not sold here`,
         });
       }
-      lines.push([`gpu:${rate[0]}`, part(rate[1], BigInt(resources.gpus), 1n)]);
+      const gpu = rate[1].checkedMul(durationSecs)?.mulDivCeil(BigInt(resources.gpus), 1n);
+      if (gpu === undefined) throw overflow();
+      breakdown.push(priceLine(`gpu:${rate[0]}`, gpu));
+      total = total?.checkedAdd(gpu);
     }
-    let total: Amount | undefined = Amount.ZERO;
-    for (const [, amount] of lines) total = total?.checkedAdd(amount);
     if (total === undefined) throw overflow();
-    return [total, lines.map(([item, amount]) => priceLine(item, amount))];
+    return { price: total, breakdown };
   }
 
   quote(request: QuoteRequest, node: NodeInfo): Quote {
@@ -112,14 +123,16 @@ export class LinearPricing implements PricingPolicy {
     if (d < min || d > max) {
       return refuse(Amount.ZERO, [], 'duration-out-of-range', `duration ${d}s is outside the ${min}s..=${max}s this node sells`);
     }
-    let price: Amount;
-    let breakdown: PriceLine[];
+    // A record, not a destructured tuple: array destructuring runs the iterator protocol,
+    // which an interpreter pays for in full.
+    let priced: Priced;
     try {
-      [price, breakdown] = this.price(request.resources, d);
+      priced = this.price(request.resources, d);
     } catch (e) {
       if (e instanceof RefusalError) return { price: '0', breakdown: [], refusal: e.refusal };
       throw e;
     }
+    const { price, breakdown } = priced;
     const shortfall = firstShortfall(request.resources, node.free);
     if (shortfall !== undefined) {
       return refuse(price, breakdown, 'insufficient-capacity', `not enough free capacity: ${shortfall}`);
