@@ -30,10 +30,8 @@ if [ -n "${BIN:-}" ]; then
   # A rig built before (e.g. a copy kept to compare two versions).
   cp "$BIN" "$OUT/proxy_bench"
 else
-  cargo build --release -q -p grid-gateway --example proxy_bench
-  target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
   # A copy: another build of the shared target directory cannot replace it mid-run.
-  cp "$target_dir/release/examples/proxy_bench" "$OUT/proxy_bench"
+  host/benches/example_bin.sh proxy_bench "$OUT/proxy_bench"
 fi
 work=$(mktemp -d)
 pids=()

@@ -11,12 +11,10 @@ SECS=${1:-10}
 CLIENTS=${2:-8}
 LOGINS=${3:-200}
 PROFILE=${PROFILE:-debug}
-flag=(); [ "$PROFILE" = release ] && flag=(--release)
-cargo build -q "${flag[@]}" -p grid-gateway --example nonce_bench
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/$PROFILE/examples/nonce_bench"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
+bin="$work/nonce_bench"
+host/benches/example_bin.sh nonce_bench "$bin" "$PROFILE"
 RUST_LOG=warn "$bin" serve "$port" "$work" &
 gateway=$!
 trap 'kill $gateway 2>/dev/null; wait $gateway 2>/dev/null; rm -rf "$work"' EXIT

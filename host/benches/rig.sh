@@ -5,10 +5,9 @@
 # $TOKEN_PLAIN and $TOKEN_POLICY (the seeded sessions' bearer tokens); stops all on exit.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 APP=$(free_port); PLAIN=$(free_port); POLICY=$(free_port); NGINX=$(free_port)
-cargo build --release -q -p grid-gateway --example proxy_bench
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 work=$(mktemp -d)
-RUST_LOG=${RIG_LOG:-warn} "$target_dir/release/examples/proxy_bench" "$APP" "$PLAIN" "$POLICY" "$work" &
+host/benches/example_bin.sh proxy_bench "$work/proxy_bench"
+RUST_LOG=${RIG_LOG:-warn} "$work/proxy_bench" "$APP" "$PLAIN" "$POLICY" "$work" &
 RIG=$!
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
