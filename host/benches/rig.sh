@@ -6,7 +6,13 @@
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 APP=$(free_port); PLAIN=$(free_port); POLICY=$(free_port); NGINX=$(free_port)
 work=$(mktemp -d)
-host/benches/example_bin.sh proxy_bench "$work/proxy_bench"
+# RIG_BIN=<a proxy_bench binary> runs that one (a copy kept to compare versions) instead of
+# building this worktree's.
+if [ -n "${RIG_BIN:-}" ]; then
+  cp "$RIG_BIN" "$work/proxy_bench"
+else
+  host/benches/example_bin.sh proxy_bench "$work/proxy_bench"
+fi
 RUST_LOG=${RIG_LOG:-warn} "$work/proxy_bench" "$APP" "$PLAIN" "$POLICY" "$work" &
 RIG=$!
 cat > "$work/nginx.conf" <<CONF
