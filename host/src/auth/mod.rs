@@ -241,10 +241,7 @@ impl AuthService {
             expires_at = expires_at.min(message_end.max(now + 1));
         }
         tracing::info!(target: "grid::operator", operator = %address, expires_at, "operator signed in");
-        let token = self.seal_as(
-            operator::OPERATOR_TOKEN_NAME,
-            &operator::token_value(address, expires_at),
-        );
+        let token = self.operator_token(address, expires_at);
         Ok((
             operator::OperatorSession {
                 address,
@@ -253,6 +250,15 @@ impl AuthService {
             },
             token,
         ))
+    }
+
+    /// An operator token of `address` until `expires_at` (what a successful
+    /// [`Self::operator_login`] answers).
+    pub fn operator_token(&self, address: alloy::primitives::Address, expires_at: u64) -> String {
+        self.seal_as(
+            operator::OPERATOR_TOKEN_NAME,
+            &operator::token_value(address, expires_at),
+        )
     }
 
     /// The operator a bearer token names, with its roles as `operators` lists them now.
