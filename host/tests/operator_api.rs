@@ -119,7 +119,9 @@ fn refused(reply: &Reply, template: &str, method: &str, status: u16, code: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_sign_in_with_their_roles_and_tokens_never_cross_over() {
     let root = tempfile::tempdir().expect("temp dir");
-    let running = start(operator_config(root.path())).await;
+    let mut config = operator_config(root.path());
+    config.policy.recording.enabled = true;
+    let running = start(config).await;
     let addr = running.addr;
     let policies = "/_grid/v1/operator/policies";
     let candidate = "/_grid/v1/operator/policies/pricing/candidate";

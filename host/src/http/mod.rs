@@ -273,6 +273,11 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
             "/_grid/v1/operator/disagreements",
             get(operator::disagreements),
         )
+        .route("/_grid/v1/operator/recordings", get(operator::recordings))
+        .route(
+            "/_grid/v1/operator/recordings/{name}",
+            get(operator::recording),
+        )
         .route("/_grid/healthz", get(handlers::healthz))
         .route("/_grid/readyz", get(handlers::readyz))
         .route("/_grid/metrics", get(handlers::metrics))

@@ -47,7 +47,9 @@ use crate::tls::{AcmeHostStatus, CertificateStatus};
         operator::clear_candidate,
         operator::promote,
         operator::rollback,
-        operator::disagreements
+        operator::disagreements,
+        operator::recordings,
+        operator::recording
     ),
     components(schemas(
         QuoteBody,
@@ -90,7 +92,9 @@ use crate::tls::{AcmeHostStatus, CertificateStatus};
         operator::CandidateCleared,
         operator::RollbackBody,
         operator::DisagreementView,
-        operator::DisagreementsResponse
+        operator::DisagreementsResponse,
+        operator::RecordingView,
+        operator::RecordingsResponse
     ))
 )]
 struct ApiDoc;

@@ -393,3 +393,104 @@ pub async fn disagreements(
         .collect();
     Ok(Json(DisagreementsResponse { disagreements }))
 }
+
+/// A recording file.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RecordingView {
+    /// Its name (`recording-<n>.jsonl`), for the download.
+    pub name: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it was last written (unix seconds).
+    pub modified: u64,
+}
+
+/// The recording files.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RecordingsResponse {
+    /// True when `[policy.recording]` is on.
+    pub enabled: bool,
+    /// The files, oldest first (the last one is being written).
+    pub recordings: Vec<RecordingView>,
+}
+
+fn recordings_dir(gw: &Gateway) -> PathBuf {
+    gw.config.policy.recording.dir_in(&gw.config.data_dir)
+}
+
+/// Writes out what the recorder holds, so a listing or a download is current.
+async fn flush_recorder(gw: &Gateway) {
+    if let Some(recorder) = gw.policies.recorder().cloned() {
+        let _ = tokio::task::spawn_blocking(move || recorder.flush()).await;
+    }
+}
+
+/// The policy recording files (`[policy.recording]`) for `grid-gateway policy replay`
+/// (role `policy_read`).
+#[utoipa::path(get, path = "/_grid/v1/operator/recordings", tag = "operator",
+    responses((status = 200, body = RecordingsResponse),
+              (status = 401, body = ErrorBody, description = "unauthenticated, invalid_session, session_expired"),
+              (status = 403, body = ErrorBody, description = "not_an_operator, missing_role")))]
+pub async fn recordings(
+    State(gw): AppState,
+    Operator(op): Operator,
+) -> Result<Json<RecordingsResponse>, Error> {
+    op.require(Role::PolicyRead)?;
+    flush_recorder(&gw).await;
+    let mut recordings = Vec::new();
+    // No directory yet: nothing recorded.
+    if let Ok(entries) = std::fs::read_dir(recordings_dir(&gw)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata() else { continue };
+            if !crate::policy::recording::is_file_name(&name) || !meta.is_file() {
+                continue;
+            }
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            recordings.push(RecordingView {
+                name,
+                bytes: meta.len(),
+                modified,
+            });
+        }
+    }
+    recordings.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(RecordingsResponse {
+        enabled: gw.config.policy.recording.enabled,
+        recordings,
+    }))
+}
+
+/// One recording file, as JSON lines (role `policy_read`): the `--recording` of
+/// `grid-gateway policy replay`.
+#[utoipa::path(get, path = "/_grid/v1/operator/recordings/{name}", tag = "operator",
+    params(("name" = String, Path, description = "recording-<n>.jsonl, as listed")),
+    responses((status = 200, content_type = "application/x-ndjson", description = "the file"),
+              (status = 401, body = ErrorBody, description = "unauthenticated, invalid_session, session_expired"),
+              (status = 403, body = ErrorBody, description = "not_an_operator, missing_role"),
+              (status = 404, body = ErrorBody, description = "not_found (no such recording)")))]
+pub async fn recording(
+    State(gw): AppState,
+    Operator(op): Operator,
+    UrlPath(name): UrlPath<String>,
+) -> Result<axum::response::Response, Error> {
+    use axum::response::IntoResponse;
+    op.require(Role::PolicyRead)?;
+    let missing = || Error::NotFound(format!("no recording {name:?}"));
+    if !crate::policy::recording::is_file_name(&name) {
+        return Err(missing());
+    }
+    flush_recorder(&gw).await;
+    let bytes = tokio::fs::read(recordings_dir(&gw).join(&name))
+        .await
+        .map_err(|_| missing())?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        bytes,
+    )
+        .into_response())
+}
