@@ -470,6 +470,7 @@ pub async fn recordings(
 #[utoipa::path(get, path = "/_grid/v1/operator/recordings/{name}", tag = "operator",
     params(("name" = String, Path, description = "recording-<n>.jsonl, as listed")),
     responses((status = 200, content_type = "application/x-ndjson", description = "the file"),
+              (status = 400, body = ErrorBody, description = "ambiguous_path (an encoded separator or dot segment in the name)"),
               (status = 401, body = ErrorBody, description = "unauthenticated, invalid_session, session_expired"),
               (status = 403, body = ErrorBody, description = "not_an_operator, missing_role"),
               (status = 404, body = ErrorBody, description = "not_found (no such recording)")))]
