@@ -374,8 +374,33 @@ fn pricing_settings(cpu_core_per_second: u32) -> Vec<u8> {
     serde_json::to_vec(&settings).expect("JSON")
 }
 
+/// Captures every log line of the process (a global subscriber: the other test of this
+/// binary logs into it too, which does not matter for what is asserted).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_loop_publish_shadow_promote_and_roll_back() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("grid_gateway=trace,grid=trace,tower_http=trace,axum=trace")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
     let registry = TestRegistry::start();
     let client = Registry::new(RegistryOptions {
         plain_http: vec![registry.host.clone()],
@@ -521,6 +546,23 @@ async fn the_whole_loop_publish_shadow_promote_and_roll_back() {
         &reply.json,
     );
     assert_eq!(day_price(addr).await, v1_price);
-
     running.shutdown().await.expect("shutdown");
+
+    // Every change is logged with the operator's wallet as actor; its token never is.
+    let log =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let actor = format!("actor=\"operator:{}\"", address(WRITER_KEY));
+    let actor_bare = format!("actor=operator:{}", address(WRITER_KEY));
+    for change in [
+        "policy candidate set",
+        "action=\"promote\"",
+        "action=\"rollback\"",
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains(change.trim_matches('"'))
+                && (l.contains(&actor) || l.contains(&actor_bare))),
+            "no {change} by {actor_bare} in the log:\n{log}"
+        );
+    }
+    assert!(!log.contains(&writer), "the operator token was logged");
 }
