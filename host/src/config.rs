@@ -115,6 +115,10 @@ pub struct Config {
     /// Without it the node speaks plain HTTP only.
     #[serde(default)]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Who may use the operator API (`/_grid/v1/operator/…`), and how long their sessions
+    /// last. Default: nobody.
+    #[serde(default)]
+    pub operators: crate::auth::operator::OperatorsConfig,
 }
 
 /// Log line format.
@@ -435,6 +439,9 @@ impl Config {
             ));
         }
         if let Err((key, message)) = self.settlement.validate() {
+            return Err(invalid(key, message));
+        }
+        if let Err((key, message)) = self.operators.validate() {
             return Err(invalid(key, message));
         }
         if self.auth.nonce_ttl_secs == 0 {

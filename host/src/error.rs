@@ -151,6 +151,23 @@ pub enum Error {
     #[error("the session has been revoked; sign in again")]
     SessionRevoked,
 
+    // ---- operators ----
+    /// An operator sign-in message without the operator scope (`Resources: urn:grid:operator`).
+    #[error("an operator sign-in message must list the resource urn:grid:operator")]
+    OperatorScopeRequired,
+    /// The wallet is not listed in `[operators]`.
+    #[error("{0} is not an operator of this node")]
+    NotAnOperator(String),
+    /// The operator lacks the role the endpoint needs.
+    #[error("this needs the operator role {0}")]
+    MissingRole(&'static str),
+    /// A policy lifecycle operation was refused (its own code).
+    #[error("{0}")]
+    Lifecycle(#[from] crate::policy::lifecycle::LifecycleError),
+    /// A candidate path outside the policy directory (or without one).
+    #[error("{0}")]
+    CandidatePathOutside(String),
+
     // ---- apps ----
     /// No cluster is configured, so nothing can be deployed.
     #[error("this node has no cluster configured: it cannot deploy apps")]
@@ -282,6 +299,11 @@ impl Error {
             Error::InvalidSession => "invalid_session",
             Error::SessionExpired => "session_expired",
             Error::SessionRevoked => "session_revoked",
+            Error::OperatorScopeRequired => "operator_scope_required",
+            Error::NotAnOperator(_) => "not_an_operator",
+            Error::MissingRole(_) => "missing_role",
+            Error::Lifecycle(e) => e.code(),
+            Error::CandidatePathOutside(_) => "candidate_path_outside_policy_dir",
             Error::ClusterNotConfigured => "cluster_not_configured",
             Error::OrderNotAccepted(_) => "order_not_accepted",
             Error::NotOrderOwner(_) => "not_order_owner",

@@ -882,9 +882,12 @@ async fn no_gateway_token_reaches_the_app_whatever_signed_the_request_in() {
     let own = auth.seal(seeded_support::SESSION);
     // Another user's token (no live session behind it here: it still decrypts as ours).
     let other = auth.seal("another-users-session");
+    // An operator's token (operator API only): never an app's either.
+    let operator = auth.operator_token(alloy::primitives::Address::ZERO, u64::MAX);
     let cases = [
         (format!("authorization: Bearer {own}"), false),
         (format!("authorization: bearer  {other}"), false),
+        (format!("authorization: Bearer {operator}"), false),
         ("authorization: Bearer app-token-xyz".to_owned(), true),
         ("authorization: Basic dXNlcjpwYXNz".to_owned(), true),
     ];
@@ -903,7 +906,11 @@ async fn no_gateway_token_reaches_the_app_whatever_signed_the_request_in() {
             .collect();
         requests.push(request(&gw, "GET", "/end", &["connection: close"], ""));
         let text = exchange(&gw, &requests).await;
-        assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 5, "{text}");
+        assert_eq!(
+            text.matches("HTTP/1.1 200 OK").count(),
+            cases.len() + 1,
+            "{text}"
+        );
         for (n, (line, passes)) in cases.iter().enumerate() {
             let head = app.head_of(&format!("/tok/{hyper}/{n} "));
             assert_eq!(

@@ -13,6 +13,7 @@ pub mod credential;
 pub mod keys;
 pub mod limit;
 pub mod nonce;
+pub mod operator;
 pub mod siwe;
 
 use std::net::IpAddr;
@@ -132,22 +133,7 @@ impl AuthService {
     /// Verifies a signed sign-in message, consumes its nonce, asks the authorization
     /// policy, and creates a session.
     pub async fn login(&self, message: &str, signature: &str, now: u64) -> Result<Login> {
-        let verified = siwe::verify(message, signature, &self.settings.expect, now)?;
-        if !verified.signed_by_key && !self.contract_signs(&verified, message).await? {
-            return Err(Error::InvalidSignature);
-        }
-        // Only a correctly signed message may burn a nonce, so nobody can use up another
-        // user's nonce by posting garbage with it.
-        let nonce_expires_at = self
-            .nonces
-            .open(&verified.nonce, now)
-            .map_err(|_| Error::InvalidNonce)?;
-        if !self
-            .store
-            .consume_nonce(&verified.nonce, nonce_expires_at, now)?
-        {
-            return Err(Error::InvalidNonce);
-        }
+        let verified = self.verify_signed(message, signature, now).await?;
         let orders = self
             .store
             .orders()?
@@ -201,6 +187,107 @@ impl AuthService {
         Ok(Login { session, token })
     }
 
+    /// The checks every sign-in shares, user or operator: the message (domain, URI, chain,
+    /// times), the signature (a key's, else a contract wallet's), then the nonce, consumed.
+    async fn verify_signed(
+        &self,
+        message: &str,
+        signature: &str,
+        now: u64,
+    ) -> Result<siwe::Verified> {
+        let verified = siwe::verify(message, signature, &self.settings.expect, now)?;
+        if !verified.signed_by_key && !self.contract_signs(&verified, message).await? {
+            return Err(Error::InvalidSignature);
+        }
+        // Only a correctly signed message may burn a nonce, so nobody can use up another
+        // user's nonce by posting garbage with it.
+        let nonce_expires_at = self
+            .nonces
+            .open(&verified.nonce, now)
+            .map_err(|_| Error::InvalidNonce)?;
+        if !self
+            .store
+            .consume_nonce(&verified.nonce, nonce_expires_at, now)?
+        {
+            return Err(Error::InvalidNonce);
+        }
+        Ok(verified)
+    }
+
+    /// Signs an operator in (see [`operator`]): the message must ask for the operator
+    /// scope and its wallet be listed in `operators`. Returns the session and its token.
+    pub async fn operator_login(
+        &self,
+        message: &str,
+        signature: &str,
+        now: u64,
+        operators: &operator::OperatorsConfig,
+    ) -> Result<(operator::OperatorSession, String)> {
+        let verified = self.verify_signed(message, signature, now).await?;
+        if !verified
+            .resources
+            .iter()
+            .any(|r| r == operator::OPERATOR_RESOURCE)
+        {
+            return Err(Error::OperatorScopeRequired);
+        }
+        let address = grid_chain::from_sdk_address(verified.address);
+        let roles = operators
+            .roles_of(address)
+            .ok_or_else(|| Error::NotAnOperator(address.to_string()))?
+            .to_vec();
+        let mut expires_at = now.saturating_add(operators.session_lifetime_secs);
+        if let Some(message_end) = verified.expires_at {
+            expires_at = expires_at.min(message_end.max(now + 1));
+        }
+        tracing::info!(target: "grid::operator", operator = %address, expires_at, "operator signed in");
+        let token = self.operator_token(address, expires_at);
+        Ok((
+            operator::OperatorSession {
+                address,
+                expires_at,
+                roles,
+            },
+            token,
+        ))
+    }
+
+    /// An operator token of `address` until `expires_at` (what a successful
+    /// [`Self::operator_login`] answers).
+    pub fn operator_token(&self, address: alloy::primitives::Address, expires_at: u64) -> String {
+        self.seal_as(
+            operator::OPERATOR_TOKEN_NAME,
+            &operator::token_value(address, expires_at),
+        )
+    }
+
+    /// The operator a bearer token names, with its roles as `operators` lists them now.
+    /// A tenant's token does not open as an operator's (`invalid_session`).
+    pub fn operator_session(
+        &self,
+        token: &str,
+        now: u64,
+        operators: &operator::OperatorsConfig,
+    ) -> Result<operator::OperatorSession> {
+        let value = self
+            .open_as(operator::OPERATOR_TOKEN_NAME, token)
+            .ok_or(Error::InvalidSession)?;
+        let (address, expires_at) =
+            operator::parse_token_value(&value).ok_or(Error::InvalidSession)?;
+        if expires_at <= now {
+            return Err(Error::SessionExpired);
+        }
+        let roles = operators
+            .roles_of(address)
+            .ok_or_else(|| Error::NotAnOperator(address.to_string()))?
+            .to_vec();
+        Ok(operator::OperatorSession {
+            address,
+            expires_at,
+            roles,
+        })
+    }
+
     /// EIP-1271: asks the contract at the message's address whether the signature is its
     /// own, over the EIP-191 hash of the message (as EIP-4361 specifies).
     async fn contract_signs(&self, verified: &siwe::Verified, message: &str) -> Result<bool> {
@@ -248,21 +335,31 @@ impl AuthService {
 
     /// Seals a session id with the current key.
     pub fn seal(&self, id: &str) -> String {
+        self.seal_as(self.settings.cookie_name, id)
+    }
+
+    /// Seals `value` under `name` with the current key.
+    fn seal_as(&self, name: &'static str, value: &str) -> String {
         let mut jar = CookieJar::new();
         jar.private_mut(&self.keys.current)
-            .add(Cookie::new(self.settings.cookie_name, id.to_owned()));
-        jar.get(self.settings.cookie_name)
+            .add(Cookie::new(name, value.to_owned()));
+        jar.get(name)
             .map(|c| c.value().to_owned())
             .unwrap_or_default()
     }
 
     /// Whether `value` is a token this gateway sealed, live or not: it opens with any of
     /// the keys, under either cookie name (a node that switched `session.secure` still
-    /// holds tokens sealed under the other). Expired, revoked and unknown sessions count.
+    /// holds tokens sealed under the other), or an operator's token. Expired, revoked and
+    /// unknown sessions count.
     pub fn is_token(&self, value: &str) -> bool {
-        [cookie_name(true), cookie_name(false)]
-            .into_iter()
-            .any(|name| self.open_as(name, value).is_some())
+        [
+            cookie_name(true),
+            cookie_name(false),
+            operator::OPERATOR_TOKEN_NAME,
+        ]
+        .into_iter()
+        .any(|name| self.open_as(name, value).is_some())
     }
 
     /// Opens a sealed value with the current key, then each previous one.

@@ -38,6 +38,8 @@ pub struct Verified {
     pub nonce: String,
     /// The message's expiration time (unix seconds), if any: a session never outlives it.
     pub expires_at: Option<u64>,
+    /// The message's `Resources:` entries (the operator scope is one).
+    pub resources: Vec<String>,
 }
 
 /// Parses `text`, checks domain, chain, times at `now`, and whether `signature` (hex,
@@ -107,6 +109,11 @@ pub fn verify(text: &str, signature: &str, expect: &Expectations, now: u64) -> R
         signature: bytes,
         nonce: message.nonce.clone(),
         expires_at: expires_at.and_then(|e| u64::try_from(e).ok()),
+        resources: message
+            .resources
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect(),
     })
 }
 

@@ -88,6 +88,9 @@ pub fn status_of(error: &Error) -> StatusCode {
         | Error::BadHost(_)
         | Error::BodyNotAllowed(_) => StatusCode::BAD_REQUEST,
         Error::HandoffInvalid => StatusCode::UNAUTHORIZED,
+        Error::OperatorScopeRequired | Error::CandidatePathOutside(_) => StatusCode::BAD_REQUEST,
+        Error::NotAnOperator(_) | Error::MissingRole(_) => StatusCode::FORBIDDEN,
+        Error::Lifecycle(e) => lifecycle_status(e),
         Error::AppsDomainNotConfigured => StatusCode::CONFLICT,
         Error::Proxy(e) => e.status(),
         Error::ManifestFetch(e) => {
@@ -100,6 +103,22 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Cluster(grid_cluster::ClusterError::Unreachable(_))
         | Error::Cluster(grid_cluster::ClusterError::Timeout(_)) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Cluster(_) => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// A refused lifecycle operation: nothing to promote is a conflict with the node's state,
+/// an unknown version a missing resource, a candidate that does not load or verify
+/// unprocessable, a registry that does not answer a bad gateway.
+fn lifecycle_status(error: &crate::policy::lifecycle::LifecycleError) -> StatusCode {
+    use crate::policy::lifecycle::LifecycleError;
+    match error {
+        LifecycleError::NoCandidate(_) => StatusCode::CONFLICT,
+        LifecycleError::UnknownVersion { .. } => StatusCode::NOT_FOUND,
+        LifecycleError::Load(e) => match e.code() {
+            "registry_unavailable" => StatusCode::BAD_GATEWAY,
+            "compile_task_failed" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        },
     }
 }
 

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod handlers;
 pub mod node;
 mod openapi;
+pub mod operator;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -253,6 +254,30 @@ pub fn api_router(gateway: Arc<Gateway>) -> Router {
         )
         .route("/_grid/v1/apps/{order_id}/logs", get(apps::logs))
         .route("/_grid/v1/apps/{order_id}/handoff", post(apps::handoff))
+        .route("/_grid/v1/operator/login", post(operator::login))
+        .route("/_grid/v1/operator/policies", get(operator::policies))
+        .route("/_grid/v1/operator/policies/{world}", get(operator::policy))
+        .route(
+            "/_grid/v1/operator/policies/{world}/candidate",
+            axum::routing::put(operator::set_candidate).delete(operator::clear_candidate),
+        )
+        .route(
+            "/_grid/v1/operator/policies/{world}/promote",
+            post(operator::promote),
+        )
+        .route(
+            "/_grid/v1/operator/policies/{world}/rollback",
+            post(operator::rollback),
+        )
+        .route(
+            "/_grid/v1/operator/disagreements",
+            get(operator::disagreements),
+        )
+        .route("/_grid/v1/operator/recordings", get(operator::recordings))
+        .route(
+            "/_grid/v1/operator/recordings/{name}",
+            get(operator::recording),
+        )
         .route("/_grid/healthz", get(handlers::healthz))
         .route("/_grid/readyz", get(handlers::readyz))
         .route("/_grid/metrics", get(handlers::metrics))
@@ -306,7 +331,13 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_credentials(true)
-            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
             .allow_headers([
                 header::CONTENT_TYPE,
                 header::AUTHORIZATION,

@@ -11,6 +11,7 @@ use super::node::{
     ArtefactView, CapacityView, DisagreementCounts, LoadFailureView, NodeResponse, PolicyView,
     ResourcesView, ShadowView, SourceKind, SourceView, WorldName, WorldView,
 };
+use super::operator;
 use crate::tls::{AcmeHostStatus, CertificateStatus};
 
 #[derive(OpenApi)]
@@ -38,7 +39,17 @@ use crate::tls::{AcmeHostStatus, CertificateStatus};
         apps::status,
         apps::delete,
         apps::logs,
-        apps::handoff
+        apps::handoff,
+        operator::login,
+        operator::policies,
+        operator::policy,
+        operator::set_candidate,
+        operator::clear_candidate,
+        operator::promote,
+        operator::rollback,
+        operator::disagreements,
+        operator::recordings,
+        operator::recording
     ),
     components(schemas(
         QuoteBody,
@@ -74,7 +85,16 @@ use crate::tls::{AcmeHostStatus, CertificateStatus};
         ShadowView,
         DisagreementCounts,
         CertificateStatus,
-        AcmeHostStatus
+        AcmeHostStatus,
+        operator::OperatorLoginResponse,
+        operator::OperatorPoliciesResponse,
+        operator::CandidateBody,
+        operator::CandidateCleared,
+        operator::RollbackBody,
+        operator::DisagreementView,
+        operator::DisagreementsResponse,
+        operator::RecordingView,
+        operator::RecordingsResponse
     ))
 )]
 struct ApiDoc;

@@ -70,6 +70,14 @@ pub const RECORDED_HEADERS: [&str; 6] = [
 const FILE_PREFIX: &str = "recording-";
 const FILE_SUFFIX: &str = ".jsonl";
 
+/// Whether `name` is a recording file's name (`recording-<digits>.jsonl`): nothing else,
+/// no separator, so it can name a file in the recordings directory only.
+pub fn is_file_name(name: &str) -> bool {
+    name.strip_prefix(FILE_PREFIX)
+        .and_then(|rest| rest.strip_suffix(FILE_SUFFIX))
+        .is_some_and(|seq| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// `[policy.recording]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -111,6 +111,11 @@ impl PolicySet {
         }
     }
 
+    /// The recorder, when `[policy.recording]` is on.
+    pub fn recorder(&self) -> Option<&Arc<super::recording::Recorder>> {
+        self.recorder.as_ref()
+    }
+
     /// Records every evaluation with `recorder` (`[policy.recording]`).
     pub fn with_recording(mut self, recorder: Arc<super::recording::Recorder>) -> Self {
         self.recorder = Some(recorder);
