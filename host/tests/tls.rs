@@ -2,7 +2,8 @@
 //! gateway's certificates, and clients trust that CA only. Requests go through the whole
 //! gateway (`server::start`, seeded with a running app) to a real app: HTTP/1.1 over TLS
 //! (the wire fast path, with and without ALPN, counted per path so a silent fall-back to
-//! hyper fails; a websocket upgrade through hyper), HTTP/2 over TLS (hyper),
+//! hyper fails; a websocket upgrade through hyper), HTTP/2 over TLS (hyper), server-sent
+//! events streamed event by event on both,
 //! SNI choosing between two certificates, certificate files swapped and corrupted under
 //! a running node, the plain listener's redirect, HSTS.
 
@@ -20,7 +21,9 @@ use futures_util::{SinkExt, StreamExt};
 use grid_gateway::proxy::ProxyConfig;
 use grid_gateway::tls::{CertificateFiles, HstsConfig, TlsConfig};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -94,7 +97,7 @@ fn install(leaf: &Leaf, cert: &Path, key: &Path) {
 }
 
 /// The app: echoes what it got (method, path, the forwarded proto, body length) as JSON,
-/// and a websocket echo on `/ws`.
+/// a websocket echo on `/ws`, and server-sent events on `/events`.
 async fn app() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -113,11 +116,39 @@ async fn app() -> SocketAddr {
     addr
 }
 
-async fn answer(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Holds `/events`' second event until the test has read the first.
+fn second_event() -> &'static tokio::sync::Notify {
+    static GATE: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    GATE.get_or_init(tokio::sync::Notify::new)
+}
+
+/// `/events`: one event now, the second only once [`second_event`] is notified, then the end.
+fn events() -> Response<UnsyncBoxBody<Bytes, Infallible>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+    tokio::spawn(async move {
+        let _ = tx.send(Bytes::from_static(b"data: one\n\n")).await;
+        second_event().notified().await;
+        let _ = tx.send(Bytes::from_static(b"data: two\n\n")).await;
+    });
+    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+        let data = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(data)), rx))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(StreamBody::new(frames).boxed_unsync())
+        .unwrap()
+}
+
+async fn answer(mut req: Request<Incoming>) -> Response<UnsyncBoxBody<Bytes, Infallible>> {
     if req.uri().path() == "/ws"
         && let Some(switching) = seeded_support::websocket_echo(&mut req)
     {
-        return switching.body(Full::default()).unwrap();
+        return switching.body(Full::default().boxed_unsync()).unwrap();
+    }
+    if req.uri().path() == "/events" {
+        return events();
     }
     let method = req.method().to_string();
     let path = req.uri().to_string();
@@ -134,7 +165,7 @@ async fn answer(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
     });
     Response::builder()
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(json.to_string())))
+        .body(Full::new(Bytes::from(json.to_string())).boxed_unsync())
         .unwrap()
 }
 
@@ -378,6 +409,69 @@ async fn h2_over_tls_proxies_bodies_to_the_app() {
     assert_eq!(json["sum"], sum);
     assert_eq!(json["proto"], "https");
     assert_eq!(hsts, None, "HSTS is off by default");
+    node.running.shutdown().await.unwrap();
+}
+
+/// Reads `/events` from `response`: the first event must arrive while the app still holds
+/// the second — a gateway that buffered the response would never deliver it (the guard
+/// turns that hang into a failure) — then the second and the end.
+async fn expect_streamed_events(response: Response<Incoming>) {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"data: one\n\n") {
+        let frame = tokio::time::timeout(Duration::from_secs(30), body.frame())
+            .await
+            .expect("the first event was held back until the stream ended")
+            .expect("the stream ended before the first event")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            seen.extend_from_slice(&data);
+        }
+    }
+    second_event().notify_one();
+    seen.extend_from_slice(&body.collect().await.unwrap().to_bytes());
+    assert_eq!(seen, b"data: one\n\ndata: two\n\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sent_events_stream_over_tls_on_both_paths() {
+    let node = node(|_| {}).await;
+    let stream = node.connect("gw.test", &[b"http/1.1"]).await;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .uri("/events")
+        .header("host", "gw.test")
+        .header("authorization", &node.bearer)
+        .header("accept", "text/event-stream")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    expect_streamed_events(sender.send_request(request).await.unwrap()).await;
+
+    let stream = node.connect("gw.test", &[b"h2"]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .uri("https://gw.test/events")
+        .header("authorization", &node.bearer)
+        .header("accept", "text/event-stream")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    expect_streamed_events(sender.send_request(request).await.unwrap()).await;
+    assert_eq!(
+        served_by(&node, "wire").await,
+        1,
+        "HTTP/1.1 events: the wire path"
+    );
+    assert_eq!(served_by(&node, "hyper").await, 1, "h2 events: hyper's");
     node.running.shutdown().await.unwrap();
 }
 
