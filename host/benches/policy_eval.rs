@@ -201,11 +201,13 @@ fn shadow(c: &mut Criterion) {
         .unwrap();
     let mut group = c.benchmark_group("shadow");
     // A generous deadline: this group also runs in debug builds (`cargo test --bench`),
-    // where one evaluation on a busy machine can pass the default 10 ms.
+    // where one evaluation on a busy machine can pass the default 10 ms. The load deadline
+    // must be at least the evaluation deadline (the builder refuses it otherwise).
     let engine = || {
         PolicyEngine::builder()
             .limits(RuntimeLimits {
                 deadline: Duration::from_secs(1),
+                load_deadline: Duration::from_secs(2),
                 ..RuntimeLimits::default()
             })
             .build()
