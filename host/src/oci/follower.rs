@@ -20,7 +20,9 @@ use super::{
 };
 use crate::policy::lifecycle::{CandidateSource, CandidatesConfig, candidate_settings_path};
 use crate::policy::limits::duration_ms;
-use crate::policy::{ArtefactOrigin, LifecycleError, LoadError, PolicySet, PolicySource, World};
+use crate::policy::{
+    ArtefactOrigin, CompiledPolicy, LifecycleError, LoadError, PolicySet, PolicySource, World,
+};
 
 /// `[policy.oci]`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -304,34 +306,11 @@ impl Follower {
 
     /// Compiles and puts a verified artefact into service.
     async fn install(&self, follow: &Follow, artefact: Artefact) -> Result<(), LoadError> {
-        let engine = self.set.engine().clone();
         let world = follow.world;
-        let reference = follow.reference.clone();
-        let origin = ArtefactOrigin {
-            reference: reference.clone(),
-            digest: artefact.digest.clone(),
-            signer: artefact.signer.clone(),
-        };
-        let loaded = tokio::task::spawn_blocking(move || {
-            engine.load(
-                world,
-                &reference,
-                PolicySource::Oci(reference.clone()),
-                &artefact.wasm,
-                &artefact.settings,
-            )
-        })
-        .await
-        .map_err(|e| LoadError::Refused {
-            code: "compile_task_failed",
-            message: e.to_string(),
-        })
-        .and_then(|r| r);
-        match loaded {
+        match compile(&self.set, world, &follow.reference, artefact).await {
             Ok(policy) => {
-                let digest = origin.digest.clone();
-                self.set
-                    .install_by(policy.with_artefact(origin), "registry", Some(digest));
+                let digest = policy.info().artefact.as_ref().map(|a| a.digest.clone());
+                self.set.install_by(policy, "registry", digest);
                 Ok(())
             }
             Err(e) => {
@@ -464,6 +443,18 @@ pub async fn load_candidate(
         .pull(&pinned, &trust, set.max_file_bytes())
         .await
         .map_err(refused)?;
+    let policy = compile(set, world, reference, artefact).await?;
+    Ok(set.set_candidate(policy, actor))
+}
+
+/// Compiles a verified artefact off the reactor (a component may take seconds), named by
+/// its reference and carrying where it came from (reference, digest, signer).
+async fn compile(
+    set: &PolicySet,
+    world: World,
+    reference: &str,
+    artefact: Artefact,
+) -> Result<CompiledPolicy, LoadError> {
     let origin = ArtefactOrigin {
         reference: reference.to_owned(),
         digest: artefact.digest.clone(),
@@ -485,7 +476,7 @@ pub async fn load_candidate(
         code: "compile_task_failed",
         message: e.to_string(),
     })??;
-    Ok(set.set_candidate(policy.with_artefact(origin), actor))
+    Ok(policy.with_artefact(origin))
 }
 
 /// Loads the candidates `[policy.candidates]` names (actor `config`): files through
