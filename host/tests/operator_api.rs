@@ -85,8 +85,7 @@ async fn operator_login(addr: SocketAddr, key: &str, operator: bool) -> Reply {
 /// An operator token of `key`'s wallet.
 async fn operator_token(addr: SocketAddr, key: &str) -> String {
     let reply = operator_login(addr, key, true).await;
-    assert_eq!(reply.status, 200, "{}", reply.json);
-    schema_support::assert_documented("/_grid/v1/operator/login", "post", 200, &reply.json);
+    answered(&reply, "/_grid/v1/operator/login", "post");
     reply.json["token"].as_str().expect("token").to_owned()
 }
 
@@ -107,6 +106,13 @@ async fn as_op(
         body,
     )
     .await
+}
+
+/// Asserts a 200 whose body is the documented answer.
+#[track_caller]
+fn answered(reply: &Reply, template: &str, method: &str) {
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    schema_support::assert_documented(template, method, 200, &reply.json);
 }
 
 /// Asserts the refusal and that its status is documented with the envelope.
@@ -191,8 +197,7 @@ async fn operators_sign_in_with_their_roles_and_tokens_never_cross_over() {
     // The reader reads, and may not write.
     let reader = operator_token(addr, READER_KEY).await;
     let reply = as_op(addr, &reader, "GET", policies, None).await;
-    assert_eq!(reply.status, 200, "{}", reply.json);
-    schema_support::assert_documented(policies, "get", 200, &reply.json);
+    answered(&reply, policies, "get");
     let reply = as_op(
         addr,
         &reader,
@@ -312,8 +317,7 @@ async fn operators_sign_in_with_their_roles_and_tokens_never_cross_over() {
         Some(json!({"path": "pricing-v2.wasm"})),
     )
     .await;
-    assert_eq!(reply.status, 200, "{}", reply.json);
-    schema_support::assert_documented(candidate_t, "put", 200, &reply.json);
+    answered(&reply, candidate_t, "put");
     let reply = as_op(
         addr,
         &reader,
@@ -322,21 +326,14 @@ async fn operators_sign_in_with_their_roles_and_tokens_never_cross_over() {
         None,
     )
     .await;
-    assert_eq!(reply.status, 200, "{}", reply.json);
-    schema_support::assert_documented(
-        "/_grid/v1/operator/policies/{world}",
-        "get",
-        200,
-        &reply.json,
-    );
+    answered(&reply, "/_grid/v1/operator/policies/{world}", "get");
     assert_eq!(
         reply.json["candidate"]["name"], "pricing-v2.wasm",
         "{}",
         reply.json
     );
     let reply = as_op(addr, &writer, "DELETE", candidate, None).await;
-    assert_eq!(reply.status, 200, "{}", reply.json);
-    schema_support::assert_documented(candidate_t, "delete", 200, &reply.json);
+    answered(&reply, candidate_t, "delete");
     assert_eq!(reply.json["cleared"]["name"], "pricing-v2.wasm");
     let reply = as_op(
         addr,
@@ -467,8 +464,7 @@ async fn the_whole_loop_publish_shadow_promote_and_roll_back() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         reply = as_op(addr, &reader, "GET", disagreements, None).await;
     }
-    assert_eq!(reply.status, 200, "{}", reply.json);
-    schema_support::assert_documented("/_grid/v1/operator/disagreements", "get", 200, &reply.json);
+    answered(&reply, "/_grid/v1/operator/disagreements", "get");
     let last = &reply.json["disagreements"][0];
     assert_eq!(last["kind"], "price_delta", "{last}");
     let text = last.to_string();
@@ -502,12 +498,10 @@ async fn the_whole_loop_publish_shadow_promote_and_roll_back() {
         None,
     )
     .await;
-    assert_eq!(reply.status, 200, "{}", reply.json);
-    schema_support::assert_documented(
+    answered(
+        &reply,
         "/_grid/v1/operator/policies/{world}/promote",
         "post",
-        200,
-        &reply.json,
     );
     assert_eq!(day_price(addr).await, v2_price);
     let state = as_op(
@@ -538,12 +532,10 @@ async fn the_whole_loop_publish_shadow_promote_and_roll_back() {
         Some(json!({"version": version})),
     )
     .await;
-    assert_eq!(reply.status, 200, "{}", reply.json);
-    schema_support::assert_documented(
+    answered(
+        &reply,
         "/_grid/v1/operator/policies/{world}/rollback",
         "post",
-        200,
-        &reply.json,
     );
     assert_eq!(day_price(addr).await, v1_price);
     running.shutdown().await.expect("shutdown");
