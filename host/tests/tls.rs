@@ -251,6 +251,34 @@ impl Node {
         self.pki.client(alpn).connect(name, tcp).await.unwrap()
     }
 
+    /// An HTTP/1.1 connection over TLS for `gw.test`, offering `alpn` (none: no ALPN
+    /// extension at all); the agreed protocol is checked.
+    async fn h1_sender(
+        &self,
+        alpn: &[&[u8]],
+    ) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+        let stream = self.connect("gw.test", alpn).await;
+        let agreed = alpn.first().map(|_| &b"http/1.1"[..]);
+        assert_eq!(stream.get_ref().1.alpn_protocol(), agreed);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        sender
+    }
+
+    /// An HTTP/2 connection over TLS for `gw.test`, offering h2 then http/1.1; h2 must win.
+    async fn h2_sender(&self) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+        let stream = self.connect("gw.test", &[b"h2", b"http/1.1"]).await;
+        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        sender
+    }
+
     /// An HTTP/1.1 request over TLS; status, `Strict-Transport-Security`, JSON body.
     async fn h1(
         &self,
@@ -269,13 +297,7 @@ impl Node {
         path: &str,
         body: Vec<u8>,
     ) -> (StatusCode, Option<String>, serde_json::Value) {
-        let stream = self.connect("gw.test", alpn).await;
-        let agreed = alpn.first().map(|_| &b"http/1.1"[..]);
-        assert_eq!(stream.get_ref().1.alpn_protocol(), agreed);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let mut sender = self.h1_sender(alpn).await;
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -365,13 +387,7 @@ async fn http1_over_tls_takes_the_wire_fast_path_and_h2_takes_hyper() {
     );
     assert_eq!(served_by(&node, "hyper").await, 0);
 
-    let stream = node.connect("gw.test", &[b"h2", b"http/1.1"]).await;
-    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = node.h2_sender().await;
     let request = Request::builder()
         .uri("https://gw.test/h2")
         .header("authorization", &node.bearer)
@@ -387,13 +403,7 @@ async fn http1_over_tls_takes_the_wire_fast_path_and_h2_takes_hyper() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_over_tls_proxies_bodies_to_the_app() {
     let node = node(|_| {}).await;
-    let stream = node.connect("gw.test", &[b"h2", b"http/1.1"]).await;
-    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = node.h2_sender().await;
     let (upload, sum) = body(200_000);
     let request = Request::builder()
         .method("POST")
@@ -438,11 +448,7 @@ async fn expect_streamed_events(response: Response<Incoming>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_sent_events_stream_over_tls_on_both_paths() {
     let node = node(|_| {}).await;
-    let stream = node.connect("gw.test", &[b"http/1.1"]).await;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let mut sender = node.h1_sender(&[b"http/1.1"]).await;
     let request = Request::builder()
         .uri("/events")
         .header("host", "gw.test")
@@ -452,13 +458,7 @@ async fn server_sent_events_stream_over_tls_on_both_paths() {
         .unwrap();
     expect_streamed_events(sender.send_request(request).await.unwrap()).await;
 
-    let stream = node.connect("gw.test", &[b"h2"]).await;
-    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = node.h2_sender().await;
     let request = Request::builder()
         .uri("https://gw.test/events")
         .header("authorization", &node.bearer)
@@ -593,11 +593,7 @@ async fn certificate_files_are_hot_swapped_and_a_corrupt_one_keeps_the_last_good
 }
 
 async fn node_metrics(node: &Node) -> String {
-    let stream = node.connect("gw.test", &[b"http/1.1"]).await;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let mut sender = node.h1_sender(&[b"http/1.1"]).await;
     let request = Request::builder()
         .uri("/_grid/metrics")
         .header("host", "gw.test")
